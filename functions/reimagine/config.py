@@ -1,0 +1,59 @@
+"""Environment, described once. Handlers read `settings()`; logic receives values, never os.environ."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseModel):
+    """Every setting a function reads, with the defaults the local stack and tests run on."""
+
+    table_name: str = "reimagine-requests"
+    uploads_bucket: str = "reimagine-uploads"
+    results_bucket: str = "reimagine-results"
+    provider: Literal["offline", "huggingface", "bedrock"] = "offline"
+    # API
+    max_upload_bytes: int = Field(default=20 * MiB, gt=0)
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    result_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    record_ttl_days: int = Field(default=30, ge=1)
+    api_base_url: str = ""
+    # Imaging
+    max_image_pixels: int = Field(default=64_000_000, gt=0)
+    caption_max_side: int = Field(default=1024, ge=64, le=4096)
+    caption_jpeg_quality: int = Field(default=85, ge=30, le=95)
+    # Generation
+    generation_style: str = "a vivid, detailed illustration"
+    result_size: int = Field(default=768, ge=64, le=2048)
+    # Mail
+    sender_email: str = "reimagine@example.com"
+    # Hugging Face
+    hf_token_parameter: str = "/reimagine/huggingface/token"
+    hf_base_url: str = "https://router.huggingface.co"
+    hf_caption_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    hf_caption_route: Literal["chat", "image-to-text"] = "chat"
+    hf_image_model: str = "black-forest-labs/FLUX.1-schnell"
+    # Bedrock
+    bedrock_caption_model: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    bedrock_image_model: str = "amazon.titan-image-generator-v2:0"
+    # Retries of provider calls (attempts of one step before the request ends FAILED)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read UPPER_CASE variables named after the fields; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The settings of this container, read once."""
+    return Settings.from_env()

@@ -1,0 +1,40 @@
+"""Errors that end a pipeline step, each with a stable code the user and the API see."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A step failed. `retryable` says whether trying the same input again can succeed."""
+
+    code = "INTERNAL_ERROR"
+    retryable = False
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InvalidImage(PipelineError):
+    """The uploaded bytes are not an image we accept (codes: NOT_AN_IMAGE, IMAGE_TRUNCATED,
+    UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE, UPLOAD_TOO_LARGE, UPLOAD_EMPTY)."""
+
+    code = "NOT_AN_IMAGE"
+
+
+class ProviderError(PipelineError):
+    """A captioning or generation service failed.
+
+    Codes: PROVIDER_UNAVAILABLE (retryable: 429, 503, 5xx, timeouts, throttling),
+    PROVIDER_REJECTED (a 4xx that retrying cannot fix), PROVIDER_BAD_RESPONSE (not what was asked),
+    PROVIDER_TIMEOUT (the function's time budget ran out while retrying).
+    """
+
+    code = "PROVIDER_UNAVAILABLE"
+    retryable = True

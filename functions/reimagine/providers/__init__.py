@@ -1,0 +1,28 @@
+"""Captioning and generation providers, chosen by configuration and imported only when used."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reimagine.config import Settings
+    from reimagine.providers.base import Captioner, ImageGenerator
+
+# provider name -> module under reimagine.providers exposing build_captioner / build_generator
+_MODULES = {"offline": "offline", "huggingface": "huggingface", "bedrock": "bedrock"}
+
+
+def _module(name: str):  # noqa: ANN202 - a module object
+    try:
+        return import_module(f"reimagine.providers.{_MODULES[name]}")
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; choose one of {sorted(_MODULES)}") from None
+
+
+def build_captioner(settings: Settings) -> Captioner:
+    return _module(settings.provider).build_captioner(settings)
+
+
+def build_generator(settings: Settings) -> ImageGenerator:
+    return _module(settings.provider).build_generator(settings)
