@@ -34,7 +34,7 @@ class Settings(BaseModel):
     # Mail
     sender_email: str = "reimagine@example.com"
     # Hugging Face
-    hf_token_parameter: str = "/reimagine/huggingface/token"
+    hf_token_parameter: str = "/reimagine/huggingface/token"  # noqa: S105 - a parameter name, not a secret
     hf_base_url: str = "https://router.huggingface.co"
     hf_caption_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     hf_caption_route: Literal["chat", "image-to-text"] = "chat"

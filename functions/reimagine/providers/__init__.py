@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 _MODULES = {"offline": "offline", "huggingface": "huggingface", "bedrock": "bedrock"}
 
 
-def _module(name: str):  # noqa: ANN202 - a module object
+def _module(name: str):
     try:
         return import_module(f"reimagine.providers.{_MODULES[name]}")
     except KeyError:

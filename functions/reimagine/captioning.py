@@ -1,0 +1,85 @@
+"""Caption step: read the upload, check it is the image it claims to be, prepare it, caption it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from reimagine import imaging, storage
+from reimagine.errors import PipelineError
+from reimagine.models import Status, upload_key
+from reimagine.observability import logger
+from reimagine.steps import LEASE_MARGIN_SECONDS, StepOutcome, run_claimed
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from reimagine.config import Settings
+    from reimagine.providers.base import Captioner, Deadline
+    from reimagine.records import RequestStore
+
+_FORMAT_TO_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+def caption_upload(
+    request_id: str,
+    *,
+    store: RequestStore,
+    s3: S3Client,
+    settings: Settings,
+    captioner: Callable[[], Captioner],
+    deadline: Deadline,
+) -> StepOutcome:
+    lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
+    record = store.claim(
+        request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=lease
+    )
+    if record is None:
+        return StepOutcome(request_id, "skipped", "not waiting for an upload")
+
+    def work() -> dict[str, Any]:
+        data = storage.read_upload(
+            s3,
+            bucket=settings.uploads_bucket,
+            key=upload_key(request_id),
+            max_bytes=settings.max_upload_bytes,
+        )
+        if record.declared_size is not None and len(data) != record.declared_size:
+            raise PipelineError(
+                f"the upload is {len(data)} bytes but {record.declared_size} were declared",
+                code="UPLOAD_SIZE_MISMATCH",
+            )
+        prepared = imaging.prepare_for_model(
+            data,
+            max_pixels=settings.max_image_pixels,
+            max_side=settings.caption_max_side,
+            jpeg_quality=settings.caption_jpeg_quality,
+        )
+        actual_type = _FORMAT_TO_TYPE.get(prepared.source_format)
+        if actual_type != record.content_type:
+            raise PipelineError(
+                f"the upload is {actual_type or prepared.source_format}, "
+                f"not the declared {record.content_type}",
+                code="CONTENT_TYPE_MISMATCH",
+            )
+        logger.info(
+            "prepared image for captioning",
+            extra={
+                "source_format": prepared.source_format,
+                "source_pixels": f"{prepared.source_width}x{prepared.source_height}",
+                "model_input_bytes": len(prepared.data),
+            },
+        )
+        model = captioner()
+        caption = model.caption(prepared, deadline)
+        return {"caption": caption, "caption_provider": model.name}
+
+    return run_claimed(
+        store,
+        record,
+        from_status=Status.PENDING_UPLOAD,
+        working=Status.CAPTIONING,
+        max_attempts=settings.max_attempts,
+        work=work,
+        to=Status.CAPTIONED,
+    )

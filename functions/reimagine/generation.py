@@ -1,0 +1,53 @@
+"""Generate step: turn the caption into a prompt, render the picture, store it as the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from reimagine import storage
+from reimagine.models import Status, result_key
+from reimagine.prompts import build_prompt
+from reimagine.steps import LEASE_MARGIN_SECONDS, StepOutcome, run_claimed
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from reimagine.config import Settings
+    from reimagine.providers.base import Deadline, ImageGenerator
+    from reimagine.records import RequestStore
+
+
+def generate_result(
+    request_id: str,
+    *,
+    store: RequestStore,
+    s3: S3Client,
+    settings: Settings,
+    generator: Callable[[], ImageGenerator],
+    deadline: Deadline,
+) -> StepOutcome:
+    lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
+    record = store.claim(
+        request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=lease
+    )
+    if record is None:
+        return StepOutcome(request_id, "skipped", "not waiting for generation")
+
+    def work() -> dict[str, Any]:
+        prompt = build_prompt(record.caption or "", settings.generation_style)
+        png = generator().generate(prompt, deadline)
+        key = result_key(request_id)
+        # The key is derived from the id, so a retried step overwrites rather than duplicates.
+        storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
+        return {"result_key": key}
+
+    return run_claimed(
+        store,
+        record,
+        from_status=Status.CAPTIONED,
+        working=Status.GENERATING,
+        max_attempts=settings.max_attempts,
+        work=work,
+        to=Status.COMPLETED,
+    )

@@ -1,0 +1,172 @@
+"""ApiFunction: the HTTP API (HttpApi payload 2.0), request validation and the generated OpenAPI document."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reimagine import clients, intake
+from reimagine.config import settings
+from reimagine.models import (
+    CreateRequestBody,
+    CreateRequestResponse,
+    ErrorBody,
+    ErrorDetail,
+    RequestRecord,
+    RequestView,
+)
+from reimagine.observability import logger, metrics, tracer
+
+app = APIGatewayHttpResolver(enable_validation=True)
+
+_JSON = content_types.APPLICATION_JSON
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _error(
+    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+) -> Response:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
+    return Response(
+        status_code=status,
+        content_type=_JSON,
+        body=body.model_dump(mode="json", exclude_none=True),
+        headers={**_NO_STORE, **(headers or {})},
+    )
+
+
+def _error_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"model": ErrorBody}}}
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(exc: RequestValidationError) -> Response:
+    # Only where and what: never echo the submitted values back into logs.
+    details = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type"),
+        }
+        for err in exc.errors()
+    ]
+    return _error(422, "VALIDATION_ERROR", "the request is not valid", details)
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response:
+    return _error(404, "NOT_FOUND", str(exc) or "not found")
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response:
+    return _error(404, "ROUTE_NOT_FOUND", "no such route")
+
+
+@app.post(
+    "/requests",
+    summary="Create a request and get its presigned upload",
+    description="Returns a presigned S3 POST bound to this request's key, content type and size range.",
+    responses={
+        201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
+        422: _error_doc("The body is not valid"),
+    },
+    tags=["requests"],
+)
+def create_request(body: CreateRequestBody) -> Response[CreateRequestResponse]:
+    created = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings())
+    logger.set_correlation_id(created.id)
+    logger.info("request created", extra={"content_type": body.content_type})
+    metrics.add_metric(name="RequestsCreated", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=201,
+        content_type=_JSON,
+        body=created,
+        headers={**_NO_STORE, "Location": created.links.self_},
+    )
+
+
+def _record_or_404(request_id: str) -> RequestRecord:
+    record = intake.find_request(request_id, store=clients.store())
+    if record is None:
+        raise NotFoundError("no request with that id")
+    logger.set_correlation_id(record.id)
+    return record
+
+
+@app.get(
+    "/requests/<request_id>",
+    summary="Read a request's status",
+    description="The email is masked; a fresh presigned result URL is included once COMPLETED.",
+    responses={
+        200: {"description": "The request", "content": {_JSON: {"model": RequestView}}},
+        404: _error_doc("Unknown id"),
+    },
+    tags=["requests"],
+)
+def get_request(request_id: str) -> Response[RequestView]:
+    record = _record_or_404(request_id)
+    view = intake.view_request(record, s3=clients.s3(), settings=settings())
+    return Response(status_code=200, content_type=_JSON, body=view, headers=_NO_STORE)
+
+
+@app.get(
+    "/requests/<request_id>/result",
+    summary="Redirect to the result image",
+    description="A stable link: 302 to a fresh presigned URL once COMPLETED, 409 before that.",
+    responses={
+        302: {"description": "Redirect to the image"},
+        404: _error_doc("Unknown id"),
+        409: _error_doc("No result (yet)"),
+    },
+    tags=["requests"],
+)
+def get_result(request_id: str) -> Response:
+    record = _record_or_404(request_id)
+    try:
+        link = intake.result_link(record, s3=clients.s3(), settings=settings())
+    except intake.NotReady:
+        return _error(
+            409, "RESULT_NOT_READY", f"the request is {record.status.value}", {"status": record.status}
+        )
+    return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
+def openapi() -> Response:
+    return Response(
+        status_code=200,
+        content_type=_JSON,
+        body=app.get_openapi_json_schema(title="reimagine", version="1.0.0"),
+    )
+
+
+@app.get("/", summary="The web page", include_in_schema=False)
+def page() -> Response:
+    html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=html,
+        headers={
+            # The page talks to this API and posts straight to S3; nothing else is loaded.
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data: https: http:; "
+            "connect-src 'self' https: http:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,51 @@
+"""CaptionFunction: S3 ObjectCreated on `uploads/` -> validate, prepare and caption the image."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reimagine import clients
+from reimagine.captioning import caption_upload
+from reimagine.config import settings
+from reimagine.models import request_id_from_upload_key
+from reimagine.observability import logger, metrics, tracer
+from reimagine.providers import build_captioner
+from reimagine.providers.base import Captioner, Deadline
+
+
+@cache
+def _captioner() -> Captioner:
+    return build_captioner(settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
+        return {"processed": 0}
+    cfg = settings()
+    processed = 0
+    for record in S3Event(event).records:
+        bucket, key = record.s3.bucket.name, record.s3.get_object.key
+        request_id = request_id_from_upload_key(key)
+        if bucket != cfg.uploads_bucket or request_id is None:
+            logger.warning("ignoring an object that is not an upload of ours", extra={"bucket": bucket})
+            continue
+        logger.set_correlation_id(request_id)
+        outcome = caption_upload(
+            request_id,
+            store=clients.store(),
+            s3=clients.s3(),
+            settings=cfg,
+            captioner=_captioner,
+            deadline=Deadline.from_lambda_context(context),
+        )
+        logger.info("caption step", extra={"outcome": outcome.outcome, "detail": outcome.detail})
+        metrics.add_metric(name=f"Caption_{outcome.outcome}", unit=MetricUnit.Count, value=1)
+        processed += 1
+    return {"processed": processed}

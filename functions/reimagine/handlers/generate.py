@@ -1,0 +1,40 @@
+"""GenerateFunction: stream records whose new status is CAPTIONED -> render and store the result."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reimagine import clients
+from reimagine.config import settings
+from reimagine.generation import generate_result
+from reimagine.handlers.streams import process_stream
+from reimagine.observability import logger, metrics, tracer
+from reimagine.providers import build_generator
+from reimagine.providers.base import Deadline, ImageGenerator
+
+
+@cache
+def _generator() -> ImageGenerator:
+    return build_generator(settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    deadline = Deadline.from_lambda_context(context)
+    return process_stream(
+        event,
+        context,
+        step_name="generate",
+        step=lambda request_id: generate_result(
+            request_id,
+            store=clients.store(),
+            s3=clients.s3(),
+            settings=settings(),
+            generator=_generator,
+            deadline=deadline,
+        ),
+    )

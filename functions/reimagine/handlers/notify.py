@@ -1,0 +1,25 @@
+"""NotifyFunction: stream records of finished, not yet notified requests -> one email each."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reimagine import clients
+from reimagine.config import settings
+from reimagine.handlers.streams import process_stream
+from reimagine.notification import notify_user
+from reimagine.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_stream(
+        event,
+        context,
+        step_name="notify",
+        step=lambda request_id: notify_user(
+            request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=settings()
+        ),
+    )

@@ -1,0 +1,97 @@
+"""The API's logic: create a request with its upload slot, show a request, find its result."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from reimagine import storage
+from reimagine.models import (
+    CreateRequestBody,
+    CreateRequestResponse,
+    Links,
+    RequestRecord,
+    RequestView,
+    ResultLink,
+    Status,
+    is_request_id,
+    mask_email,
+    new_request_id,
+    upload_key,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from reimagine.config import Settings
+    from reimagine.records import RequestStore
+
+
+class NotReady(Exception):
+    """The request exists but has no result (yet, or ever)."""
+
+    def __init__(self, record: RequestRecord) -> None:
+        super().__init__(record.status.value)
+        self.record = record
+
+
+def create_request(
+    body: CreateRequestBody, *, store: RequestStore, s3: S3Client, settings: Settings
+) -> CreateRequestResponse:
+    now = utcnow()
+    record = RequestRecord(
+        id=new_request_id(),
+        status=Status.PENDING_UPLOAD,
+        email=str(body.email),
+        content_type=body.content_type,
+        declared_size=body.size,
+        created_at=now,
+        updated_at=now,
+        expires_at=int((now + timedelta(days=settings.record_ttl_days)).timestamp()),
+    )
+    store.create(record)
+    upload = storage.presigned_upload(
+        s3,
+        bucket=settings.uploads_bucket,
+        key=upload_key(record.id),
+        content_type=body.content_type,
+        max_bytes=settings.max_upload_bytes,
+        size=body.size,
+        expires_in=settings.upload_url_ttl_seconds,
+    )
+    return CreateRequestResponse(
+        id=record.id,
+        status=record.status,
+        upload=upload,
+        links=Links(self_=f"/requests/{record.id}", result=f"/requests/{record.id}/result"),
+    )
+
+
+def find_request(request_id: str, *, store: RequestStore) -> RequestRecord | None:
+    """The record, or None for an unknown id (a malformed id is simply unknown)."""
+    return store.get(request_id) if is_request_id(request_id) else None
+
+
+def result_link(record: RequestRecord, *, s3: S3Client, settings: Settings) -> ResultLink:
+    if record.status is not Status.COMPLETED or not record.result_key:
+        raise NotReady(record)
+    return storage.presigned_result(
+        s3, bucket=settings.results_bucket, key=record.result_key, expires_in=settings.result_url_ttl_seconds
+    )
+
+
+def view_request(record: RequestRecord, *, s3: S3Client, settings: Settings) -> RequestView:
+    result = result_link(record, s3=s3, settings=settings) if record.status is Status.COMPLETED else None
+    return RequestView(
+        id=record.id,
+        status=record.status,
+        email=mask_email(record.email),
+        caption=record.caption,
+        caption_provider=record.caption_provider,
+        result=result,
+        error=record.error,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        notified_at=record.notified_at,
+    )

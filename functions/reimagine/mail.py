@@ -1,0 +1,125 @@
+"""The email a finished request gets: composed here (text and HTML), sent through SES."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reimagine.models import RequestRecord, ResultLink, Status, utcnow
+
+if TYPE_CHECKING:
+    from mypy_boto3_ses import SESClient
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str
+
+
+def _lifetime(link: ResultLink) -> str:
+    minutes = max(1, round((link.expires_at - utcnow()).total_seconds() / 60))
+    span = (
+        f"{minutes // 60} hour{'s' if minutes >= 120 else ''}" if minutes % 60 == 0 else f"{minutes} minutes"
+    )
+    return f"for {span}, until {link.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _caption_source(record: RequestRecord) -> str:
+    if record.caption_provider == "offline":
+        return "described by measuring the image (offline mode, not AI)"
+    return f"written by an AI model ({record.caption_provider})"
+
+
+def compose(record: RequestRecord, link: ResultLink | None, *, api_base_url: str) -> Message:
+    stable = f"{api_base_url.rstrip('/')}/requests/{record.id}/result" if api_base_url else ""
+    if record.status is Status.COMPLETED and link is not None:
+        return _completed(record, link, stable)
+    return _failed(record)
+
+
+def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
+    caption = record.caption or ""
+    lifetime = _lifetime(link)
+    text = "\n".join(
+        [
+            "Your picture has been reimagined.",
+            "",
+            f"Caption ({_caption_source(record)}):",
+            f"  {caption}",
+            "",
+            f"Download the new picture (this link works {lifetime}):",
+            f"  {link.url}",
+            "",
+            *(
+                [
+                    "After that, this link always fetches a fresh download while the picture is kept:",
+                    f"  {stable}",
+                    "",
+                ]
+                if stable
+                else []
+            ),
+            f"Request id: {record.id}",
+        ]
+    )
+    e = html.escape
+    stable_html = (
+        f'<p>After that, <a href="{e(stable)}">this link</a> always fetches a fresh download '
+        f"while the picture is kept.</p>"
+        if stable
+        else ""
+    )
+    body = (
+        "<!doctype html><html><body>"
+        "<h1>Your picture has been reimagined</h1>"
+        f"<p>Caption ({e(_caption_source(record))}):</p><blockquote>{e(caption)}</blockquote>"
+        f'<p><a href="{e(link.url)}">Download the new picture</a> (this link works {e(lifetime)}).</p>'
+        f"{stable_html}"
+        f"<p>Request id: <code>{e(record.id)}</code></p>"
+        "</body></html>"
+    )
+    return Message(subject="Your reimagined picture is ready", text=text, html=body)
+
+
+def _failed(record: RequestRecord) -> Message:
+    reason = record.error.message if record.error else "an unknown error"
+    code = record.error.code if record.error else "UNKNOWN"
+    text = "\n".join(
+        [
+            "We could not reimagine your picture.",
+            "",
+            f"Reason: {reason} ({code}).",
+            "",
+            "You can try again with another image.",
+            f"Request id: {record.id}",
+        ]
+    )
+    e = html.escape
+    body = (
+        "<!doctype html><html><body>"
+        "<h1>We could not reimagine your picture</h1>"
+        f"<p>Reason: {e(reason)} (<code>{e(code)}</code>).</p>"
+        "<p>You can try again with another image.</p>"
+        f"<p>Request id: <code>{e(record.id)}</code></p>"
+        "</body></html>"
+    )
+    return Message(subject="We could not reimagine your picture", text=text, html=body)
+
+
+def send(ses: SESClient, *, sender: str, to: str, message: Message) -> str:
+    """Send through SES; returns SES's MessageId."""
+    response = ses.send_email(
+        Source=sender,
+        Destination={"ToAddresses": [to]},
+        Message={
+            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+            "Body": {
+                "Text": {"Data": message.text, "Charset": "UTF-8"},
+                "Html": {"Data": message.html, "Charset": "UTF-8"},
+            },
+        },
+    )
+    return response["MessageId"]

@@ -1,0 +1,168 @@
+"""Pydantic models for everything that crosses a boundary: the request record, API bodies and responses."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+ContentType = Literal["image/jpeg", "image/png", "image/webp", "image/gif"]
+
+# uuid4: 122 random bits from the OS CSPRNG (uuid4 uses os.urandom).
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_request_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))
+
+
+def upload_key(request_id: str) -> str:
+    return f"uploads/{request_id}"
+
+
+def result_key(request_id: str) -> str:
+    return f"results/{request_id}.png"
+
+
+def request_id_from_upload_key(key: str) -> str | None:
+    """The id in `uploads/{id}`, or None for any other key (nothing a client sends becomes a path)."""
+    prefix, _, rest = key.partition("/")
+    return rest if prefix == "uploads" and is_request_id(rest) else None
+
+
+def mask_email(email: str) -> str:
+    """`jane.doe@example.com` -> `j***@e***.com`: the owner recognises it; nobody else learns it."""
+    local, _, domain = email.partition("@")
+    host, dot, tld = domain.rpartition(".")
+    if not dot:
+        host, tld = domain, ""
+    return f"{local[:1]}***@{host[:1]}***{dot}{tld}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    PENDING_UPLOAD = "PENDING_UPLOAD"
+    CAPTIONING = "CAPTIONING"
+    CAPTIONED = "CAPTIONED"
+    GENERATING = "GENERATING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.COMPLETED, Status.FAILED)
+
+
+NON_FINAL = tuple(s for s in Status if not s.is_final)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class RequestRecord(BaseModel):
+    """One item of RequestsTable: the single source of truth for one request."""
+
+    id: str
+    status: Status
+    email: str
+    content_type: str
+    declared_size: int | None = None
+    caption: str | None = None
+    caption_provider: str | None = None
+    result_key: str | None = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+    notified_at: datetime | None = None
+    expires_at: int
+    attempts: int = 0
+    lease_until: int | None = None
+
+
+# ---- API bodies ---------------------------------------------------------------------------------
+
+
+class CreateRequestBody(BaseModel):
+    """Body of `POST /requests`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Annotated[EmailStr, Field(max_length=254, description="Where the result is sent.")]
+    content_type: ContentType = Field(description="MIME type of the image that will be uploaded.")
+    size: int | None = Field(
+        default=None, gt=0, description="Exact size in bytes of the upload; when given, S3 enforces it."
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase_domain(cls, value: str) -> str:
+        local, _, domain = value.rpartition("@")
+        return f"{local}@{domain.lower()}"
+
+
+class UploadForm(BaseModel):
+    """A presigned S3 POST: send `fields` plus the file (as the last form field `file`) to `url`."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+class Links(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    self_: str = Field(alias="self", serialization_alias="self")
+    result: str
+
+
+class CreateRequestResponse(BaseModel):
+    id: str
+    status: Status
+    upload: UploadForm
+    links: Links
+
+
+class ResultLink(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class RequestView(BaseModel):
+    """What `GET /requests/{id}` shows: never the full address."""
+
+    id: str
+    status: Status
+    email: str = Field(description="The address, masked.")
+    caption: str | None = None
+    caption_provider: str | None = Field(
+        default=None, description="Who wrote the caption: `offline` means measured, not AI."
+    )
+    result: ResultLink | None = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+    notified_at: datetime | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,166 @@
+"""RequestsTable data access: the only code that touches DynamoDB.
+
+Every transition is a conditional write on `status`, so an event delivered twice finds the record
+already moved on and does nothing. In-progress states (CAPTIONING, GENERATING) carry a lease: a
+worker that crashed mid-step leaves a lease that expires, and the next delivery may take the step over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from reimagine.models import NON_FINAL, ErrorInfo, RequestRecord, Status, utcnow
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_item(record: RequestRecord) -> dict[str, Any]:
+    plain = record.model_dump(mode="json", exclude_none=True)
+    for field in ("created_at", "updated_at", "notified_at"):
+        value = getattr(record, field)
+        if value is not None:
+            plain[field] = _iso(value)
+    return {k: _serializer.serialize(v) for k, v in plain.items()}
+
+
+def from_item(item: dict[str, Any]) -> RequestRecord:
+    """A record from a DynamoDB item in wire format (as GetItem and stream images carry it)."""
+    plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return RequestRecord.model_validate(plain)
+
+
+class RequestStore:
+    def __init__(self, client: DynamoDBClient, table_name: str, clock: Callable[[], datetime] = utcnow):
+        self._db = client
+        self._table = table_name
+        self._clock = clock
+
+    # ---- reads and creation -----------------------------------------------------------------
+
+    def create(self, record: RequestRecord) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=to_item(record),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        item = self._db.get_item(TableName=self._table, Key={"id": {"S": request_id}}, ConsistentRead=True)
+        return from_item(item["Item"]) if "Item" in item else None
+
+    # ---- transitions ------------------------------------------------------------------------
+
+    def claim(
+        self, request_id: str, *, from_status: Status, working: Status, lease_seconds: int
+    ) -> RequestRecord | None:
+        """Move `from_status` -> `working` (or take over an expired lease on `working`).
+
+        Returns the record after the claim, or None when the step is done or someone else holds it.
+        """
+        now = self._clock()
+        return self._update(
+            request_id,
+            "SET #s = :working, lease_until = :lease, attempts = if_not_exists(attempts, :zero) + :one, "
+            "updated_at = :now",
+            "#s = :from OR (#s = :working AND lease_until < :epoch)",
+            {
+                ":from": from_status.value,
+                ":working": working.value,
+                ":lease": int((now + timedelta(seconds=lease_seconds)).timestamp()),
+                ":epoch": int(now.timestamp()),
+                ":zero": 0,
+                ":one": 1,
+                ":now": _iso(now),
+            },
+        )
+
+    def release(self, request_id: str, *, working: Status, back_to: Status) -> RequestRecord | None:
+        """Give a claimed step back after a transient failure, so a later delivery can retry it."""
+        return self._update(
+            request_id,
+            "SET #s = :back, updated_at = :now REMOVE lease_until",
+            "#s = :working",
+            {":back": back_to.value, ":working": working.value, ":now": _iso(self._clock())},
+        )
+
+    def advance(
+        self, request_id: str, *, from_status: Status, to: Status, **fields: Any
+    ) -> RequestRecord | None:
+        """Finish a step: `from_status` -> `to`, setting `fields`, clearing the lease and attempt count."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        sets = "".join(f", #f{i} = :f{i}" for i in range(len(fields)))
+        return self._update(
+            request_id,
+            f"SET #s = :to, updated_at = :now{sets} REMOVE lease_until, attempts",
+            "#s = :from",
+            {":to": to.value, ":from": from_status.value, ":now": _iso(self._clock()), **values},
+            names,
+        )
+
+    def fail(self, request_id: str, code: str, message: str) -> RequestRecord | None:
+        """End the request FAILED from any non-final state; None when it had already ended."""
+        error = ErrorInfo(code=code, message=message).model_dump()
+        placeholders = {f":nf{i}": s.value for i, s in enumerate(NON_FINAL)}
+        return self._update(
+            request_id,
+            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until",
+            f"#s IN ({', '.join(placeholders)})",
+            {":failed": Status.FAILED.value, ":error": error, ":now": _iso(self._clock()), **placeholders},
+            {"#e": "error"},
+        )
+
+    def mark_notified(self, request_id: str) -> RequestRecord | None:
+        """Record that the email went out; None when another delivery already recorded it."""
+        return self._update(
+            request_id,
+            "SET notified_at = :now",
+            "attribute_exists(id) AND attribute_not_exists(notified_at)",
+            {":now": _iso(self._clock())},
+            with_status=False,
+        )
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _update(
+        self,
+        request_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        *,
+        with_status: bool = True,
+    ) -> RequestRecord | None:
+        attr_names = {**({"#s": "status"} if with_status else {}), **(names or {})}
+        kwargs: dict[str, Any] = {}
+        if attr_names:
+            kwargs["ExpressionAttributeNames"] = attr_names
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"id": {"S": request_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+                **kwargs,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return from_item(response["Attributes"])

@@ -1,0 +1,72 @@
+"""S3 access: presigned uploads and result links, reading uploads within bounds, writing results."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from reimagine.errors import InvalidImage, PipelineError
+from reimagine.models import ResultLink, UploadForm, utcnow
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def presigned_upload(
+    s3: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    max_bytes: int,
+    size: int | None,
+    expires_in: int,
+) -> UploadForm:
+    """A POST policy bound to one key, one content type and a size range (the exact size when declared)."""
+    low, high = (size, size) if size else (1, max_bytes)
+    post = s3.generate_presigned_post(
+        Bucket=bucket,
+        Key=key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", low, high]],
+        ExpiresIn=expires_in,
+    )
+    return UploadForm(
+        url=post["url"], fields=post["fields"], expires_at=utcnow() + timedelta(seconds=expires_in)
+    )
+
+
+def presigned_result(s3: S3Client, *, bucket: str, key: str, expires_in: int) -> ResultLink:
+    url = s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": key, "ResponseContentType": "image/png"},
+        ExpiresIn=expires_in,
+    )
+    return ResultLink(url=url, expires_at=utcnow() + timedelta(seconds=expires_in))
+
+
+def read_upload(s3: S3Client, *, bucket: str, key: str, max_bytes: int) -> bytes:
+    """The uploaded bytes, refusing anything over `max_bytes` by its real size before downloading it."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise PipelineError("the upload is no longer in the bucket", code="UPLOAD_MISSING") from None
+        raise
+    size = head["ContentLength"]
+    if size == 0:
+        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+    if size > max_bytes:
+        raise InvalidImage(f"the upload is {size} bytes; the limit is {max_bytes}", code="UPLOAD_TOO_LARGE")
+    # Range-bound the read too, so an object replaced after the HEAD cannot make us read more.
+    body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"]
+    data = body.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InvalidImage(f"the upload is over the limit of {max_bytes} bytes", code="UPLOAD_TOO_LARGE")
+    return data
+
+
+def put_result(s3: S3Client, *, bucket: str, key: str, png: bytes) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=png, ContentType="image/png")

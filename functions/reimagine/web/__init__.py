@@ -1,0 +1,1 @@
+"""The web page the API serves at `/`."""
