@@ -1,0 +1,180 @@
+"""Turn untrusted upload bytes into a small RGB JPEG a captioning model can take.
+
+Safety first: the format is sniffed from the bytes (never the declared type), the pixel count is
+checked from the header before anything is decoded, and truncated data is an error, not a grey
+half-picture. Speed second: JPEGs are decoded at reduced scale (DCT scaling via `draft`), so a
+24-megapixel photo costs a fraction of a full decode in time and memory.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from reimagine.errors import InvalidImage
+from reimagine.providers.base import ModelInput
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+# Cameras write multi-picture JPEGs (MPO); Pillow opens them through the JPEG plugin.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+# Never send more than this to a model, whatever the quality setting asks for.
+MAX_OUTPUT_BYTES = 200_000
+_MIN_QUALITY = 50
+_WHITE = (255, 255, 255)
+# Errors Pillow raises on data that ends early or does not decode.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def prepare_for_model(
+    data: bytes, *, max_pixels: int, max_side: int = 1024, jpeg_quality: int = 85
+) -> ModelInput:
+    """Validate `data` as an image and return it as an RGB JPEG whose longest side is <= max_side.
+
+    Raises InvalidImage (UPLOAD_EMPTY, NOT_AN_IMAGE, UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE,
+    IMAGE_TRUNCATED).
+    """
+    if not data:
+        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+    with _open(data) as img:
+        source_format = _FORMAT_ALIASES.get(img.format or "", img.format or "")
+        source_width, source_height = img.size
+        _check_pixels(source_width, source_height, max_pixels)
+        target = _fit(img.size, max_side)
+        if img.format in ("JPEG", "MPO"):
+            # Decode at 1/2, 1/4 or 1/8 scale, never below the target size.
+            img.draft("RGB", target)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img.load()
+        except _BOMB:
+            raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+        except _DECODE_ERRORS as exc:
+            raise InvalidImage(
+                f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
+            ) from None
+        picture = _to_rgb(ImageOps.exif_transpose(img))
+    picture = _shrink(picture, max_side)
+    encoded = _encode_jpeg(picture, jpeg_quality)
+    return ModelInput(
+        data=encoded,
+        width=picture.width,
+        height=picture.height,
+        source_width=source_width,
+        source_height=source_height,
+        source_format=source_format,
+    )
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the header alone (no pixel data is decoded)."""
+    if not data:
+        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+    with _open(data) as img:
+        return img.size
+
+
+def describe(model_input: ModelInput) -> dict[str, Any]:
+    """What was sent to the model, for structured logs."""
+    return {
+        "source_format": model_input.source_format,
+        "source_width": model_input.source_width,
+        "source_height": model_input.source_height,
+        "width": model_input.width,
+        "height": model_input.height,
+        "bytes_sent": len(model_input.data),
+        "media_type": model_input.media_type,
+    }
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open lazily (header only), accepting only the formats we support."""
+    # Decoding must fail on truncated data; a process-wide switch must not silently change that.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except _BOMB:
+        raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+    except UnidentifiedImageError:
+        pass
+    except _DECODE_ERRORS:
+        # A recognised signature followed by a header that ends early.
+        raise InvalidImage("the image header is truncated or corrupt", code="IMAGE_TRUNCATED") from None
+    raise _unsupported_or_not_an_image(data)
+
+
+def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
+    """Tell 'an image of a kind we refuse' from 'not an image at all', for a useful message."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as other:
+                kind = other.format
+    except Exception:
+        return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
+    return InvalidImage(
+        f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
+    )
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImage("the image has no pixels", code="NOT_AN_IMAGE")
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"the image is {width}x{height}; at most {max_pixels} pixels are accepted",
+            code="IMAGE_TOO_LARGE",
+        )
+
+
+def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The size with the same aspect ratio whose longest side is at most max_side."""
+    width, height = size
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Flatten any mode a supported format can decode to (palette, alpha, CMYK, 16-bit) to RGB."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # Pillow clips 16-bit values on conversion; scale them to 8 bits instead.
+        _, high = img.getextrema()
+        if high > 255:  # type: ignore[operator]
+            img = img.point(lambda value: value / 256)
+        return img.convert("L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("PA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        # Transparent areas show as white, as in a browser on a white page.
+        background = Image.new("RGB", img.size, _WHITE)
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    target = _fit(img.size, max_side)
+    if target == img.size:
+        return img
+    # reducing_gap: integer box reduction first, then LANCZOS on the last step.
+    return img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
+    """Encode at `quality`, stepping down only if a very detailed picture overshoots the byte cap."""
+    while True:
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=quality, optimize=True)
+        if buffer.tell() <= MAX_OUTPUT_BYTES or quality <= _MIN_QUALITY:
+            return buffer.getvalue()
+        quality = max(_MIN_QUALITY, quality - 10)
