@@ -1,0 +1,63 @@
+"""Shared fixtures. The environment is set before any `reimagine` module reads its settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra"), str(ROOT)]
+
+# Tests never reach AWS: dummy credentials, one region, Powertools quiet and local.
+_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "reimagine",
+    "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "TABLE_NAME": "reimagine-requests-test",
+    "UPLOADS_BUCKET": "reimagine-uploads-test",
+    "RESULTS_BUCKET": "reimagine-results-test",
+    "SENDER_EMAIL": "reimagine@example.com",
+    "API_BASE_URL": "https://api.example.com",
+    "PROVIDER": "offline",
+}
+for _key, _value in _TEST_ENV.items():
+    os.environ.setdefault(_key, _value)
+# The backend under test is chosen by the fixtures, never inherited from the shell.
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture
+def aws():
+    """An in-process moto mock with the table and buckets the functions use, created empty."""
+    import boto3
+    from moto import mock_aws
+
+    from reimagine import clients
+    from reimagine.config import settings
+
+    cfg = settings()
+    with mock_aws():
+        for cached in (clients.dynamodb, clients.s3, clients.ses, clients.store):
+            cached.cache_clear()
+        boto3.client("dynamodb").create_table(
+            TableName=cfg.table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=cfg.uploads_bucket)
+        s3.create_bucket(Bucket=cfg.results_bucket)
+        boto3.client("ses").verify_email_identity(EmailAddress=cfg.sender_email)
+        yield cfg
+        for cached in (clients.dynamodb, clients.s3, clients.ses, clients.store):
+            cached.cache_clear()

@@ -1,0 +1,61 @@
+"""The email: caption, a presigned link whose lifetime it states, the stable link; or the reason it failed."""
+
+from datetime import timedelta
+
+from reimagine.mail import compose
+from reimagine.models import ErrorInfo, RequestRecord, ResultLink, Status, utcnow
+
+RID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
+
+
+def _record(**changes) -> RequestRecord:
+    now = utcnow()
+    base = {
+        "id": RID,
+        "status": Status.COMPLETED,
+        "email": "jane@example.com",
+        "content_type": "image/png",
+        "caption": "A <b>bold</b> red square & more.",
+        "caption_provider": "offline",
+        "result_key": f"results/{RID}.png",
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": 0,
+    }
+    return RequestRecord(**{**base, **changes})
+
+
+def test_completed_email_has_caption_both_links_and_the_link_lifetime():
+    link = ResultLink(
+        url="https://s3.example/results/x.png?X-Amz-Signature=abc&b=1",
+        expires_at=utcnow() + timedelta(hours=1),
+    )
+    message = compose(_record(), link, api_base_url="https://api.example.com/")
+    assert message.subject == "Your reimagined picture is ready"
+    assert "A <b>bold</b> red square & more." in message.text
+    assert link.url in message.text
+    assert f"https://api.example.com/requests/{RID}/result" in message.text
+    assert "for 1 hour, until" in message.text
+    assert "not AI" in message.text  # the offline provider is never presented as AI
+    # HTML: the caption is escaped, the links are there (with & escaped in attributes)
+    assert "A &lt;b&gt;bold&lt;/b&gt; red square &amp; more." in message.html
+    assert 'href="https://s3.example/results/x.png?X-Amz-Signature=abc&amp;b=1"' in message.html
+    assert f'href="https://api.example.com/requests/{RID}/result"' in message.html
+
+
+def test_ai_caption_names_its_model_provider():
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
+    message = compose(_record(caption_provider="huggingface"), link, api_base_url="https://api.example.com")
+    assert "AI model (huggingface)" in message.text
+    assert "for 15 minutes" in message.text
+
+
+def test_failed_email_gives_the_reason_and_code():
+    record = _record(
+        status=Status.FAILED, error=ErrorInfo(code="NOT_AN_IMAGE", message="the upload is not an image")
+    )
+    message = compose(record, None, api_base_url="https://api.example.com")
+    assert message.subject == "We could not reimagine your picture"
+    assert "the upload is not an image (NOT_AN_IMAGE)" in message.text
+    assert "<code>NOT_AN_IMAGE</code>" in message.html
+    assert "/result" not in message.text

@@ -1,0 +1,202 @@
+"""The three event-driven steps, on moto: each happens once, failures end visibly or are retried, bounded."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import pytest
+from PIL import Image
+
+from reimagine import clients, intake
+from reimagine.captioning import caption_upload
+from reimagine.errors import ProviderError
+from reimagine.generation import generate_result
+from reimagine.models import CreateRequestBody, Status
+from reimagine.notification import notify_user
+from reimagine.providers.base import Deadline, ModelInput
+
+
+def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+class FakeCaptioner:
+    name = "fake"
+
+    def __init__(self, errors: list[Exception] | None = None) -> None:
+        self.calls: list[ModelInput] = []
+        self.errors = list(errors or [])
+
+    def caption(self, image: ModelInput, deadline: Deadline) -> str:
+        self.calls.append(image)
+        if self.errors:
+            raise self.errors.pop(0)
+        return "A red rectangle."
+
+
+class FakeGenerator:
+    name = "fake"
+
+    def __init__(self, errors: list[Exception] | None = None) -> None:
+        self.prompts: list[str] = []
+        self.errors = list(errors or [])
+
+    def generate(self, prompt: str, deadline: Deadline) -> bytes:
+        self.prompts.append(prompt)
+        if self.errors:
+            raise self.errors.pop(0)
+        return _png((10, 10, 200))
+
+
+def _create(settings, content_type="image/png", size=None) -> str:
+    body = CreateRequestBody(email="jane@example.com", content_type=content_type, size=size)
+    return intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
+
+
+def _upload(settings, request_id: str, data: bytes) -> None:
+    clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=data)
+
+
+def _caption(settings, request_id, captioner):
+    return caption_upload(
+        request_id,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=settings,
+        captioner=lambda: captioner,
+        deadline=Deadline.after(30),
+    )
+
+
+def _generate(settings, request_id, generator):
+    return generate_result(
+        request_id,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=settings,
+        generator=lambda: generator,
+        deadline=Deadline.after(30),
+    )
+
+
+def _notify(settings, request_id):
+    return notify_user(
+        request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=settings
+    )
+
+
+def _sent(settings) -> int:
+    return boto3.client("ses").get_send_quota()["SentLast24Hours"]
+
+
+def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    captioner, generator = FakeCaptioner(), FakeGenerator()
+
+    assert _caption(aws, request_id, captioner).outcome == "done"
+    assert _caption(aws, request_id, captioner).outcome == "skipped"
+    assert len(captioner.calls) == 1
+    assert captioner.calls[0].source_format == "PNG"
+    record = clients.store().get(request_id)
+    assert (record.status, record.caption, record.caption_provider) == (
+        Status.CAPTIONED,
+        "A red rectangle.",
+        "fake",
+    )
+
+    assert _generate(aws, request_id, generator).outcome == "done"
+    assert _generate(aws, request_id, generator).outcome == "skipped"
+    assert len(generator.prompts) == 1 and "A red rectangle" in generator.prompts[0]
+    record = clients.store().get(request_id)
+    assert record.status is Status.COMPLETED and record.result_key == f"results/{request_id}.png"
+    listed = clients.s3().list_objects_v2(Bucket=aws.results_bucket)["Contents"]
+    assert [o["Key"] for o in listed] == [record.result_key]
+
+    assert _notify(aws, request_id).outcome == "done"
+    assert _notify(aws, request_id).outcome == "skipped"
+    assert _sent(aws) == 1
+    assert clients.store().get(request_id).notified_at is not None
+
+
+def test_a_non_image_ends_failed_with_a_clear_code_and_is_notified(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, b"hello, I am text pretending to be a PNG")
+    captioner = FakeCaptioner()
+    outcome = _caption(aws, request_id, captioner)
+    assert (outcome.outcome, outcome.detail) == ("failed", "NOT_AN_IMAGE")
+    assert captioner.calls == []
+    record = clients.store().get(request_id)
+    assert record.status is Status.FAILED and record.error.code == "NOT_AN_IMAGE"
+    assert _notify(aws, request_id).outcome == "done"
+    assert _sent(aws) == 1
+
+
+def test_declared_type_must_match_the_bytes(aws):
+    request_id = _create(aws, content_type="image/jpeg")
+    _upload(aws, request_id, _png())
+    assert _caption(aws, request_id, FakeCaptioner()).detail == "CONTENT_TYPE_MISMATCH"
+
+
+def test_declared_size_must_match_the_object(aws):
+    data = _png()
+    request_id = _create(aws, size=len(data) + 1)
+    _upload(aws, request_id, data)
+    assert _caption(aws, request_id, FakeCaptioner()).detail == "UPLOAD_SIZE_MISMATCH"
+
+
+def test_an_upload_over_the_limit_is_refused_before_download(aws):
+    small = aws.model_copy(update={"max_upload_bytes": 100})
+    request_id = _create(small)
+    _upload(small, request_id, _png(size=(300, 300)))
+    assert _caption(small, request_id, FakeCaptioner()).detail == "UPLOAD_TOO_LARGE"
+
+
+def test_a_transient_provider_error_gives_the_step_back_for_a_retry(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    captioner = FakeCaptioner(errors=[ProviderError("busy", code="PROVIDER_UNAVAILABLE")])
+    with pytest.raises(ProviderError):
+        _caption(aws, request_id, captioner)
+    assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
+    assert _caption(aws, request_id, captioner).outcome == "done"
+    assert len(captioner.calls) == 2
+
+
+def test_retries_are_bounded_then_the_request_fails(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    _caption(aws, request_id, FakeCaptioner())
+    failing = FakeGenerator(errors=[ProviderError("down", code="PROVIDER_UNAVAILABLE")] * 10)
+    for _ in range(aws.max_attempts - 1):
+        with pytest.raises(ProviderError):
+            _generate(aws, request_id, failing)
+    outcome = _generate(aws, request_id, failing)
+    assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_UNAVAILABLE")
+    assert len(failing.prompts) == aws.max_attempts
+    assert clients.store().get(request_id).status is Status.FAILED
+
+
+def test_a_permanent_provider_error_fails_at_once(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    rejected = ProviderError("bad request", code="PROVIDER_REJECTED", retryable=False)
+    outcome = _caption(aws, request_id, FakeCaptioner(errors=[rejected]))
+    assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_REJECTED")
+
+
+def test_an_unexpected_error_releases_the_claim_and_propagates(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    with pytest.raises(ZeroDivisionError):
+        _caption(aws, request_id, FakeCaptioner(errors=[ZeroDivisionError()]))
+    assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
+
+
+def test_notify_waits_for_a_final_state(aws):
+    request_id = _create(aws)
+    assert _notify(aws, request_id).outcome == "skipped"
+    assert _sent(aws) == 0
