@@ -78,6 +78,28 @@ def image_size(data: bytes) -> tuple[int, int]:
         return img.size
 
 
+def to_png(data: bytes, *, max_pixels: int = 16_000_000) -> bytes:
+    """Re-encode a generated picture as PNG after checking that it fully decodes.
+
+    Raises InvalidImage (the same codes as prepare_for_model) when it does not; providers turn that
+    into PROVIDER_BAD_RESPONSE.
+    """
+    if not data:
+        raise InvalidImage("the picture is empty", code="UPLOAD_EMPTY")
+    with _open(data) as img:
+        _check_pixels(*img.size, max_pixels)
+        try:
+            img.load()
+        except _DECODE_ERRORS as exc:
+            raise InvalidImage(
+                f"the picture is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
+            ) from None
+        picture = img if img.mode in ("RGB", "RGBA") else img.convert("RGBA" if _has_alpha(img) else "RGB")
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def describe(model_input: ModelInput) -> dict[str, Any]:
     """What was sent to the model, for structured logs."""
     return {
@@ -122,6 +144,10 @@ def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
     return InvalidImage(
         f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
     )
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("LA", "La", "PA", "RGBa") or "transparency" in img.info
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

@@ -1,18 +1,12 @@
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFile
 
-# The shared image makers live in tests/fixtures; make the repository root importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from reimagine.errors import InvalidImage
 from reimagine.imaging import MAX_OUTPUT_BYTES, describe, image_size, prepare_for_model
-
 from tests.fixtures import images
 
 BIG = 64_000_000

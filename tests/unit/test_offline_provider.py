@@ -2,13 +2,9 @@ from __future__ import annotations
 
 import io
 import re
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import reimagine.providers.offline as offline
 from reimagine.config import Settings
@@ -17,7 +13,6 @@ from reimagine.imaging import prepare_for_model
 from reimagine.prompts import MAX_PROMPT_CHARS, build_prompt
 from reimagine.providers import build_captioner, build_generator
 from reimagine.providers.base import Deadline, ModelInput
-
 from tests.fixtures import images
 
 DEADLINE = Deadline.after(30)
