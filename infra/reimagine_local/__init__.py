@@ -1,0 +1,2 @@
+"""Run the SAM application on one machine: the template's wiring, read from template.yaml, delivered
+to the functions in-process over an AWS endpoint (moto's server, LocalStack or a real account)."""

@@ -1,0 +1,563 @@
+"""template.yaml, read and resolved for one stack: the functions, their triggers and the resources they use.
+
+Only the intrinsics a SAM template like ours uses are resolved (Ref, Fn::Sub, Fn::GetAtt, Fn::Join,
+Fn::Select, Fn::Split, Fn::If and Conditions); anything else is an error rather than a silent guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfn_tools import load_yaml
+
+DEFAULT_STACK = "reimagine"
+MOTO_ACCOUNT = "123456789012"
+LOCAL_API_ID = "localapi"
+
+
+class TemplateError(ValueError):
+    """The template uses something this reader does not resolve, or is inconsistent."""
+
+
+class _NoValue:
+    """AWS::NoValue: the property is removed."""
+
+
+NO_VALUE = _NoValue()
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """What the pseudo-parameters and physical names of one deployment resolve to."""
+
+    stack_name: str = DEFAULT_STACK
+    account_id: str = MOTO_ACCOUNT
+    region: str = "us-east-1"
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partition(self) -> str:
+        return "aws-cn" if self.region.startswith("cn-") else "aws"
+
+    @property
+    def url_suffix(self) -> str:
+        return "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com"
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    method: str  # upper case, or ANY
+    path: str  # as declared: /requests/{id}, /{proxy+}
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class S3Trigger:
+    name: str
+    bucket: str  # logical id
+    events: tuple[str, ...]
+    prefix: str | None = None
+    suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    name: str
+    table: str  # logical id
+    batch_size: int = 100
+    starting_position: str = "LATEST"
+    filters: tuple[dict[str, Any], ...] = ()
+    report_batch_item_failures: bool = False
+    maximum_retry_attempts: int = -1  # -1: until the record expires, as AWS does
+    bisect_on_error: bool = False
+    on_failure: str | None = None  # destination ARN
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class InvokeConfig:
+    """EventInvokeConfig: how asynchronous (S3) invocations are retried and where failures go."""
+
+    maximum_retry_attempts: int = 2
+    on_failure: str | None = None  # destination ARN
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    name: str
+    handler: str  # "module.func"
+    code_uri: str | None
+    timeout: int
+    memory_size: int
+    environment: dict[str, str]
+    routes: tuple[HttpRoute, ...] = ()
+    s3_triggers: tuple[S3Trigger, ...] = ()
+    stream_triggers: tuple[StreamTrigger, ...] = ()
+    invoke_config: InvokeConfig = InvokeConfig()
+    arn: str = ""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    logical_id: str
+    name: str
+    cors_rules: tuple[dict[str, Any], ...] = ()  # in the S3 API's shape (put_bucket_cors)
+
+
+@dataclass(frozen=True)
+class Table:
+    logical_id: str
+    name: str
+    key_schema: tuple[dict[str, str], ...]
+    attribute_definitions: tuple[dict[str, str], ...]
+    billing_mode: str = "PAY_PER_REQUEST"
+    ttl_attribute: str | None = None
+    stream_view_type: str | None = None
+
+    @property
+    def arn_prefix(self) -> str:
+        return f"table/{self.name}"
+
+
+@dataclass(frozen=True)
+class Queue:
+    logical_id: str
+    name: str
+    arn: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Application:
+    """The resolved template: what to create on the endpoint and what to deliver to whom."""
+
+    context: StackContext
+    functions: dict[str, Function]
+    buckets: dict[str, Bucket]
+    tables: dict[str, Table]
+    queues: dict[str, Queue]
+    template_dir: Path
+
+    def queue_for_arn(self, arn: str) -> Queue:
+        for queue in self.queues.values():
+            if queue.arn == arn:
+                return queue
+        raise TemplateError(f"no queue in the template has the ARN {arn}")
+
+    @property
+    def routes(self) -> list[tuple[HttpRoute, Function]]:
+        return [(route, fn) for fn in self.functions.values() for route in fn.routes]
+
+
+# Properties of resource types this reader knows: how Ref and GetAtt resolve.
+_BUCKET = "AWS::S3::Bucket"
+_TABLE = "AWS::DynamoDB::Table"
+_QUEUE = "AWS::SQS::Queue"
+_FUNCTION = "AWS::Serverless::Function"
+_HTTP_API = "AWS::Serverless::HttpApi"
+_SUB_VAR = re.compile(r"\$\{([^}]*)\}")
+
+
+class Resolver:
+    """Resolves intrinsic functions against one stack's context."""
+
+    def __init__(self, template: dict[str, Any], context: StackContext) -> None:
+        self.template = template
+        self.context = context
+        self.resources: dict[str, Any] = template.get("Resources") or {}
+        self.parameters = self._parameters(template.get("Parameters") or {}, context.parameters)
+        self._conditions: dict[str, bool] = {}
+
+    @staticmethod
+    def _parameters(declared: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+        unknown = set(overrides) - set(declared)
+        if unknown:
+            raise TemplateError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            raw = overrides.get(name, spec.get("Default"))
+            if raw is None:
+                raise TemplateError(f"parameter {name} has no default and no value")
+            kind = str(spec.get("Type", "String"))
+            if kind == "CommaDelimitedList" or kind.startswith("List<"):
+                values[name] = (
+                    raw if isinstance(raw, list) else [part.strip() for part in str(raw).split(",")]
+                )
+            else:
+                values[name] = _scalar(raw)
+        return values
+
+    # Physical names -------------------------------------------------------------------------------
+
+    def resource_type(self, logical_id: str) -> str:
+        if logical_id not in self.resources:
+            raise TemplateError(f"no resource {logical_id}")
+        return str(self.resources[logical_id].get("Type", ""))
+
+    def physical_name(self, logical_id: str) -> str:
+        """Declared name if there is one, else `<stack>-<logicalid>` lower-cased."""
+        props = self.resources[logical_id].get("Properties") or {}
+        declared_key = {
+            _BUCKET: "BucketName",
+            _TABLE: "TableName",
+            _QUEUE: "QueueName",
+            _FUNCTION: "FunctionName",
+        }.get(self.resource_type(logical_id))
+        if declared_key and props.get(declared_key) is not None:
+            return str(self.resolve(props[declared_key]))
+        return f"{self.context.stack_name}-{logical_id}".lower()
+
+    def arn(self, logical_id: str) -> str:
+        c = self.context
+        kind, name = self.resource_type(logical_id), self.physical_name(logical_id)
+        if kind == _BUCKET:
+            return f"arn:{c.partition}:s3:::{name}"
+        if kind == _TABLE:
+            return f"arn:{c.partition}:dynamodb:{c.region}:{c.account_id}:table/{name}"
+        if kind == _QUEUE:
+            return f"arn:{c.partition}:sqs:{c.region}:{c.account_id}:{name}"
+        if kind == _FUNCTION:
+            return f"arn:{c.partition}:lambda:{c.region}:{c.account_id}:function:{name}"
+        raise TemplateError(f"no Arn for {logical_id} ({kind})")
+
+    def ref(self, name: str) -> Any:
+        c = self.context
+        pseudo = {
+            "AWS::StackName": c.stack_name,
+            "AWS::AccountId": c.account_id,
+            "AWS::Region": c.region,
+            "AWS::Partition": c.partition,
+            "AWS::URLSuffix": c.url_suffix,
+            "AWS::StackId": (
+                f"arn:{c.partition}:cloudformation:{c.region}:{c.account_id}:stack/{c.stack_name}/local"
+            ),
+            "AWS::NotificationARNs": [],
+        }
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        kind = self.resource_type(name)
+        if kind == _QUEUE:
+            return f"https://sqs.{c.region}.{c.url_suffix}/{c.account_id}/{self.physical_name(name)}"
+        if kind == _HTTP_API:
+            return LOCAL_API_ID
+        return self.physical_name(name)
+
+    def get_att(self, logical_id: str, attribute: str) -> str:
+        kind = self.resource_type(logical_id)
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if kind == _TABLE and attribute == "StreamArn":
+            # The real label is a timestamp chosen when the stream is created; the delivery looks the
+            # stream up by table, so a stable placeholder is enough here.
+            return f"{self.arn(logical_id)}/stream/*"
+        if kind == _QUEUE and attribute == "QueueName":
+            return self.physical_name(logical_id)
+        if kind == _QUEUE and attribute == "QueueUrl":
+            return str(self.ref(logical_id))
+        if kind == _BUCKET and attribute == "DomainName":
+            return f"{self.physical_name(logical_id)}.s3.{self.context.url_suffix}"
+        raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not supported")
+
+    # Intrinsics -----------------------------------------------------------------------------------
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            conditions = self.template.get("Conditions") or {}
+            if name not in conditions:
+                raise TemplateError(f"no condition {name}")
+            self._conditions[name] = bool(self.resolve(conditions[name]))
+        return self._conditions[name]
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition" and isinstance(arg, str):
+                return self.condition(arg)
+            if key.startswith("Fn::"):
+                return self._intrinsic(key, arg)
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def _intrinsic(self, key: str, arg: Any) -> Any:
+        if key == "Fn::GetAtt":
+            logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+            return self.get_att(logical_id, self.resolve(attribute))
+        if key == "Fn::Sub":
+            template, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+            return self._sub(template, variables)
+        if key == "Fn::Join":
+            separator, items = arg
+            return str(separator).join(_text(item) for item in self.resolve(items))
+        if key == "Fn::Select":
+            index, items = self.resolve(arg)
+            return items[int(index)]
+        if key == "Fn::Split":
+            separator, text = arg
+            return str(self.resolve(text)).split(separator)
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            return self.resolve(when_true if self.condition(name) else when_false)
+        if key == "Fn::Equals":
+            left, right = self.resolve(arg)
+            return _text(left) == _text(right)
+        if key == "Fn::Not":
+            return not self.resolve(arg[0])
+        if key == "Fn::And":
+            return all(self.resolve(item) for item in arg)
+        if key == "Fn::Or":
+            return any(self.resolve(item) for item in arg)
+        raise TemplateError(f"{key} is not supported by the local stack")
+
+    def _sub(self, template: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):  # ${!Literal} stays as ${Literal}
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return _text(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical_id, attribute = name.split(".", 1)
+                return self.get_att(logical_id, attribute)
+            return _text(self.ref(name))
+
+        return _SUB_VAR.sub(replace, template)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_text(item) for item in value)
+    return str(_scalar(value))
+
+
+# Reading the template ---------------------------------------------------------------------------------
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    """The template as plain dicts, short-form tags (!Ref, !Sub …) expanded to their long form."""
+    text = Path(path).read_text(encoding="utf-8")
+    return json.loads(json.dumps(load_yaml(text)))
+
+
+def read_application(
+    path: str | Path,
+    *,
+    stack_name: str = DEFAULT_STACK,
+    account_id: str = MOTO_ACCOUNT,
+    region: str = "us-east-1",
+    parameters: dict[str, str] | None = None,
+    env_overrides: dict[str, str] | None = None,
+) -> Application:
+    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function."""
+    context = StackContext(stack_name, account_id, region, dict(parameters or {}))
+    template = load_template(path)
+    resolver = Resolver(template, context)
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    buckets, tables, queues, functions = {}, {}, {}, {}
+    for logical_id, resource in resolver.resources.items():
+        if resource.get("Condition") and not resolver.condition(resource["Condition"]):
+            continue
+        kind = resource.get("Type")
+        if kind == _BUCKET:
+            buckets[logical_id] = _bucket(resolver, logical_id)
+        elif kind == _TABLE:
+            tables[logical_id] = _table(resolver, logical_id)
+        elif kind == _QUEUE:
+            queues[logical_id] = _queue(resolver, logical_id)
+    for logical_id, resource in resolver.resources.items():
+        if resource.get("Type") == _FUNCTION:
+            functions[logical_id] = _function(
+                resolver, logical_id, globals_fn, tables, dict(env_overrides or {})
+            )
+    return Application(context, functions, buckets, tables, queues, Path(path).resolve().parent)
+
+
+def _props(resolver: Resolver, logical_id: str) -> dict[str, Any]:
+    return dict(resolver.resources[logical_id].get("Properties") or {})
+
+
+def _bucket(resolver: Resolver, logical_id: str) -> Bucket:
+    props = _props(resolver, logical_id)
+    rules = []
+    for rule in resolver.resolve((props.get("CorsConfiguration") or {}).get("CorsRules") or []):
+        api_rule: dict[str, Any] = {
+            "AllowedMethods": list(rule["AllowedMethods"]),
+            "AllowedOrigins": list(rule["AllowedOrigins"]),
+        }
+        for template_key, api_key in (
+            ("AllowedHeaders", "AllowedHeaders"),
+            ("ExposedHeaders", "ExposeHeaders"),
+            ("Id", "ID"),
+        ):
+            if template_key in rule:
+                api_rule[api_key] = rule[template_key]
+        if "MaxAge" in rule:
+            api_rule["MaxAgeSeconds"] = int(rule["MaxAge"])
+        rules.append(api_rule)
+    return Bucket(logical_id, resolver.physical_name(logical_id), tuple(rules))
+
+
+def _table(resolver: Resolver, logical_id: str) -> Table:
+    props = resolver.resolve(_props(resolver, logical_id))
+    ttl = props.get("TimeToLiveSpecification") or {}
+    stream = props.get("StreamSpecification") or {}
+    return Table(
+        logical_id,
+        resolver.physical_name(logical_id),
+        key_schema=tuple(props["KeySchema"]),
+        attribute_definitions=tuple(props["AttributeDefinitions"]),
+        billing_mode=props.get("BillingMode", "PROVISIONED"),
+        ttl_attribute=ttl.get("AttributeName") if str(ttl.get("Enabled")).lower() == "true" else None,
+        stream_view_type=stream.get("StreamViewType"),
+    )
+
+
+# Queue properties that map one to one onto SQS attributes (the rest do not matter locally).
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MessageRetentionPeriod",
+    "VisibilityTimeout",
+    "ReceiveMessageWaitTimeSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+
+
+def _queue(resolver: Resolver, logical_id: str) -> Queue:
+    props = resolver.resolve(_props(resolver, logical_id))
+    attributes = {key: _text(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+    return Queue(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), attributes)
+
+
+def _function(
+    resolver: Resolver,
+    logical_id: str,
+    globals_fn: dict[str, Any],
+    tables: dict[str, Table],
+    env_overrides: dict[str, str],
+) -> Function:
+    raw = _props(resolver, logical_id)
+    merged = {**globals_fn, **raw}
+    variables = {
+        **((globals_fn.get("Environment") or {}).get("Variables") or {}),
+        **((raw.get("Environment") or {}).get("Variables") or {}),
+    }
+    environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
+    environment.update(env_overrides)
+    routes, s3_triggers, stream_triggers = [], [], []
+    for event_name, event in (raw.get("Events") or {}).items():
+        kind, event_props = event.get("Type"), event.get("Properties") or {}
+        if kind == "HttpApi":
+            routes.append(_route(resolver, event_props))
+        elif kind == "S3":
+            s3_triggers.append(_s3_trigger(resolver, event_name, event_props))
+        elif kind == "DynamoDB":
+            stream_triggers.append(_stream_trigger(resolver, event_name, event_props, tables))
+    invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
+    on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    resolved = resolver.resolve(
+        {k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged}
+    )
+    if "Handler" not in resolved:
+        raise TemplateError(f"{logical_id} has no Handler")
+    return Function(
+        logical_id=logical_id,
+        name=resolver.physical_name(logical_id),
+        handler=str(resolved["Handler"]),
+        code_uri=resolved.get("CodeUri") if isinstance(resolved.get("CodeUri"), str) else None,
+        timeout=int(resolved.get("Timeout", 3)),
+        memory_size=int(resolved.get("MemorySize", 128)),
+        environment=environment,
+        routes=tuple(routes),
+        s3_triggers=tuple(s3_triggers),
+        stream_triggers=tuple(stream_triggers),
+        invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
+        arn=resolver.arn(logical_id),
+    )
+
+
+def _route(resolver: Resolver, props: dict[str, Any]) -> HttpRoute:
+    method = str(resolver.resolve(props.get("Method", "ANY"))).upper()
+    path = str(resolver.resolve(props.get("Path", "/$default")))
+    return HttpRoute("ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method, path)
+
+
+def _s3_trigger(resolver: Resolver, name: str, props: dict[str, Any]) -> S3Trigger:
+    bucket = props.get("Bucket")
+    if not (isinstance(bucket, dict) and "Ref" in bucket):
+        raise TemplateError(f"S3 event {name}: Bucket must be !Ref to a bucket of this template")
+    events = resolver.resolve(props.get("Events"))
+    rules = {
+        str(rule["Name"]).lower(): str(rule["Value"])
+        for rule in resolver.resolve(((props.get("Filter") or {}).get("S3Key") or {}).get("Rules") or [])
+    }
+    return S3Trigger(
+        name,
+        bucket["Ref"],
+        tuple([events] if isinstance(events, str) else events),
+        rules.get("prefix"),
+        rules.get("suffix"),
+    )
+
+
+def _stream_table(stream: Any, tables: dict[str, Table], resolver: Resolver) -> str:
+    if isinstance(stream, dict) and "Fn::GetAtt" in stream:
+        att = stream["Fn::GetAtt"]
+        logical_id = att.split(".", 1)[0] if isinstance(att, str) else att[0]
+        if logical_id in tables:
+            return str(logical_id)
+    arn = str(resolver.resolve(stream))
+    for table in tables.values():
+        if f":{table.arn_prefix}/stream/" in arn:
+            return table.logical_id
+    raise TemplateError(f"the stream {arn} is not a table of this template")
+
+
+def _stream_trigger(
+    resolver: Resolver, name: str, raw: dict[str, Any], tables: dict[str, Table]
+) -> StreamTrigger:
+    table = _stream_table(raw.get("Stream"), tables, resolver)
+    props = resolver.resolve({k: v for k, v in raw.items() if k != "Stream"})
+    patterns = tuple(
+        json.loads(f["Pattern"]) if isinstance(f["Pattern"], str) else f["Pattern"]
+        for f in (props.get("FilterCriteria") or {}).get("Filters") or []
+    )
+    on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    return StreamTrigger(
+        name=name,
+        table=table,
+        batch_size=int(props.get("BatchSize", 100)),
+        starting_position=str(props.get("StartingPosition", "LATEST")),
+        filters=patterns,
+        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+        bisect_on_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
+        on_failure=on_failure,
+        enabled=str(props.get("Enabled", True)).lower() == "true",
+    )
