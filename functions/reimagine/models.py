@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 ContentType = Literal["image/jpeg", "image/png", "image/webp", "image/gif"]
@@ -144,7 +152,7 @@ class ResultLink(BaseModel):
 
 
 class RequestView(BaseModel):
-    """What `GET /requests/{id}` shows: never the full address."""
+    """What `GET /requests/{id}` shows: never the full address. Absent fields are left out, not null."""
 
     id: str
     status: Status
@@ -158,6 +166,10 @@ class RequestView(BaseModel):
     created_at: datetime
     updated_at: datetime
     notified_at: datetime | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class ErrorDetail(BaseModel):

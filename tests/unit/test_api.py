@@ -1,0 +1,159 @@
+"""ApiFunction through API Gateway v2 events shaped like events/ samples: the contract in DESIGN.md."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from reimagine import clients
+from reimagine.handlers import api
+from reimagine.models import Status
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+class Context:
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 15_000
+
+
+def _event(method: str, path: str, body: dict | str | None = None) -> dict:
+    sample = "api_post_requests.json" if method == "POST" else "api_get_request.json"
+    event = copy.deepcopy(json.loads((EVENTS / sample).read_text()))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+    if body is None:
+        event.pop("body", None)
+    else:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+        event["isBase64Encoded"] = False
+    return event
+
+
+def call(method: str, path: str, body: dict | str | None = None) -> tuple[int, dict, object]:
+    response = api.handler(_event(method, path, body), Context())
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    text = response.get("body") or ""
+    payload = json.loads(text) if "json" in headers.get("content-type", "") and text else text
+    return response["statusCode"], headers, payload
+
+
+def _create(email: str = "jane.doe@example.com", **extra) -> dict:
+    status, _, body = call("POST", "/requests", {"email": email, "content_type": "image/jpeg", **extra})
+    assert status == 201, body
+    return body
+
+
+def test_the_samples_are_accepted(aws):
+    for name in ("api_post_requests.json", "api_get_request.json", "api_get_result.json"):
+        event = json.loads((EVENTS / name).read_text())
+        response = api.handler(event, Context())
+        assert response["statusCode"] in (201, 404), (name, response)
+
+
+def test_create_returns_an_upload_bound_to_key_type_and_size(aws):
+    body = _create(size=1234)
+    rid = body["id"]
+    assert body["status"] == "PENDING_UPLOAD"
+    assert body["links"] == {"self": f"/requests/{rid}", "result": f"/requests/{rid}/result"}
+    fields = body["upload"]["fields"]
+    assert fields["key"] == f"uploads/{rid}"
+    assert fields["Content-Type"] == "image/jpeg"
+    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    assert {"Content-Type": "image/jpeg"} in policy["conditions"]
+    assert ["content-length-range", 1234, 1234] in policy["conditions"]
+    assert {"key": f"uploads/{rid}"} in policy["conditions"]
+    assert clients.store().get(rid).status is Status.PENDING_UPLOAD
+
+
+def test_without_a_size_the_range_is_the_configured_maximum(aws):
+    fields = _create()["upload"]["fields"]
+    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    assert ["content-length-range", 1, aws.max_upload_bytes] in policy["conditions"]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"email": "not-an-email", "content_type": "image/jpeg"}, "email"),
+        ({"email": "a@example.com", "content_type": "application/pdf"}, "content_type"),
+        ({"email": "a@example.com", "content_type": "image/png", "size": -1}, "size"),
+        ({"email": "a@example.com", "content_type": "image/png", "key": "../../etc"}, "key"),
+        ("{not json", None),
+    ],
+)
+def test_bad_bodies_get_a_clear_error_and_create_nothing(aws, body, where):
+    status, _, payload = call("POST", "/requests", body)
+    assert status == 422
+    assert payload["error"]["code"] == "VALIDATION_ERROR"
+    if where:
+        assert any(where in d["loc"] for d in payload["error"]["details"])
+    assert "not-an-email" not in json.dumps(payload["error"]["details"])  # values are not echoed
+    assert clients.dynamodb().scan(TableName=aws.table_name)["Count"] == 0
+
+
+def test_status_masks_the_email_and_says_no_result_yet(aws):
+    rid = _create()["id"]
+    status, headers, body = call("GET", f"/requests/{rid}")
+    assert status == 200
+    assert headers["cache-control"] == "no-store"
+    assert body["email"] == "j***@e***.com"
+    assert "jane" not in json.dumps(body)
+    assert body["status"] == "PENDING_UPLOAD" and "result" not in body
+
+
+def test_completed_request_shows_a_fresh_result_link_and_redirects(aws):
+    rid = _create()["id"]
+    store = clients.store()
+    store.claim(rid, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
+    store.advance(rid, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="A cup.")
+    store.claim(rid, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=60)
+    store.advance(rid, from_status=Status.GENERATING, to=Status.COMPLETED, result_key=f"results/{rid}.png")
+
+    status, _, body = call("GET", f"/requests/{rid}")
+    assert status == 200 and body["status"] == "COMPLETED" and body["caption"] == "A cup."
+    assert f"results/{rid}.png" in body["result"]["url"] and "Signature" in body["result"]["url"]
+    status, headers, _ = call("GET", f"/requests/{rid}/result")
+    assert status == 302 and f"results/{rid}.png" in headers["location"]
+
+
+def test_result_before_completion_is_a_conflict(aws):
+    rid = _create()["id"]
+    status, _, body = call("GET", f"/requests/{rid}/result")
+    assert status == 409
+    assert body["error"]["code"] == "RESULT_NOT_READY"
+
+
+@pytest.mark.parametrize("rid", ["3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", "nope", "..%2F..%2Fetc"])
+def test_unknown_ids_are_404(aws, rid):
+    for path in (f"/requests/{rid}", f"/requests/{rid}/result"):
+        status, _, body = call("GET", path)
+        assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+
+
+def test_unknown_route_is_404_in_the_error_shape(aws):
+    status, _, body = call("GET", "/nowhere")
+    assert status == 404 and body["error"]["code"] == "ROUTE_NOT_FOUND"
+
+
+def test_openapi_document_describes_every_route_with_models(aws):
+    status, _, doc = call("GET", "/openapi.json")
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    paths = doc["paths"]
+    assert set(paths) == {"/requests", "/requests/{request_id}", "/requests/{request_id}/result"}
+    create = paths["/requests"]["post"]
+    assert create["summary"] and "201" in create["responses"] and "422" in create["responses"]
+    assert "CreateRequestBody" in json.dumps(create["requestBody"])
+    schemas = doc["components"]["schemas"]
+    assert {"CreateRequestBody", "CreateRequestResponse", "RequestView", "ErrorBody"} <= set(schemas)
