@@ -1,0 +1,230 @@
+"""Amazon Bedrock through boto3: IAM only, no third-party token.
+
+- caption: the Converse API with a multimodal model, the prepared JPEG as an image content block;
+- picture: InvokeModel with Amazon Titan Image Generator v2 (TEXT_IMAGE), base64 images in the answer.
+
+botocore retries transient network failures once; throttling and unready models are retried by our
+own loop, inside the invocation's Deadline.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from reimagine.errors import InvalidImage, ProviderError
+from reimagine.imaging import to_png
+from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reimagine.config import Settings
+    from reimagine.providers.base import Deadline, ModelInput
+
+NAME = "bedrock"
+CAPTION_INSTRUCTION = (
+    "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
+    "the colours and the mood. Reply with the sentence only."
+)
+MAX_CAPTION_CHARS = 300
+RETRYABLE_CODES = {
+    "ThrottlingException",
+    "ServiceUnavailableException",
+    "ModelNotReadyException",
+    "ModelTimeoutException",
+    "InternalServerException",
+}
+REJECTED_CODES = {"ValidationException", "AccessDeniedException", "ResourceNotFoundException"}
+# Square sizes Titan Image Generator v2 accepts; other sizes are snapped to the nearest.
+TITAN_SQUARE_SIZES = (512, 768, 1024)
+CLIENT_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=60,
+    retries={"mode": "standard", "max_attempts": 2},
+)
+
+
+@lru_cache(maxsize=4)
+def runtime_client(region: str | None = None) -> Any:
+    """One bedrock-runtime client per container (clients are thread-safe and keep their pool)."""
+    return boto3.client("bedrock-runtime", region_name=region, config=CLIENT_CONFIG)
+
+
+class _Caller:
+    """Runs one Bedrock call with deadline-aware retries and maps its errors to ProviderError."""
+
+    def __init__(self, policy: RetryPolicy | None, sleep: Callable[[float], None] | None, rand: Any) -> None:
+        self._retry: dict[str, Any] = {"policy": policy}
+        if sleep is not None:
+            self._retry["sleep"] = sleep
+        if rand is not None:
+            self._retry["rand"] = rand
+
+    def __call__(
+        self, call: Callable[[], dict[str, Any]], *, deadline: Deadline, what: str
+    ) -> dict[str, Any]:
+        def attempt(_budget: float) -> dict[str, Any]:
+            try:
+                return call()
+            except ClientError as exc:
+                raise _classify(exc) from None
+            except (ReadTimeoutError, BotoConnectionError) as exc:
+                raise TransientFailure(type(exc).__name__) from None
+            except BotoCoreError as exc:
+                raise ProviderError(
+                    f"the Bedrock call could not be made ({type(exc).__name__})",
+                    code="PROVIDER_UNAVAILABLE",
+                ) from None
+
+        return run_with_retries(attempt, deadline=deadline, what=what, **self._retry)
+
+
+class BedrockCaptioner:
+    name = NAME
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        model: str,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self._call = _Caller(policy, sleep, rand)
+
+    def caption(self, image: ModelInput, deadline: Deadline) -> str:
+        image_format = image.media_type.removeprefix("image/")
+        message = {
+            "role": "user",
+            "content": [
+                {"image": {"format": image_format, "source": {"bytes": image.data}}},
+                {"text": CAPTION_INSTRUCTION},
+            ],
+        }
+        answer = self._call(
+            lambda: self._client.converse(
+                modelId=self.model,
+                messages=[message],
+                inferenceConfig={"maxTokens": 120, "temperature": 0.2},
+            ),
+            deadline=deadline,
+            what="caption",
+        )
+        try:
+            blocks = answer["output"]["message"]["content"]
+        except (KeyError, TypeError):
+            raise _bad("the Converse answer has no message") from None
+        text = " ".join(block["text"] for block in blocks if isinstance(block, dict) and "text" in block)
+        caption = " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
+        if not caption:
+            raise _bad("the model returned an empty caption")
+        return caption
+
+
+class BedrockGenerator:
+    name = NAME
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        model: str,
+        size: int = 768,
+        cfg_scale: float = 8.0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self.size = min(TITAN_SQUARE_SIZES, key=lambda s: abs(s - size))
+        self.cfg_scale = cfg_scale
+        self._call = _Caller(policy, sleep, rand)
+
+    def request_body(self, prompt: str) -> dict[str, Any]:
+        # A seed from the prompt: the same caption gives the same picture on a redelivered event.
+        seed = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:4], "big") % 2_147_483_646
+        return {
+            "taskType": "TEXT_IMAGE",
+            "textToImageParams": {"text": prompt},
+            "imageGenerationConfig": {
+                "numberOfImages": 1,
+                "width": self.size,
+                "height": self.size,
+                "cfgScale": self.cfg_scale,
+                "seed": seed,
+            },
+        }
+
+    def generate(self, prompt: str, deadline: Deadline) -> bytes:
+        body = json.dumps(self.request_body(prompt))
+        answer = self._call(
+            lambda: self._client.invoke_model(
+                modelId=self.model, body=body, contentType="application/json", accept="application/json"
+            ),
+            deadline=deadline,
+            what="generate",
+        )
+        try:
+            payload = json.loads(answer["body"].read())
+        except (KeyError, ValueError):
+            raise _bad("the image model's answer is not JSON") from None
+        if not isinstance(payload, dict):
+            raise _bad("the image model's answer is not a JSON object")
+        if payload.get("error"):
+            # Titan reports refusals (content filters) in the body of a successful call.
+            raise ProviderError(
+                f"the image model refused the prompt: {str(payload['error'])[:200]}",
+                code="PROVIDER_REJECTED",
+                retryable=False,
+            )
+        images = payload.get("images")
+        if not isinstance(images, list) or not images or not isinstance(images[0], str):
+            raise _bad("the image model returned no image")
+        try:
+            return to_png(base64.b64decode(images[0], validate=True))
+        except (binascii.Error, ValueError):
+            raise _bad("the returned image is not valid base64") from None
+        except InvalidImage as exc:
+            raise _bad(f"the returned picture does not decode ({exc.code})") from None
+
+
+def build_captioner(settings: Settings) -> BedrockCaptioner:
+    return BedrockCaptioner(runtime_client(), model=settings.bedrock_caption_model)
+
+
+def build_generator(settings: Settings) -> BedrockGenerator:
+    return BedrockGenerator(runtime_client(), model=settings.bedrock_image_model, size=settings.result_size)
+
+
+def _classify(exc: ClientError) -> Exception:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "Unknown")
+    message = " ".join(str(error.get("Message", "")).split())[:200]
+    if code in RETRYABLE_CODES:
+        return TransientFailure(f"{code}: {message}" if message else code)
+    if code in REJECTED_CODES:
+        return ProviderError(
+            f"Bedrock refused the request: {code}: {message}", code="PROVIDER_REJECTED", retryable=False
+        )
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if status >= 500 or status == 429:
+        return TransientFailure(f"{code} (HTTP {status})")
+    return ProviderError(f"Bedrock call failed: {code}: {message}", code="PROVIDER_REJECTED", retryable=False)
+
+
+def _bad(message: str) -> ProviderError:
+    return ProviderError(message, code="PROVIDER_BAD_RESPONSE", retryable=True)
