@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    DynamoDBStreamModel,
+    S3Model,
+)
 from cfn_tools import load_yaml
+from pydantic import BaseModel
 
 from reimagine.config import Settings
 
@@ -581,6 +587,21 @@ def test_every_sample_event_is_json_about_the_same_request() -> None:
         json.loads(text)
         if name != "api_post_requests.json":  # the id does not exist before the request is created
             assert REQUEST_ID in text, name
+
+
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("api_post_requests.json", APIGatewayProxyEventV2Model),
+        ("api_get_request.json", APIGatewayProxyEventV2Model),
+        ("api_get_result.json", APIGatewayProxyEventV2Model),
+        ("s3_object_created.json", S3Model),
+        ("dynamodb_stream_captioned.json", DynamoDBStreamModel),
+        ("dynamodb_stream_completed.json", DynamoDBStreamModel),
+    ],
+)
+def test_samples_have_the_shape_powertools_parses(name: str, model: type[BaseModel]) -> None:
+    model.model_validate(load_event(name))
 
 
 @pytest.mark.parametrize(
