@@ -188,9 +188,7 @@ class Resolver:
                 raise TemplateError(f"parameter {name} has no default and no value")
             kind = str(spec.get("Type", "String"))
             if kind == "CommaDelimitedList" or kind.startswith("List<"):
-                values[name] = (
-                    raw if isinstance(raw, list) else [part.strip() for part in str(raw).split(",")]
-                )
+                values[name] = raw if isinstance(raw, list) else [part.strip() for part in str(raw).split(",")]
             else:
                 values[name] = _scalar(raw)
         return values
@@ -236,9 +234,7 @@ class Resolver:
             "AWS::Region": c.region,
             "AWS::Partition": c.partition,
             "AWS::URLSuffix": c.url_suffix,
-            "AWS::StackId": (
-                f"arn:{c.partition}:cloudformation:{c.region}:{c.account_id}:stack/{c.stack_name}/local"
-            ),
+            "AWS::StackId": (f"arn:{c.partition}:cloudformation:{c.region}:{c.account_id}:stack/{c.stack_name}/local"),
             "AWS::NotificationARNs": [],
         }
         if name == "AWS::NoValue":
@@ -392,9 +388,7 @@ def read_application(
             queues[logical_id] = _queue(resolver, logical_id)
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") == _FUNCTION:
-            functions[logical_id] = _function(
-                resolver, logical_id, globals_fn, tables, dict(env_overrides or {})
-            )
+            functions[logical_id] = _function(resolver, logical_id, globals_fn, tables, dict(env_overrides or {}))
     return Application(context, functions, buckets, tables, queues, Path(path).resolve().parent)
 
 
@@ -481,9 +475,7 @@ def _function(
             stream_triggers.append(_stream_trigger(resolver, event_name, event_props, tables))
     invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
     on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    resolved = resolver.resolve(
-        {k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged}
-    )
+    resolved = resolver.resolve({k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged})
     if "Handler" not in resolved:
         raise TemplateError(f"{logical_id} has no Handler")
     return Function(
@@ -539,9 +531,7 @@ def _stream_table(stream: Any, tables: dict[str, Table], resolver: Resolver) -> 
     raise TemplateError(f"the stream {arn} is not a table of this template")
 
 
-def _stream_trigger(
-    resolver: Resolver, name: str, raw: dict[str, Any], tables: dict[str, Table]
-) -> StreamTrigger:
+def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: dict[str, Table]) -> StreamTrigger:
     table = _stream_table(raw.get("Stream"), tables, resolver)
     props = resolver.resolve({k: v for k, v in raw.items() if k != "Stream"})
     patterns = tuple(

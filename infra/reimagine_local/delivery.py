@@ -1,0 +1,476 @@
+"""Event delivery: what Lambda's S3 async invocations and DynamoDB event source mappings do, locally.
+
+Only public AWS APIs are used (SQS for the bucket notifications, DynamoDB Streams reads), so the same
+pollers work against moto's server, LocalStack and a real account.
+
+- S3: each S3 trigger has its own SQS queue, the target of a bucket notification with the trigger's
+  events and key filter (see resources.py). A message is delivered as the function's event exactly as
+  S3 wrote it; a failing invocation is retried up to EventInvokeConfig.MaximumRetryAttempts (default 2)
+  times, then an async-invocation record goes to the OnFailure queue. Retries run at once rather than
+  after AWS's minutes of back-off.
+- Streams: each (function, stream trigger) pair is one event source mapping with its own position in
+  every shard. Records are filtered (FilterCriteria), batched (BatchSize), and failures handled as Lambda
+  does: ReportBatchItemFailures resumes from the lowest failed sequence number, an exception fails the
+  whole batch, BisectBatchOnFunctionError halves a failing batch (splits do not count as retries),
+  MaximumRetryAttempts bounds retries, after which the batch's metadata go to the OnFailure queue and
+  the position moves past it. Records fetched but not yet delivered are held in memory: this position is
+  the mapping's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from reimagine_local.filters import passes
+from reimagine_local.invoke import Invoker
+from reimagine_local.template import Function, S3Trigger, StreamTrigger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("reimagine_local")
+
+# AWS retries a failing stream batch until its records expire (MaximumRetryAttempts -1, up to a day);
+# locally that would never drain, so an unbounded mapping stops after this many retries.
+UNBOUNDED_RETRY_LIMIT = 10
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_payload(error: BaseException) -> dict[str, Any]:
+    return {"errorMessage": str(error), "errorType": type(error).__name__}
+
+
+class FailureDestinations:
+    """Sends on-failure records to SQS destinations named by ARN (the only kind the template uses)."""
+
+    def __init__(self, sqs: SQSClient) -> None:
+        self.sqs = sqs
+        self._urls: dict[str, str] = {}
+
+    def send(self, arn: str | None, record: dict[str, Any]) -> None:
+        if not arn:
+            log.warning("no OnFailure destination: dropping %s", json.dumps(record.get("requestContext")))
+            return
+        if ":sqs:" not in arn:
+            log.warning("OnFailure destination %s is not an SQS queue; not supported locally", arn)
+            return
+        if arn not in self._urls:
+            _, _, _, _, account, name = arn.split(":", 5)
+            self._urls[arn] = self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        self.sqs.send_message(QueueUrl=self._urls[arn], MessageBody=json.dumps(record))
+
+
+@dataclass
+class Delivered:
+    """What one delivery did; `after_invoke` hooks receive it."""
+
+    function: Function
+    source: str
+    subject: str
+    outcome: str
+    ms: float
+
+
+class _Source:
+    """Something to poll. `poll` returns how much it found or did (0: nothing new)."""
+
+    def __init__(
+        self,
+        fn: Function,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        after_invoke: Callable[[Delivered], None] | None,
+    ) -> None:
+        self.fn = fn
+        self.invoker = invoker
+        self.failures = failures
+        self.after_invoke = after_invoke
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        raise NotImplementedError
+
+    def _call(self, source: str, subject: str, event: Any) -> tuple[Any, BaseException | None, float]:
+        started = time.perf_counter()
+        try:
+            result, error = self.invoker.invoke(self.fn, event), None
+        except Exception as exc:  # a function error, as Lambda reports it
+            result, error = None, exc
+        return result, error, (time.perf_counter() - started) * 1000
+
+    def _report(self, source: str, subject: str, outcome: str, ms: float) -> None:
+        log.info("%s %s %s %s %.0f ms", self.fn.logical_id, source, subject, outcome, ms)
+        if self.after_invoke:
+            self.after_invoke(Delivered(self.fn, source, subject, outcome, ms))
+
+
+class S3Notifications(_Source):
+    """One S3 trigger: the SQS queue its bucket notification writes to."""
+
+    def __init__(
+        self,
+        fn: Function,
+        trigger: S3Trigger,
+        queue_url: str,
+        sqs: SQSClient,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        after_invoke: Callable[[Delivered], None] | None = None,
+    ) -> None:
+        super().__init__(fn, invoker, failures, after_invoke)
+        self.trigger = trigger
+        self.queue_url = queue_url
+        self.sqs = sqs
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        handled = 0
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+            ).get("Messages", [])
+            if not messages:
+                return handled
+            for message in messages:
+                self._deliver(json.loads(message["Body"]))
+                # Handled, including retries and the on-failure record: done with it.
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                handled += 1
+            wait_seconds = 0
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        if event.get("Event") == "s3:TestEvent":  # S3 sends one when the notification is configured
+            return
+        keys = [r.get("s3", {}).get("object", {}).get("key", "?") for r in event.get("Records", [])]
+        subject = ",".join(keys) or "?"
+        attempts = 1 + max(0, self.fn.invoke_config.maximum_retry_attempts)
+        for attempt in range(1, attempts + 1):
+            _, error, ms = self._call("s3", subject, event)
+            if error is None:
+                self._report("s3", subject, "ok" if attempt == 1 else f"ok on attempt {attempt}", ms)
+                return
+            self._report("s3", subject, f"error ({type(error).__name__}: {error}) attempt {attempt}/{attempts}", ms)
+        self.failures.send(
+            self.fn.invoke_config.on_failure,
+            {
+                "version": "1.0",
+                "timestamp": _now_iso(),
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": f"{self.fn.arn}:$LATEST",
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": attempts,
+                },
+                "requestPayload": event,
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                "responsePayload": _error_payload(error) if error else {},
+            },
+        )
+        log.info("%s s3 %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, subject)
+
+
+def lambda_stream_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A DynamoDB Streams GetRecords record in the shape Lambda delivers it."""
+    dynamodb = dict(raw["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+    record = {
+        "eventID": raw["eventID"],
+        "eventName": raw["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": raw.get("awsRegion") or region,
+        "dynamodb": {
+            key: dynamodb[key]
+            for key in (
+                "ApproximateCreationDateTime",
+                "Keys",
+                "NewImage",
+                "OldImage",
+                "SequenceNumber",
+                "SizeBytes",
+                "StreamViewType",
+            )
+            if key in dynamodb
+        },
+        "eventSourceARN": stream_arn,
+    }
+    if "userIdentity" in raw:  # TTL deletions say who removed the item
+        record["userIdentity"] = raw["userIdentity"]
+    return record
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    last_sequence: str | None = None
+    retries: int = 0
+    invocations: int = 0
+    cap: int = 0
+
+
+class StreamMapping(_Source):
+    """One event source mapping: a function's DynamoDB stream trigger, with its own shard positions."""
+
+    def __init__(
+        self,
+        fn: Function,
+        trigger: StreamTrigger,
+        stream_arn: str,
+        streams: DynamoDBStreamsClient,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        region: str,
+        *,
+        start_at_latest: bool = False,
+        after_invoke: Callable[[Delivered], None] | None = None,
+    ) -> None:
+        super().__init__(fn, invoker, failures, after_invoke)
+        self.trigger = trigger
+        self.stream_arn = stream_arn
+        self.streams = streams
+        self.region = region
+        self.shards: dict[str, _Shard] = {}
+        retries = trigger.maximum_retry_attempts
+        self.max_retries = retries if retries >= 0 else UNBOUNDED_RETRY_LIMIT
+        # Shards present when the mapping is created start where StartingPosition says; shards that
+        # appear later are read from their beginning, as Lambda does, so no record falls in a gap.
+        self._discover(at_latest=start_at_latest)
+
+    def _discover(self, at_latest: bool = False) -> None:
+        described: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"StreamArn": self.stream_arn}
+        while True:
+            description = self.streams.describe_stream(**kwargs)["StreamDescription"]
+            described.extend(dict(shard) for shard in description.get("Shards", []))
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                break
+            kwargs["ExclusiveStartShardId"] = last
+        for shard in described:
+            shard_id = shard["ShardId"]
+            if shard_id not in self.shards:
+                kind: Literal["LATEST", "TRIM_HORIZON"] = "LATEST" if at_latest else "TRIM_HORIZON"
+                iterator = self.streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=kind
+                )["ShardIterator"]
+                self.shards[shard_id] = _Shard(shard_id, iterator, cap=self.trigger.batch_size)
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        if not self.trigger.enabled:
+            return 0
+        self._discover()
+        activity = 0
+        for shard in self.shards.values():
+            activity += self._fetch(shard)
+            activity += self._process(shard)
+        return activity
+
+    def _fetch(self, shard: _Shard) -> int:
+        fetched = 0
+        while shard.iterator:
+            try:
+                response = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ExpiredIteratorException":
+                    raise
+                shard.iterator = self._iterator_after(shard)
+                continue
+            records = response.get("Records", [])
+            shard.iterator = response.get("NextShardIterator")  # None once a closed shard is read
+            for raw in records:
+                fetched += 1
+                shard.last_sequence = raw["dynamodb"]["SequenceNumber"]
+                record = lambda_stream_record(dict(raw), self.stream_arn, self.region)
+                if passes(record, self.trigger.filters):
+                    shard.pending.append(record)
+                else:  # filtered out: never delivered, and the position moves on
+                    log.debug("%s stream %s filtered out", self.fn.logical_id, shard.last_sequence)
+            if not records:
+                break
+        return fetched
+
+    def _iterator_after(self, shard: _Shard) -> str:
+        kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard.shard_id}
+        if shard.last_sequence:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.last_sequence)
+        else:
+            kwargs.update(ShardIteratorType="TRIM_HORIZON")
+        return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def _process(self, shard: _Shard) -> int:
+        invocations = 0
+        while shard.pending:
+            batch = shard.pending[: shard.cap]
+            failed_at, error = self._invoke(shard, batch)
+            invocations += 1
+            shard.invocations += 1
+            if failed_at is None:  # success: checkpoint past the batch
+                del shard.pending[: len(batch)]
+                shard.retries, shard.invocations, shard.cap = 0, 0, self.trigger.batch_size
+                continue
+            if failed_at > 0:  # partial: checkpoint up to the first failure and retry from it
+                del shard.pending[:failed_at]
+                shard.retries, shard.invocations = 0, 0
+                continue
+            if error is not None and self.trigger.bisect_on_error and len(batch) > 1:
+                shard.cap = (len(batch) + 1) // 2
+                continue
+            shard.retries += 1
+            if shard.retries > self.max_retries:
+                self._give_up(shard, batch, error)
+                del shard.pending[: len(batch)]
+                shard.retries, shard.invocations, shard.cap = 0, 0, self.trigger.batch_size
+        return invocations
+
+    def _invoke(self, shard: _Shard, batch: Sequence[dict[str, Any]]) -> tuple[int | None, BaseException | None]:
+        """(index of the first failed record or None, the exception if the whole batch failed)."""
+        first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
+        subject = f"{shard.shard_id[-8:]} {first}..{last} ({len(batch)})"
+        result, error, ms = self._call("stream", subject, {"Records": list(batch)})
+        if error is not None:
+            self._report("stream", subject, f"error ({type(error).__name__}: {error})", ms)
+            return 0, error
+        failed = self._failed_index(batch, result)
+        if failed is None:
+            self._report("stream", subject, "ok", ms)
+            return None, None
+        if failed < 0:
+            self._report("stream", subject, "error (invalid batchItemFailures: whole batch fails)", ms)
+            return 0, ValueError("invalid batchItemFailures")
+        self._report("stream", subject, f"partial (retry from {batch[failed]['dynamodb']['SequenceNumber']})", ms)
+        return failed, None
+
+    def _failed_index(self, batch: Sequence[dict[str, Any]], result: Any) -> int | None:
+        """Lowest failed index per ReportBatchItemFailures; -1 when the response is invalid."""
+        if not self.trigger.report_batch_item_failures or not isinstance(result, dict):
+            return None
+        failures = result.get("batchItemFailures") or []
+        if not failures:
+            return None
+        positions = {record["dynamodb"]["SequenceNumber"]: i for i, record in enumerate(batch)}
+        indexes = []
+        for failure in failures:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if identifier not in positions:
+                return -1
+            indexes.append(positions[identifier])
+        return min(indexes)
+
+    def _give_up(self, shard: _Shard, batch: Sequence[dict[str, Any]], error: BaseException | None) -> None:
+        def arrival(record: dict[str, Any]) -> str:
+            created = record["dynamodb"].get("ApproximateCreationDateTime", 0)
+            return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
+
+        response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if error is not None:
+            response_context["functionError"] = "Unhandled"
+        self.failures.send(
+            self.trigger.on_failure,
+            {
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": self.fn.arn,
+                    "condition": "RetryAttemptsExhausted",
+                    "approximateInvokeCount": shard.invocations,
+                },
+                "responseContext": response_context,
+                "version": "1.0",
+                "timestamp": _now_iso(),
+                "DDBStreamBatchInfo": {
+                    "shardId": shard.shard_id,
+                    "startSequenceNumber": batch[0]["dynamodb"]["SequenceNumber"],
+                    "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                    "approximateArrivalOfFirstRecord": arrival(batch[0]),
+                    "approximateArrivalOfLastRecord": arrival(batch[-1]),
+                    "batchSize": len(batch),
+                    "streamArn": self.stream_arn,
+                },
+            },
+        )
+        log.info(
+            "%s stream %s..%s retries exhausted: sent to the on-failure destination",
+            self.fn.logical_id,
+            batch[0]["dynamodb"]["SequenceNumber"],
+            batch[-1]["dynamodb"]["SequenceNumber"],
+        )
+
+
+class Delivery:
+    """All sources of one stack: drained synchronously (tests) or polled by a background thread."""
+
+    def __init__(self, sources: Sequence[_Source]) -> None:
+        self.sources = list(sources)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        """One pass over every source; how much it found (0: everything is caught up)."""
+        with self._lock:
+            return sum(source.poll(wait_seconds) for source in self.sources)
+
+    def drain(self, timeout: float = 30.0, settle: float = 0.0) -> int:
+        """Deliver everything pending, until a full pass finds nothing new; returns the work done.
+
+        On moto's server notifications and stream records exist as soon as the write returns, so one
+        quiet pass means done. Endpoints that publish them a moment later (LocalStack, AWS) need
+        `settle`: the seconds that must pass with nothing new (SQS long polling does the waiting).
+        """
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        total = 0
+        pause = threading.Event()
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"delivery did not settle within {timeout:.0f} s")
+            found = self.poll_once(wait_seconds=1 if settle > 0 else 0)
+            total += found
+            if found:
+                quiet_since = None
+                continue
+            if settle <= 0:
+                return total
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle:
+                return total
+            pause.wait(0.1)  # a source without long polling (streams) must not spin
+
+    def start_background(self, interval: float = 0.2) -> None:
+        """Poll in a daemon thread until `stop_background`."""
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(interval,), name="reimagine-delivery", daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                found = self.poll_once()
+            except Exception:
+                log.exception("delivery pass failed; retrying")
+                found = 0
+            if not found:
+                self._stop.wait(interval)
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -1,0 +1,91 @@
+"""The HttpApi on a local port: each HTTP request becomes a payload 2.0 event for the route's function."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from reimagine_local.api_events import HttpResponse
+
+log = logging.getLogger("reimagine_local")
+
+# (method, path with query, header pairs, body, client ip) -> response; EmbeddedStack.api_invoke fits.
+Invoke = Callable[..., HttpResponse]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # HttpApi's payload limit
+
+
+class PortInUse(OSError):
+    pass
+
+
+def _handler_class(invoke: Invoke) -> type[BaseHTTPRequestHandler]:
+    class ApiRequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "reimagine-local"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._write(HttpResponse(413, {"content-type": "application/json"}, b'{"message":"Request too long"}'))
+                return
+            body = self.rfile.read(length) if length else None
+            response = invoke(
+                self.command, self.path, body, list(self.headers.items()), source_ip=self.client_address[0]
+            )
+            self._write(response)
+
+        def _write(self, response: HttpResponse) -> None:
+            self.send_response(response.status)
+            for name, value in response.header_lines():
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+        def log_message(self, format: str, *args: object) -> None:  # the stack logs each request itself
+            log.debug("http %s", format % args)
+
+    return ApiRequestHandler
+
+
+class ApiServer:
+    """Serves until `stop()`; `start()` runs it in a daemon thread, `serve_forever()` in this one."""
+
+    def __init__(self, invoke: Invoke, host: str = "127.0.0.1", port: int = 3000) -> None:
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), _handler_class(invoke))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    exc.errno, f"port {port} on {host} is already in use; choose another with --port"
+                ) from None
+            raise
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> ApiServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="reimagine-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=10)

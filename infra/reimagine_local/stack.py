@@ -1,0 +1,268 @@
+"""The embedded stack: the template's resources on an AWS endpoint, its functions run in this process.
+
+    with EmbeddedStack("template.yaml").start() as stack:   # moto's server on a free local port
+        status, headers, body = stack.api_invoke("POST", "/requests", {"email": ...})
+        ...upload...
+        stack.drain()                                        # every pending event delivered
+
+`start(endpoint_url)` targets another endpoint instead (LocalStack: http://127.0.0.1:4566), or
+`start(REAL_AWS)` the account of the ambient credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+
+from reimagine_local.api_events import HttpResponse, Router, build_event, not_found, to_http_response
+from reimagine_local.delivery import Delivered, Delivery, FailureDestinations, S3Notifications, StreamMapping, _Source
+from reimagine_local.invoke import (
+    Invoker,
+    apply_environment,
+    cold_start,
+    restore_environment,
+    union_environment,
+)
+from reimagine_local.outbox import MailSource, Outbox, has_localstack_mail, localstack_mail, moto_mail
+from reimagine_local.resources import Clients, Created, create_all
+from reimagine_local.template import DEFAULT_STACK, Application, Function, read_application
+
+log = logging.getLogger("reimagine_local")
+
+REAL_AWS = "aws"  # start(REAL_AWS): no endpoint override, the ambient credentials' account
+_DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+class EmbeddedStack:
+    def __init__(
+        self,
+        template_path: str | Path = "template.yaml",
+        *,
+        stack_name: str = DEFAULT_STACK,
+        region: str = "us-east-1",
+        parameters: dict[str, str] | None = None,
+        api_base_url: str = "http://127.0.0.1:3000",
+        env_overrides: dict[str, str] | None = None,
+        outbox_dir: str | Path | None = None,
+    ) -> None:
+        self.template_path = Path(template_path)
+        self.stack_name = stack_name
+        self.region = region
+        self.parameters = dict(parameters or {})
+        self.api_base_url = api_base_url.rstrip("/")
+        self.env_overrides = {"API_BASE_URL": self.api_base_url, **(env_overrides or {})}
+        self.outbox_dir = Path(outbox_dir) if outbox_dir else None
+        self.endpoint_url: str | None = None
+        self.app: Application | None = None
+        self.created: Created | None = None
+        self.outbox: Outbox | None = None
+        self._moto: Any = None
+        self._saved_env: dict[str, str | None] = {}
+        self._delivery: Delivery | None = None
+        self._router: Router[Function] | None = None
+        self._invoker: Invoker | None = None
+        self._session: boto3.Session | None = None
+
+    # Lifecycle ------------------------------------------------------------------------------------
+
+    def start(self, endpoint_url: str | None = None) -> EmbeddedStack:
+        if endpoint_url is None:
+            from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per AWS call otherwise
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            endpoint_url = f"http://{host}:{port}"
+        try:
+            self._start(endpoint_url)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, endpoint_url: str) -> None:
+        env: dict[str, str] = {}
+        if endpoint_url != REAL_AWS:
+            self.endpoint_url = endpoint_url
+            # An emulator takes any credentials; real ones already in the environment are left alone.
+            env = {k: os.environ.get(k) or v for k, v in _DUMMY_CREDENTIALS.items()}
+            env.update(AWS_ENDPOINT_URL=endpoint_url, AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region)
+        # Powertools filters every logger whose name contains its service name ("reimagine") out of the
+        # root handlers, which would hide this stack's own `reimagine_local` lines.
+        env.setdefault(
+            "POWERTOOLS_LOG_DEDUPLICATION_DISABLED", os.environ.get("POWERTOOLS_LOG_DEDUPLICATION_DISABLED") or "true"
+        )
+        self._saved_env = apply_environment(env, os.environ)
+        self._session = boto3.Session(region_name=self.region)
+        account = self.client("sts").get_caller_identity()["Account"]
+        self.app = read_application(
+            self.template_path,
+            stack_name=self.stack_name,
+            account_id=account,
+            region=self.region,
+            parameters=self.parameters,
+            env_overrides=self.env_overrides,
+        )
+        clients = Clients(self.client("s3"), self.client("dynamodb"), self.client("sqs"), self.client("ses"))
+        self.created = create_all(self.app, clients)
+        # The functions' configuration, as one process can hold it (see invoke.py).
+        function_env = union_environment(self.app.functions.values())
+        self._saved_env.update(
+            {k: v for k, v in apply_environment(function_env, os.environ).items() if k not in self._saved_env}
+        )
+        for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
+            cold_start(package)
+        self.outbox = self._make_outbox(account)
+        self._invoker = Invoker(self.app.template_dir)
+        self._router = Router(self.app.routes)
+        self._delivery = Delivery(self._sources(clients))
+
+    def _make_outbox(self, account: str) -> Outbox | None:
+        if self.outbox_dir is None:
+            return None
+        source: MailSource | None = None
+        if self._moto is not None:
+            source = moto_mail(account, self.region)
+        elif self.endpoint_url and has_localstack_mail(self.endpoint_url):
+            source = localstack_mail(self.endpoint_url)
+        if source is None:
+            log.warning("this endpoint does not show sent mail; the outbox stays empty")
+            return None
+        return Outbox(self.outbox_dir, source)
+
+    def _sources(self, clients: Clients) -> list[_Source]:
+        assert self.app and self.created and self._invoker
+        failures = FailureDestinations(clients.sqs)
+        hook = self._after_invoke
+        sources: list[_Source] = [
+            S3Notifications(q.function, q.trigger, q.queue_url, clients.sqs, self._invoker, failures, hook)
+            for q in self.created.notification_queues
+        ]
+        streams = self.client("dynamodbstreams")
+        for fn in self.app.functions.values():
+            for trigger in fn.stream_triggers:
+                stream_arn = self.created.stream_arns[trigger.table]
+                sources.append(
+                    StreamMapping(
+                        fn,
+                        trigger,
+                        stream_arn,
+                        streams,
+                        self._invoker,
+                        failures,
+                        self.region,
+                        # A table this run created has only records written after start: read them all.
+                        start_at_latest=trigger.starting_position == "LATEST"
+                        and trigger.table not in self.created.new_tables,
+                        after_invoke=hook,
+                    )
+                )
+        return sources
+
+    def _after_invoke(self, delivered: Delivered) -> None:
+        if self.outbox is not None:
+            for path in self.outbox.collect():
+                log.info("mail written to %s", path)
+
+    def stop(self) -> None:
+        if self._delivery is not None:
+            self._delivery.stop_background()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        restore_environment(self._saved_env, os.environ)
+        self._saved_env = {}
+
+    def __enter__(self) -> EmbeddedStack:
+        if self.app is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # Using it -------------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's endpoint."""
+        assert self._session is not None, "start() the stack first"
+        return self._session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    @property
+    def delivery(self) -> Delivery:
+        assert self._delivery is not None, "start() the stack first"
+        return self._delivery
+
+    def drain(self, timeout: float = 30.0, settle: float | None = None) -> int:
+        """Deliver every pending event. On moto one quiet pass suffices; other endpoints settle 1 s."""
+        if settle is None:
+            settle = 0.0 if self._moto is not None else 1.0
+        return self.delivery.drain(timeout=timeout, settle=settle)
+
+    def start_background_delivery(self, interval: float = 0.2) -> None:
+        self.delivery.start_background(interval)
+
+    def api_invoke(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict | list | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        *,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        """An HTTP request through the HttpApi routes to the function behind the matching route."""
+        assert self._router and self._invoker and self.app, "start() the stack first"
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+            if not any(name.lower() == "content-type" for name, _ in pairs):
+                pairs.append(("content-type", "application/json"))
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        raw_path, _, raw_query = path.partition("?")
+        match = self._router.match(method, raw_path)
+        if match is None:
+            return not_found()
+        host = urlsplit(self.api_base_url).netloc or "localhost"
+        if not any(name.lower() == "host" for name, _ in pairs):
+            pairs.append(("host", host))
+        event = build_event(
+            route=match.route,
+            path_parameters=match.path_parameters,
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=pairs,
+            body=raw,
+            source_ip=source_ip,
+            account_id=self.app.context.account_id,
+        )
+        started = time.perf_counter()
+        try:
+            response = to_http_response(self._invoker.invoke(match.target, event))
+        except Exception:
+            log.exception("%s http %s %s raised", match.target.logical_id, method, raw_path)
+            response = HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+        log.info(
+            "%s http %s %s %d %.0f ms",
+            match.target.logical_id,
+            method.upper(),
+            raw_path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
