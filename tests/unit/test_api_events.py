@@ -1,0 +1,215 @@
+"""HttpApi routes as payload 2.0 events, results back as HTTP, in-process and over a local port."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from reimagine_local.api_events import Router, build_event, to_http_response
+from reimagine_local.http_server import ApiServer, PortInUse
+from reimagine_local.stack import EmbeddedStack
+from reimagine_local.template import HttpRoute
+
+ROUTES = [
+    (HttpRoute("GET", "/requests/{id}"), "get"),
+    (HttpRoute("GET", "/requests/{id}/result"), "result"),
+    (HttpRoute("GET", "/requests/latest"), "latest"),
+    (HttpRoute("POST", "/requests"), "create"),
+    (HttpRoute("ANY", "/files/{proxy+}"), "files"),
+    (HttpRoute("GET", "/"), "root"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "target", "params"),
+    [
+        ("GET", "/requests/abc", "get", {"id": "abc"}),
+        ("GET", "/requests/abc/result", "result", {"id": "abc"}),
+        ("GET", "/requests/latest", "latest", {}),  # an exact path beats {id}
+        ("POST", "/requests", "create", {}),
+        ("DELETE", "/files/a/b/c.txt", "files", {"proxy": "a/b/c.txt"}),
+        ("GET", "/", "root", {}),
+        ("GET", "/requests/a%20b", "get", {"id": "a b"}),
+    ],
+)
+def test_router_matches_the_most_specific_route(method, path, target, params):
+    match = Router(ROUTES).match(method, path)
+    assert match is not None
+    assert (match.target, match.path_parameters) == (target, params)
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/requests/abc"), ("GET", "/nothing"), ("GET", "/requests/")])
+def test_router_has_no_match_for_undeclared_routes(method, path):
+    assert Router(ROUTES).match(method, path) is None
+
+
+def test_event_has_the_payload_2_0_shape():
+    now = datetime(2024, 3, 1, 12, 30, 5, tzinfo=UTC)
+    event = build_event(
+        route=HttpRoute("GET", "/requests/{id}"),
+        path_parameters={"id": "abc"},
+        method="get",
+        raw_path="/requests/abc",
+        raw_query="a=1&b=2&a=3",
+        headers=[
+            ("Host", "localhost:3000"),
+            ("User-Agent", "pytest"),
+            ("X-Multi", "1"),
+            ("x-multi", "2"),
+            ("Cookie", "s=1; t=2"),
+        ],
+        body=None,
+        source_ip="10.0.0.9",
+        now=now,
+    )
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /requests/{id}"
+    assert event["rawPath"] == "/requests/abc"
+    assert event["rawQueryString"] == "a=1&b=2&a=3"
+    assert event["queryStringParameters"] == {"a": "1,3", "b": "2"}
+    assert event["pathParameters"] == {"id": "abc"}
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["headers"] == {"host": "localhost:3000", "user-agent": "pytest", "x-multi": "1,2"}
+    assert event["isBase64Encoded"] is False
+    assert "body" not in event
+    context = event["requestContext"]
+    assert context["http"] == {
+        "method": "GET",
+        "path": "/requests/abc",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "10.0.0.9",
+        "userAgent": "pytest",
+    }
+    assert context["routeKey"] == "GET /requests/{id}"
+    assert context["stage"] == "$default"
+    assert context["domainName"] == "localhost:3000"
+    assert context["time"] == "01/Mar/2024:12:30:05 +0000"
+    assert context["timeEpoch"] == int(now.timestamp() * 1000)
+    assert context["requestId"] and context["apiId"]
+
+
+def test_text_bodies_stay_text_and_binary_bodies_are_base64():
+    route = HttpRoute("POST", "/requests")
+    text = build_event(
+        route=route,
+        path_parameters={},
+        method="POST",
+        raw_path="/requests",
+        headers={"Content-Type": "application/json"},
+        body=b'{"a": 1}',
+    )
+    assert (text["body"], text["isBase64Encoded"]) == ('{"a": 1}', False)
+    binary = build_event(
+        route=route,
+        path_parameters={},
+        method="POST",
+        raw_path="/requests",
+        headers={"Content-Type": "image/png"},
+        body=b"\x89PNG\x00",
+    )
+    assert binary["isBase64Encoded"] is True
+    assert base64.b64decode(binary["body"]) == b"\x89PNG\x00"
+
+
+def test_results_become_http_responses():
+    full = to_http_response({"statusCode": 302, "headers": {"Location": "https://x"}, "body": "", "cookies": ["a=1"]})
+    assert (full.status, full.headers, full.body, full.cookies) == (302, {"Location": "https://x"}, b"", ["a=1"])
+    assert ("Set-Cookie", "a=1") in full.header_lines()
+    encoded = to_http_response(
+        {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
+    )
+    assert encoded.body == b"\x00\x01"
+    # Without a statusCode, HttpApi answers 200 with the result as JSON
+    bare = to_http_response({"hello": "world"})
+    assert (bare.status, bare.headers["content-type"], json.loads(bare.body)) == (
+        200,
+        "application/json",
+        {"hello": "world"},
+    )
+    status, _, body = to_http_response("plain")
+    assert (status, body) == (200, b"plain")
+
+
+API_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: tests.unit.fake_handlers.echo_api
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: "/things/{id}"}
+        Post:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: POST, Path: /things}
+        Boom:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: /boom}
+"""
+
+
+@pytest.fixture(scope="module")
+def api_stack(tmp_path_factory):
+    template = tmp_path_factory.mktemp("api") / "template.yaml"
+    template.write_text(API_TEMPLATE)
+    with EmbeddedStack(template, stack_name="apitest").start() as stack:
+        yield stack
+
+
+def test_api_invoke_routes_to_the_function_with_the_event(api_stack):
+    status, headers, body = api_stack.api_invoke("GET", "/things/42?x=1", headers={"X-Trace": "t"})
+    event = json.loads(body)
+    assert status == 200
+    assert headers["x-route"] == "GET /things/{id}"
+    assert event["pathParameters"] == {"id": "42"}
+    assert event["queryStringParameters"] == {"x": "1"}
+    assert event["headers"]["x-trace"] == "t"
+    assert event["headers"]["host"] == "127.0.0.1:3000"
+
+
+def test_api_invoke_sends_json_bodies(api_stack):
+    response = api_stack.api_invoke("POST", "/things", {"email": "a@example.com"})
+    event = response.json()
+    assert json.loads(event["body"]) == {"email": "a@example.com"}
+    assert event["headers"]["content-type"] == "application/json"
+
+
+def test_unmatched_routes_are_404_like_httpapi(api_stack):
+    status, _, body = api_stack.api_invoke("DELETE", "/things/42")
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+
+
+def test_a_raising_function_is_a_500(api_stack):
+    status, _, body = api_stack.api_invoke("GET", "/boom")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+
+def test_http_server_serves_the_routes(api_stack):
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        response = requests.get(f"{server.url}/things/7?y=2", timeout=10)
+        assert response.status_code == 200
+        assert response.json()["pathParameters"] == {"id": "7"}
+        assert response.cookies.get("b") == "2"
+        assert requests.post(f"{server.url}/things", json={"a": 1}, timeout=10).json()["body"] == '{"a": 1}'
+        assert requests.get(f"{server.url}/missing", timeout=10).status_code == 404
+    finally:
+        server.stop()
+
+
+def test_http_server_says_when_the_port_is_taken(api_stack):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {port}"):
+            ApiServer(api_stack.api_invoke, port=port)
