@@ -184,6 +184,9 @@ class EmbeddedStack:
             self._moto = None
         restore_environment(self._saved_env, os.environ)
         self._saved_env = {}
+        if self.app is not None:  # nothing the functions cached may outlive this stack's endpoint
+            for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
+                cold_start(package)
 
     def __enter__(self) -> EmbeddedStack:
         if self.app is None:

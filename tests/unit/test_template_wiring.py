@@ -1,0 +1,247 @@
+"""template.yaml read by the local stack: intrinsics resolved, wiring as the contracts say, resources created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reimagine.config import Settings
+from reimagine_local.invoke import union_environment
+from reimagine_local.resources import Clients, create_all
+from reimagine_local.stack import EmbeddedStack
+from reimagine_local.template import TemplateError, read_application
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+INTRINSICS = """
+Parameters:
+  Stage: {Type: String, Default: dev}
+  Origins: {Type: CommaDelimitedList, Default: "http://a,http://b"}
+  Size: {Type: Number, Default: 5}
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  NotProd: !Not [{Condition: IsProd}]
+Globals:
+  Function:
+    Timeout: 9
+    MemorySize: 512
+    Handler: default.handler
+    Environment:
+      Variables:
+        SHARED: global
+        OVERRIDDEN: global
+Resources:
+  Named:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Sub "${AWS::StackName}-named-${AWS::AccountId}-${AWS::Region}"
+      CorsConfiguration:
+        CorsRules:
+          - AllowedMethods: [POST]
+            AllowedOrigins: !Split [",", !Join [",", [!Join [",", !Ref Origins], "http://c"]]]
+            MaxAge: 60
+  Unnamed:
+    Type: AWS::S3::Bucket
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !If [IsProd, prod-queue, !Sub "${Stage}-queue"]
+      MessageRetentionPeriod: 60
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.main
+      Timeout: 3
+      Environment:
+        Variables:
+          OVERRIDDEN: local
+          SUB_LIST: !Sub ["${Prefix}/${Named}/${!Literal}", {Prefix: !Select [1, !Ref Origins]}]
+          TABLE: !Ref Table
+          TABLE_ARN: !GetAtt Table.Arn
+          STREAM: !GetAtt Table.StreamArn
+          QUEUE_URL: !Ref Queue
+          QUEUE_ARN: !GetAtt Queue.Arn
+          BUCKET_ARN: !GetAtt Unnamed.Arn
+          SIZE: !Ref Size
+          PARTITION: !Sub "${AWS::Partition}:${AWS::URLSuffix}"
+          ONLY_PROD: !If [IsProd, "yes", !Ref AWS::NoValue]
+          NOT_PROD: !If [NotProd, "yes", "no"]
+  Plain:
+    Type: AWS::Serverless::Function
+"""
+
+
+@pytest.fixture
+def intrinsics(tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS)
+    return path
+
+
+def test_intrinsics_resolve_for_the_stack(intrinsics):
+    app = read_application(intrinsics, stack_name="demo", account_id="000000000000", region="eu-west-1")
+    env = app.functions["Fn"].environment
+    assert env["SHARED"] == "global" and env["OVERRIDDEN"] == "local"
+    assert env["SUB_LIST"] == "http://b/demo-named-000000000000-eu-west-1/${Literal}"
+    assert env["TABLE"] == "demo-table"
+    assert env["TABLE_ARN"] == "arn:aws:dynamodb:eu-west-1:000000000000:table/demo-table"
+    assert env["STREAM"].startswith(env["TABLE_ARN"] + "/stream/")
+    assert env["QUEUE_URL"].endswith("/000000000000/dev-queue")
+    assert env["QUEUE_ARN"] == "arn:aws:sqs:eu-west-1:000000000000:dev-queue"
+    assert env["BUCKET_ARN"] == "arn:aws:s3:::demo-unnamed"
+    assert env["SIZE"] == "5"
+    assert env["PARTITION"] == "aws:amazonaws.com"
+    assert "ONLY_PROD" not in env
+    assert env["NOT_PROD"] == "yes"
+    assert app.buckets["Named"].cors_rules == (
+        {"AllowedMethods": ["POST"], "AllowedOrigins": ["http://a", "http://b", "http://c"], "MaxAgeSeconds": 60},
+    )
+    assert app.queues["Queue"].attributes == {"MessageRetentionPeriod": "60"}
+    fn, plain = app.functions["Fn"], app.functions["Plain"]
+    assert (fn.handler, fn.timeout, fn.memory_size) == ("app.main", 3, 512)
+    assert (plain.handler, plain.timeout, plain.environment) == (
+        "default.handler",
+        9,
+        {"SHARED": "global", "OVERRIDDEN": "global"},
+    )
+
+
+def test_parameters_and_env_overrides(intrinsics):
+    app = read_application(
+        intrinsics, parameters={"Stage": "prod", "Size": "7"}, env_overrides={"API_BASE_URL": "http://x"}
+    )
+    env = app.functions["Fn"].environment
+    assert (env["ONLY_PROD"], env["NOT_PROD"], env["SIZE"]) == ("yes", "no", "7")
+    assert app.queues["Queue"].name == "prod-queue"
+    assert all(f.environment["API_BASE_URL"] == "http://x" for f in app.functions.values())
+    with pytest.raises(TemplateError, match="Nope"):
+        read_application(intrinsics, parameters={"Nope": "1"})
+
+
+def test_unsupported_intrinsics_are_errors(tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: a.b\n"
+        "      Environment: {Variables: {X: !ImportValue other-stack-export}}\n"
+    )
+    with pytest.raises(TemplateError, match="Fn::ImportValue"):
+        read_application(path)
+
+
+# The real template -----------------------------------------------------------------------------------
+
+SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
+RUNTIME_VARIABLES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+
+
+@pytest.fixture(scope="module")
+def app():
+    return read_application(TEMPLATE, env_overrides={"API_BASE_URL": "http://127.0.0.1:3000"})
+
+
+def test_functions_and_handlers_are_the_contracts(app):
+    assert {fn.logical_id: fn.handler for fn in app.functions.values()} == {
+        "ApiFunction": "reimagine.handlers.api.handler",
+        "CaptionFunction": "reimagine.handlers.caption.handler",
+        "GenerateFunction": "reimagine.handlers.generate.handler",
+        "NotifyFunction": "reimagine.handlers.notify.handler",
+    }
+    assert {r.route_key for r in app.functions["ApiFunction"].routes} == {
+        "POST /requests",
+        "GET /requests/{id}",
+        "GET /requests/{id}/result",
+        "GET /openapi.json",
+        "GET /",
+    }
+
+
+def test_every_variable_is_a_setting_and_functions_agree(app):
+    for fn in app.functions.values():
+        assert set(fn.environment) <= SETTINGS_VARIABLES | RUNTIME_VARIABLES, fn.logical_id
+        assert fn.environment["TABLE_NAME"] == app.tables["RequestsTable"].name
+        assert fn.environment["POWERTOOLS_SERVICE_NAME"] == "reimagine"
+    env = union_environment(app.functions.values())  # raises if two functions disagree
+    assert env["UPLOADS_BUCKET"] == app.buckets["UploadsBucket"].name
+    assert env["RESULTS_BUCKET"] == app.buckets["ResultsBucket"].name
+    assert env["API_BASE_URL"] == "http://127.0.0.1:3000"
+
+
+def test_uploads_trigger_captioning(app):
+    caption = app.functions["CaptionFunction"]
+    [trigger] = caption.s3_triggers
+    assert trigger.bucket == "UploadsBucket"
+    assert trigger.prefix == "uploads/"
+    assert "s3:ObjectCreated:*" in trigger.events
+    assert caption.invoke_config.on_failure == app.queues["FailureQueue"].arn
+
+
+@pytest.mark.parametrize(
+    ("function", "passing", "blocked"),
+    [
+        ("GenerateFunction", [{"status": {"S": "CAPTIONED"}}], [{"status": {"S": "CAPTIONING"}}]),
+        (
+            "NotifyFunction",
+            [{"status": {"S": "COMPLETED"}}, {"status": {"S": "FAILED"}}],
+            [
+                {"status": {"S": "COMPLETED"}, "notified_at": {"S": "2024-01-01T00:00:00Z"}},
+                {"status": {"S": "GENERATING"}},
+            ],
+        ),
+    ],
+)
+def test_stream_subscribers(app, function, passing, blocked):
+    from reimagine_local.filters import passes
+
+    [trigger] = app.functions[function].stream_triggers
+    assert trigger.table == "RequestsTable"
+    assert trigger.report_batch_item_failures
+    assert trigger.on_failure == app.queues["FailureQueue"].arn
+    assert trigger.maximum_retry_attempts >= 0  # bounded, so a poison record cannot stall the stream
+    for image in passing:
+        assert passes({"eventName": "MODIFY", "dynamodb": {"NewImage": image}}, trigger.filters)
+    for image in blocked:
+        assert not passes({"eventName": "MODIFY", "dynamodb": {"NewImage": image}}, trigger.filters)
+
+
+def test_table_shape(app):
+    table = app.tables["RequestsTable"]
+    assert table.key_schema == ({"AttributeName": "id", "KeyType": "HASH"},)
+    assert table.ttl_attribute == "expires_at"
+    assert table.stream_view_type in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+
+
+def test_resources_are_created_on_moto_and_creation_is_idempotent():
+    # Given the real template started on its own moto server
+    with EmbeddedStack(TEMPLATE, stack_name="wiring").start() as stack:
+        app = stack.app
+        s3, ddb, sqs, ses = (stack.client(s) for s in ("s3", "dynamodb", "sqs", "ses"))
+        # When everything is created a second time
+        again = create_all(app, Clients(s3, ddb, sqs, ses))
+        # Then nothing new was made and the wiring is in place
+        assert again.new_tables == set()
+        assert again.stream_arns == stack.created.stream_arns
+        uploads = app.buckets["UploadsBucket"].name
+        rules = s3.get_bucket_cors(Bucket=uploads)["CORSRules"]
+        assert rules[0]["AllowedMethods"] == ["POST"]
+        [config] = s3.get_bucket_notification_configuration(Bucket=uploads)["QueueConfigurations"]
+        assert config["QueueArn"] == again.notification_queues[0].queue_arn
+        assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "uploads/"}]
+        table = ddb.describe_table(TableName=app.tables["RequestsTable"].name)["Table"]
+        assert table["StreamSpecification"]["StreamEnabled"]
+        ttl = ddb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
+        assert ttl["AttributeName"] == "expires_at"
+        assert sqs.get_queue_url(QueueName=app.queues["FailureQueue"].name)["QueueUrl"]
+        sender = app.functions["NotifyFunction"].environment["SENDER_EMAIL"]
+        assert sender in ses.list_identities()["Identities"]
+        policy = sqs.get_queue_attributes(QueueUrl=again.notification_queues[0].queue_url, AttributeNames=["Policy"])
+        assert json.loads(policy["Attributes"]["Policy"])["Statement"][0]["Principal"] == {
+            "Service": "s3.amazonaws.com"
+        }
