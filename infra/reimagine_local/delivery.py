@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -153,7 +154,8 @@ class S3Notifications(_Source):
     def _deliver(self, event: dict[str, Any]) -> None:
         if event.get("Event") == "s3:TestEvent":  # S3 sends one when the notification is configured
             return
-        keys = [r.get("s3", {}).get("object", {}).get("key", "?") for r in event.get("Records", [])]
+        # Keys arrive URL-encoded; the log shows them decoded (the event itself is passed on untouched).
+        keys = [unquote_plus(r.get("s3", {}).get("object", {}).get("key", "?")) for r in event.get("Records", [])]
         subject = ",".join(keys) or "?"
         attempts = 1 + max(0, self.fn.invoke_config.maximum_retry_attempts)
         for attempt in range(1, attempts + 1):
@@ -211,6 +213,16 @@ def lambda_stream_record(raw: dict[str, Any], stream_arn: str, region: str) -> d
     if "userIdentity" in raw:  # TTL deletions say who removed the item
         record["userIdentity"] = raw["userIdentity"]
     return record
+
+
+def _batch_subject(batch: Sequence[dict[str, Any]]) -> str:
+    """The batch's item keys, readable: `id=abc, id=def +3 more`."""
+    keys = [
+        ",".join(f"{name}={next(iter(value.values()), '?')}" for name, value in r["dynamodb"].get("Keys", {}).items())
+        for r in batch
+    ]
+    more = f" +{len(keys) - 3} more" if len(keys) > 3 else ""
+    return ", ".join(keys[:3]) + more
 
 
 @dataclass
@@ -340,8 +352,7 @@ class StreamMapping(_Source):
 
     def _invoke(self, shard: _Shard, batch: Sequence[dict[str, Any]]) -> tuple[int | None, BaseException | None]:
         """(index of the first failed record or None, the exception if the whole batch failed)."""
-        first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
-        subject = f"{shard.shard_id[-8:]} {first}..{last} ({len(batch)})"
+        subject = _batch_subject(batch)
         result, error, ms = self._call("stream", subject, {"Records": list(batch)})
         if error is not None:
             self._report("stream", subject, f"error ({type(error).__name__}: {error})", ms)

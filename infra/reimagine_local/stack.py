@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,6 +43,17 @@ _DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
+
+
+def _is_moto_server(endpoint_url: str) -> bool:
+    """moto's server answers its dashboard at /moto-api/; LocalStack and AWS do not."""
+    if not endpoint_url.startswith(("http://", "https://")):
+        return False
+    try:
+        with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/moto-api/", timeout=5) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 class EmbeddedStack:
@@ -73,6 +85,7 @@ class EmbeddedStack:
         self._router: Router[Function] | None = None
         self._invoker: Invoker | None = None
         self._session: boto3.Session | None = None
+        self._is_moto = False
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -104,6 +117,7 @@ class EmbeddedStack:
         env.setdefault(
             "POWERTOOLS_LOG_DEDUPLICATION_DISABLED", os.environ.get("POWERTOOLS_LOG_DEDUPLICATION_DISABLED") or "true"
         )
+        self._is_moto = self._moto is not None or _is_moto_server(endpoint_url)
         self._saved_env = apply_environment(env, os.environ)
         self._session = boto3.Session(region_name=self.region)
         account = self.client("sts").get_caller_identity()["Account"]
@@ -213,7 +227,7 @@ class EmbeddedStack:
     def drain(self, timeout: float = 30.0, settle: float | None = None) -> int:
         """Deliver every pending event. On moto one quiet pass suffices; other endpoints settle 1 s."""
         if settle is None:
-            settle = 0.0 if self._moto is not None else 1.0
+            settle = 0.0 if self._is_moto else 1.0
         return self.delivery.drain(timeout=timeout, settle=settle)
 
     def start_background_delivery(self, interval: float = 0.2) -> None:
