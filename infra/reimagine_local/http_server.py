@@ -85,7 +85,9 @@ class ApiServer:
         self.httpd.serve_forever()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        # shutdown() waits for a serve_forever loop, so it would hang on a server never started.
         if self._thread:
+            self.httpd.shutdown()
             self._thread.join(timeout=10)
+            self._thread = None
+        self.httpd.server_close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -204,6 +205,14 @@ def test_http_server_serves_the_routes(api_stack):
         assert requests.get(f"{server.url}/missing", timeout=10).status_code == 404
     finally:
         server.stop()
+
+
+def test_a_server_never_started_stops_at_once(api_stack):
+    server = ApiServer(api_stack.api_invoke, port=0)
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=5)
+    assert not stopper.is_alive()
 
 
 def test_http_server_says_when_the_port_is_taken(api_stack):
