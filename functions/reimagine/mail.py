@@ -29,8 +29,8 @@ def _lifetime(link: ResultLink) -> str:
 
 def _caption_source(record: RequestRecord) -> str:
     if record.caption_provider == "offline":
-        return "described by measuring the image (offline mode, not AI)"
-    return f"written by an AI model ({record.caption_provider})"
+        return "measured from the image by the offline provider, not AI"
+    return f"written by an AI model through {record.caption_provider}"
 
 
 def compose(record: RequestRecord, link: ResultLink | None, *, api_base_url: str) -> Message:

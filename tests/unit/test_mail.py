@@ -46,7 +46,7 @@ def test_completed_email_has_caption_both_links_and_the_link_lifetime():
 def test_ai_caption_names_its_model_provider():
     link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
     message = compose(_record(caption_provider="huggingface"), link, api_base_url="https://api.example.com")
-    assert "AI model (huggingface)" in message.text
+    assert "AI model through huggingface" in message.text
     assert "for 15 minutes" in message.text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -31,7 +32,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
     cfg = settings()
     processed = 0
     for record in S3Event(event).records:
-        bucket, key = record.s3.bucket.name, record.s3.get_object.key
+        # Keys arrive URL-encoded (AWS: `+` for a space; some emulators also `%2F` for `/`).
+        bucket, key = record.s3.bucket.name, unquote_plus(record.s3.get_object.key)
         request_id = request_id_from_upload_key(key)
         if bucket != cfg.uploads_bucket or request_id is None:
             logger.warning("ignoring an object that is not an upload of ours", extra={"bucket": bucket})

@@ -1,0 +1,194 @@
+"""`reimagine`: submit photos, follow requests, read the local outbox, run the local stack, run the demo.
+
+Every failure is one clear line on stderr and a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from reimagine_local.api_client import ApiClient, ClientError
+
+DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
+DEFAULT_OUTBOX = Path(os.environ.get("REIMAGINE_OUTBOX", ".reimagine/outbox"))
+STATUS_WORDS = {
+    "PENDING_UPLOAD": "waiting for the upload",
+    "CAPTIONING": "captioning the image",
+    "CAPTIONED": "caption ready",
+    "GENERATING": "generating the new picture",
+    "COMPLETED": "done",
+    "FAILED": "failed",
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _progress(started: float):
+    def show(record: dict[str, Any]) -> None:
+        status = record["status"]
+        _say(f"  {time.monotonic() - started:5.1f}s  {status:<14} {STATUS_WORDS.get(status, '')}")
+
+    return show
+
+
+def _summary(record: dict[str, Any]) -> str:
+    if record["status"] == "COMPLETED":
+        lines = [f"caption: {record.get('caption', '')}"]
+        if record.get("caption_provider") == "offline":
+            lines[0] += "  (offline provider: measured from the image, not AI)"
+        if record.get("result"):
+            lines.append(f"result:  {record['result']['url']}")
+            lines.append(f"         (link valid until {record['result']['expires_at']})")
+        return "\n".join(lines)
+    error = record.get("error") or {}
+    return f"request {record['id']} FAILED: {error.get('message', 'unknown error')} ({error.get('code', '?')})"
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    client = ApiClient(args.api)
+    request_id = client.submit(Path(args.image), args.email)
+    _say(f"request {request_id}: uploaded {args.image}")
+    if not args.wait:
+        if args.json:
+            print(json.dumps(client.status(request_id), indent=2))
+        else:
+            print(request_id)
+        return EXIT_OK
+    record = client.wait(request_id, timeout=args.timeout, on_change=_progress(time.monotonic()))
+    if args.json:
+        print(json.dumps(record, indent=2))
+    elif record["status"] == "COMPLETED":
+        print(_summary(record))
+    if record["status"] != "COMPLETED":
+        _say(_summary(record))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    record = ApiClient(args.api).status(args.id)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"{record['id']}  {record['status']}  ({STATUS_WORDS.get(record['status'], '')})")
+        if record["status"] in ("COMPLETED", "FAILED"):
+            print(_summary(record))
+    return EXIT_OK if record["status"] != "FAILED" else EXIT_FAILED
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from reimagine_local.outbox import list_outbox
+
+    messages = list_outbox(Path(args.dir))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(m) for m in messages], indent=2, default=str))
+        return EXIT_OK
+    if not messages:
+        print(f"no messages in {args.dir}")
+    for m in messages:
+        print(f"{m.date}  to {m.to}  {m.subject}\n    {m.file}")
+    return EXIT_OK
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    import logging
+
+    from reimagine_local.runner import running_stack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    with running_stack(port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox)) as running:
+        _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
+        _say(f"  web page:  {running.api_url}/")
+        _say(f"  outbox:    {args.outbox}   (reimagine outbox)")
+        _say("  Ctrl-C to stop")
+        try:
+            running.wait()
+        except KeyboardInterrupt:
+            _say("stopping")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from reimagine_local.demo import run_demo
+
+    image = Path(args.image) if args.image else None
+    sample = resources.files("reimagine_local.assets").joinpath("sample.jpg")
+    with resources.as_file(sample) as sample_path:
+        return run_demo(image or sample_path, email=args.email, out=Path(args.out), say=_say)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reimagine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def api_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api", default=DEFAULT_API, help=f"API base URL (default {DEFAULT_API}, or $REIMAGINE_API)")
+
+    p = sub.add_parser("submit", help="send an image; with --wait, follow it to the end")
+    p.add_argument("image")
+    p.add_argument("--email", required=True)
+    p.add_argument("--wait", action="store_true", help="follow the request until it is final")
+    p.add_argument("--json", action="store_true", help="print the (final) record as JSON on stdout, nothing else")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
+    api_option(p)
+    p.set_defaults(run=cmd_submit)
+
+    p = sub.add_parser("status", help="show a request")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    api_option(p)
+    p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("outbox", help="list the mail the local stack sent, newest first")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dir", default=str(DEFAULT_OUTBOX), help=f"outbox folder (default {DEFAULT_OUTBOX})")
+    p.set_defaults(run=cmd_outbox)
+
+    local = sub.add_parser("local", help="the local stack").add_subparsers(dest="local_command", required=True)
+    p = local.add_parser("up", help="run the whole pipeline on this machine until Ctrl-C")
+    p.add_argument("--port", type=int, default=3000, help="HTTP port of the API (default 3000)")
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="use this AWS endpoint (e.g. LocalStack) instead of starting the embedded emulator",
+    )
+    p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
+    p.set_defaults(run=cmd_local_up)
+
+    p = sub.add_parser("demo", help="run one image through a temporary local stack and keep the results")
+    p.add_argument("image", nargs="?", help="an image (default: a bundled sample photo)")
+    p.add_argument("--email", default="you@example.com")
+    p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ClientError as exc:
+        _say(f"reimagine: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _say("reimagine: interrupted")
+        return 130
+    except OSError as exc:  # ports, files: the OS says it best
+        _say(f"reimagine: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`reimagine demo`: one image through a temporary local stack, with everything worth keeping written out."""
+
+from __future__ import annotations
+
+import email
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from email import policy
+from pathlib import Path
+
+import requests
+
+from reimagine_local.api_client import ApiClient, ClientError
+from reimagine_local.outbox import list_outbox
+from reimagine_local.runner import running_stack
+
+Say = Callable[[str], None]
+
+
+def _email_link(eml: Path) -> str:
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    body = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+    text = body.get_content() if body else ""
+    match = re.search(r"https?://\S+/results/\S+", text)
+    if not match:
+        raise ClientError(f"the email {eml} has no result link")
+    return match.group(0)
+
+
+def run_demo(image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
+        say("starting the local stack (embedded AWS emulator, no network)...")
+        with running_stack(port=0, outbox=Path(outbox)) as running:
+            client = ApiClient(running.api_url)
+            say(f"  API {running.api_url}; submitting {image}")
+            started = time.monotonic()
+            request_id = client.submit(image, email)
+            record = client.wait(
+                request_id,
+                timeout=timeout,
+                on_change=lambda r: say(f"  {time.monotonic() - started:5.1f}s  {r['status']}"),
+            )
+            if record["status"] != "COMPLETED":
+                error = record.get("error") or {}
+                say(f"reimagine: request FAILED: {error.get('message')} ({error.get('code')})")
+                return 1
+            running.stack.drain(timeout=30)  # the email goes out after COMPLETED
+            mails = list_outbox(outbox)
+            if not mails:
+                raise ClientError("no email was sent")
+            link = _email_link(mails[0].file)
+            result = requests.get(link, timeout=30)
+            if result.status_code != 200:
+                raise ClientError(f"the email's link answered HTTP {result.status_code}")
+            suffix = image.suffix.lower() or ".img"
+            shutil.copyfile(image, out / f"original{suffix}")
+            (out / "result.png").write_bytes(result.content)
+            shutil.copyfile(mails[0].file, out / "email.eml")
+    provider = record.get("caption_provider")
+    note = "  (offline provider: measured from the image, not AI)" if provider == "offline" else ""
+    print(f"caption: {record['caption']}{note}")
+    print(f"wrote {out}/: original{suffix}, result.png ({len(result.content)} bytes), email.eml")
+    say(
+        f"the email's link downloaded the result while the stack ran ({time.monotonic() - started:.1f} s end to end); "
+        "links in email.eml point at that stopped stack"
+    )
+    return 0

@@ -1,0 +1,69 @@
+"""The local stack as a running service: emulator (or endpoint), event delivery and the HTTP API together."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reimagine_local.http_server import ApiServer
+from reimagine_local.stack import EmbeddedStack
+
+
+def find_template() -> Path:
+    """template.yaml: $REIMAGINE_TEMPLATE, else the nearest one above the working folder, else this checkout's."""
+    if os.environ.get("REIMAGINE_TEMPLATE"):
+        return Path(os.environ["REIMAGINE_TEMPLATE"])
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "template.yaml").is_file() and (folder / "functions" / "reimagine").is_dir():
+            return folder / "template.yaml"
+    return Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+@dataclass
+class RunningStack:
+    stack: EmbeddedStack
+    server: ApiServer
+    _stopped: threading.Event
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.stack.endpoint_url or "AWS"
+
+    def wait(self) -> None:
+        """Block until interrupted (Ctrl-C raises KeyboardInterrupt here)."""
+        while not self._stopped.wait(0.5):
+            pass
+
+
+@contextmanager
+def running_stack(
+    *, port: int = 3000, endpoint_url: str | None = None, outbox: Path | None = None, host: str = "127.0.0.1"
+) -> Iterator[RunningStack]:
+    """Start everything; stop everything on the way out, whatever happened."""
+    # Readable output: the stack's one line per event; the functions' own JSON logs only for warnings.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    holder: dict[str, EmbeddedStack] = {}
+    # The server binds first: a taken port is a clear error before anything else starts,
+    # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
+    server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
+    try:
+        stack = EmbeddedStack(find_template(), api_base_url=server.url, outbox_dir=outbox)
+        holder["stack"] = stack
+        stack.start(endpoint_url)
+        try:
+            stack.start_background_delivery()
+            server.start()
+            yield RunningStack(stack, server, threading.Event())
+        finally:
+            stack.stop()
+    finally:
+        server.stop()
