@@ -124,28 +124,32 @@ def localstack_mail(endpoint_url: str) -> MailSource:
 
     def sent() -> list[SentMail]:
         with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/_aws/ses", timeout=10) as response:  # noqa: S310
-            payload: dict[str, Any] = json.load(response)
-        mails = []
-        for m in payload.get("messages", []):
-            if m.get("RawData"):
-                mails.append(_from_raw(m["Id"], m["RawData"]))
-                continue
-            body = m.get("Body") or {}
-            stamp = m.get("Timestamp")
-            mails.append(
-                SentMail(
-                    id=m["Id"],
-                    sender=m.get("Source", ""),
-                    to=tuple((m.get("Destination") or {}).get("ToAddresses", [])),
-                    subject=m.get("Subject", ""),
-                    text=body.get("text_part") or "",
-                    html=body.get("html_part") or "",
-                    sent_at=datetime.fromisoformat(stamp) if stamp else datetime.now(UTC),
-                )
-            )
-        return mails
+            return parse_localstack_mail(json.load(response))
 
     return sent
+
+
+def parse_localstack_mail(payload: dict[str, Any]) -> list[SentMail]:
+    """LocalStack's /_aws/ses answer: {"messages": [{Id, Source, Destination, Subject, Body, Timestamp}]}."""
+    mails = []
+    for m in payload.get("messages", []):
+        if m.get("RawData"):
+            mails.append(_from_raw(m["Id"], m["RawData"]))
+            continue
+        body = m.get("Body") or {}
+        stamp = datetime.fromisoformat(m["Timestamp"]) if m.get("Timestamp") else datetime.now(UTC)
+        mails.append(
+            SentMail(
+                id=m["Id"],
+                sender=m.get("Source", ""),
+                to=tuple((m.get("Destination") or {}).get("ToAddresses", [])),
+                subject=m.get("Subject", ""),
+                text=body.get("text_part") or "",
+                html=body.get("html_part") or "",
+                sent_at=stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC),  # LocalStack's are UTC
+            )
+        )
+    return mails
 
 
 def has_localstack_mail(endpoint_url: str) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from reimagine_local.invoke import EnvironmentConflict, union_environment
-from reimagine_local.outbox import list_outbox
+from reimagine_local.outbox import Outbox, list_outbox, parse_localstack_mail
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import read_application
 from tests.unit import fake_handlers
@@ -349,3 +349,34 @@ def test_outbox_collects_sent_mail_as_eml(tmp_path):
     assert message["Message-ID"]
     assert "pic.jpg" in message.get_body(("plain",)).get_content()
     assert "https://x.example/pic.jpg" in message.get_body(("html",)).get_content()
+
+
+def test_localstack_mail_is_written_like_moto_mail(tmp_path):
+    # Given LocalStack's /_aws/ses answer with two messages, read twice
+    payload = {
+        "messages": [
+            {
+                "Id": f"id-{n}",
+                "Region": "us-east-1",
+                "Source": "robot@example.com",
+                "Destination": {"ToAddresses": [f"user{n}@example.com"]},
+                "Subject": f"subject {n}",
+                "Body": {"text_part": f"text {n}", "html_part": f"<p>html {n}</p>"},
+                "Timestamp": f"2024-05-0{n}T10:00:00",
+            }
+            for n in (1, 2)
+        ]
+    }
+    outbox = Outbox(tmp_path, lambda: parse_localstack_mail(payload))
+    # When the outbox collects twice
+    assert len(outbox.collect()) == 2
+    assert outbox.collect() == []
+    # Then each message is one file, newest first
+    entries = list_outbox(tmp_path)
+    assert [(e.to, e.subject, e.date.day) for e in entries] == [
+        ("user2@example.com", "subject 2", 2),
+        ("user1@example.com", "subject 1", 1),
+    ]
+    message = BytesParser(policy=policy.default).parsebytes(entries[0].file.read_bytes())
+    assert message.get_body(("plain",)).get_content().strip() == "text 2"
+    assert message.get_body(("html",)).get_content().strip() == "<p>html 2</p>"
