@@ -42,9 +42,7 @@ DOCUMENTED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("pattern", "hit", "miss"), [case[1:] for case in DOCUMENTED], ids=[c[0] for c in DOCUMENTED]
-)
+@pytest.mark.parametrize(("pattern", "hit", "miss"), [case[1:] for case in DOCUMENTED], ids=[c[0] for c in DOCUMENTED])
 def test_documented_operators(pattern, hit, miss):
     assert matches(pattern, hit)
     assert not matches(pattern, miss)
@@ -78,9 +76,7 @@ def test_generate_filter_of_the_template():
     assert passes(_stream_record({"status": {"S": "CAPTIONED"}}), [pattern])
     assert not passes(_stream_record({"status": {"S": "CAPTIONING"}}), [pattern])
     # A REMOVE has no NewImage at all
-    assert not passes(
-        {"eventName": "REMOVE", "dynamodb": {"OldImage": {"status": {"S": "CAPTIONED"}}}}, [pattern]
-    )
+    assert not passes({"eventName": "REMOVE", "dynamodb": {"OldImage": {"status": {"S": "CAPTIONED"}}}}, [pattern])
 
 
 def test_notify_filter_of_the_template():
@@ -104,9 +100,7 @@ def test_notify_filter_of_the_template():
 
 def test_any_filter_passes_and_no_filter_passes_all():
     record = _stream_record({"status": {"S": "FAILED"}})
-    assert passes(
-        record, ['{"eventName": ["INSERT"]}', '{"dynamodb": {"NewImage": {"status": {"S": ["FAILED"]}}}}']
-    )
+    assert passes(record, ['{"eventName": ["INSERT"]}', '{"dynamodb": {"NewImage": {"status": {"S": ["FAILED"]}}}}'])
     assert not passes(record, ['{"eventName": ["INSERT"]}'])
     assert passes(record, [])
 
