@@ -181,7 +181,9 @@ class Outbox:
     def __init__(self, folder: str | Path, source: MailSource) -> None:
         self.folder = Path(folder)
         self.source = source
-        self._seen: set[str] = set()
+        # Mail sent before this outbox existed (an earlier run on a long-lived LocalStack, another
+        # stack in this process) is not this run's.
+        self._seen: set[str] = {mail.id for mail in source()}
         self._lock = threading.Lock()
 
     def collect(self) -> list[Path]:

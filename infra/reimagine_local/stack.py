@@ -7,6 +7,9 @@
 
 `start(endpoint_url)` targets another endpoint instead (LocalStack: http://127.0.0.1:4566), or
 `start(REAL_AWS)` the account of the ambient credentials.
+
+moto keeps its state per process, so every moto server started in one process shares it: stacks
+that run side by side in one process need different stack names (their resource names differ then).
 """
 
 from __future__ import annotations

@@ -352,22 +352,22 @@ def test_outbox_collects_sent_mail_as_eml(tmp_path):
 
 
 def test_localstack_mail_is_written_like_moto_mail(tmp_path):
-    # Given LocalStack's /_aws/ses answer with two messages, read twice
-    payload = {
-        "messages": [
-            {
-                "Id": f"id-{n}",
-                "Region": "us-east-1",
-                "Source": "robot@example.com",
-                "Destination": {"ToAddresses": [f"user{n}@example.com"]},
-                "Subject": f"subject {n}",
-                "Body": {"text_part": f"text {n}", "html_part": f"<p>html {n}</p>"},
-                "Timestamp": f"2024-05-0{n}T10:00:00",
-            }
-            for n in (1, 2)
-        ]
-    }
+    # Given LocalStack's /_aws/ses answer: one message from before the outbox, then two new ones
+    old = {"Id": "old", "Source": "a@example.com", "Subject": "old", "Body": {"text_part": "old"}}
+    payload: dict = {"messages": [old]}
     outbox = Outbox(tmp_path, lambda: parse_localstack_mail(payload))
+    payload["messages"] += [
+        {
+            "Id": f"id-{n}",
+            "Region": "us-east-1",
+            "Source": "robot@example.com",
+            "Destination": {"ToAddresses": [f"user{n}@example.com"]},
+            "Subject": f"subject {n}",
+            "Body": {"text_part": f"text {n}", "html_part": f"<p>html {n}</p>"},
+            "Timestamp": f"2024-05-0{n}T10:00:00",
+        }
+        for n in (1, 2)
+    ]
     # When the outbox collects twice
     assert len(outbox.collect()) == 2
     assert outbox.collect() == []
