@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from reimagine_local.template import LOCAL_API_ID, HttpRoute
+from reimagine_local.template import LOCAL_API_ID, Cors, HttpRoute
 
 T = TypeVar("T")
 
@@ -203,3 +203,40 @@ def to_http_response(result: Any) -> HttpResponse:
 
 def not_found() -> HttpResponse:
     return HttpResponse(404, {"content-type": "application/json"}, NOT_FOUND_BODY)
+
+
+def _allowed_origin(cors: Cors, origin: str) -> str | None:
+    if "*" in cors.allow_origins and not cors.allow_credentials:
+        return "*"
+    return origin if origin in cors.allow_origins or "*" in cors.allow_origins else None
+
+
+def preflight(cors: Cors, headers: Mapping[str, str]) -> HttpResponse | None:
+    """HttpApi's own answer to a CORS preflight (OPTIONS with Origin and a requested method)."""
+    origin, method = headers.get("origin"), headers.get("access-control-request-method")
+    if not origin or not method:
+        return None
+    allowed = _allowed_origin(cors, origin)
+    if allowed is None or not ({"*", method.upper()} & set(cors.allow_methods)):
+        return HttpResponse(204, {}, b"")
+    out = {"access-control-allow-origin": allowed, "access-control-allow-methods": ",".join(cors.allow_methods)}
+    if cors.allow_headers:
+        out["access-control-allow-headers"] = ",".join(cors.allow_headers)
+    if cors.max_age is not None:
+        out["access-control-max-age"] = str(cors.max_age)
+    if cors.allow_credentials:
+        out["access-control-allow-credentials"] = "true"
+    return HttpResponse(204, out, b"")
+
+
+def add_cors_headers(cors: Cors, headers: Mapping[str, str], response: HttpResponse) -> HttpResponse:
+    """The headers HttpApi adds to a response for an allowed Origin."""
+    origin = headers.get("origin")
+    allowed = _allowed_origin(cors, origin) if origin else None
+    if allowed is not None:
+        response.headers["access-control-allow-origin"] = allowed
+        if cors.expose_headers:
+            response.headers["access-control-expose-headers"] = ",".join(cors.expose_headers)
+        if cors.allow_credentials:
+            response.headers["access-control-allow-credentials"] = "true"
+    return response

@@ -26,7 +26,15 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from reimagine_local.api_events import HttpResponse, Router, build_event, not_found, to_http_response
+from reimagine_local.api_events import (
+    HttpResponse,
+    Router,
+    add_cors_headers,
+    build_event,
+    not_found,
+    preflight,
+    to_http_response,
+)
 from reimagine_local.delivery import Delivered, Delivery, FailureDestinations, S3Notifications, StreamMapping, _Source
 from reimagine_local.invoke import (
     Invoker,
@@ -254,6 +262,12 @@ class EmbeddedStack:
                 pairs.append(("content-type", "application/json"))
         raw = body.encode("utf-8") if isinstance(body, str) else body
         raw_path, _, raw_query = path.partition("?")
+        lowered = {name.lower(): value for name, value in pairs}
+        cors = self.app.cors
+        if cors and method.upper() == "OPTIONS":
+            answer = preflight(cors, lowered)
+            if answer is not None:
+                return answer
         match = self._router.match(method, raw_path)
         if match is None:
             return not_found()
@@ -277,6 +291,8 @@ class EmbeddedStack:
         except Exception:
             log.exception("%s http %s %s raised", match.target.logical_id, method, raw_path)
             response = HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+        if cors:
+            response = add_cors_headers(cors, lowered, response)
         log.info(
             "%s http %s %s %d %.0f ms",
             match.target.logical_id,

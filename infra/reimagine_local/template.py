@@ -136,6 +136,18 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """An HttpApi's CorsConfiguration: API Gateway answers preflights and adds the headers itself."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
 class Application:
     """The resolved template: what to create on the endpoint and what to deliver to whom."""
 
@@ -145,6 +157,7 @@ class Application:
     tables: dict[str, Table]
     queues: dict[str, Queue]
     template_dir: Path
+    cors: Cors | None = None
 
     def queue_for_arn(self, arn: str) -> Queue:
         for queue in self.queues.values():
@@ -389,7 +402,28 @@ def read_application(
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") == _FUNCTION:
             functions[logical_id] = _function(resolver, logical_id, globals_fn, tables, dict(env_overrides or {}))
-    return Application(context, functions, buckets, tables, queues, Path(path).resolve().parent)
+    return Application(context, functions, buckets, tables, queues, Path(path).resolve().parent, _cors(resolver))
+
+
+def _cors(resolver: Resolver) -> Cors | None:
+    for logical_id, resource in resolver.resources.items():
+        if resource.get("Type") != _HTTP_API:
+            continue
+        config = resolver.resolve(_props(resolver, logical_id).get("CorsConfiguration"))
+        if not config:
+            continue
+        if config is True or isinstance(config, str):  # `CorsConfiguration: true` allows any origin
+            return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+
+        return Cors(
+            allow_origins=_listed(config, "AllowOrigins"),
+            allow_methods=tuple(m.upper() for m in _listed(config, "AllowMethods")),
+            allow_headers=tuple(h.lower() for h in _listed(config, "AllowHeaders")),
+            expose_headers=_listed(config, "ExposeHeaders"),
+            max_age=int(config["MaxAge"]) if "MaxAge" in config else None,
+            allow_credentials=str(config.get("AllowCredentials", False)).lower() == "true",
+        )
+    return None
 
 
 def _props(resolver: Resolver, logical_id: str) -> dict[str, Any]:
@@ -551,3 +585,8 @@ def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: 
         on_failure=on_failure,
         enabled=str(props.get("Enabled", True)).lower() == "true",
     )
+
+
+def _listed(config: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = config.get(key) or []
+    return tuple(str(v) for v in ([value] if isinstance(value, str) else value))

@@ -141,6 +141,13 @@ Transform: AWS::Serverless-2016-10-31
 Resources:
   Api:
     Type: AWS::Serverless::HttpApi
+    Properties:
+      CorsConfiguration:
+        AllowOrigins: [http://app.example]
+        AllowMethods: [GET, POST]
+        AllowHeaders: [Content-Type]
+        ExposeHeaders: [Location]
+        MaxAge: 600
   Echo:
     Type: AWS::Serverless::Function
     Properties:
@@ -192,6 +199,34 @@ def test_unmatched_routes_are_404_like_httpapi(api_stack):
 def test_a_raising_function_is_a_500(api_stack):
     status, _, body = api_stack.api_invoke("GET", "/boom")
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+
+def test_cors_preflight_is_answered_by_the_api(api_stack):
+    # Given a preflight from an allowed origin
+    status, headers, body = api_stack.api_invoke(
+        "OPTIONS", "/things", headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    )
+    # Then HttpApi answers it from the CorsConfiguration, without the function
+    assert (status, body) == (204, b"")
+    assert headers == {
+        "access-control-allow-origin": "http://app.example",
+        "access-control-allow-methods": "GET,POST",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "600",
+    }
+    # And an origin not listed gets no CORS headers
+    _, denied, _ = api_stack.api_invoke(
+        "OPTIONS", "/things", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in denied
+
+
+def test_cors_headers_on_responses_for_allowed_origins(api_stack):
+    _, allowed, _ = api_stack.api_invoke("GET", "/things/1", headers={"Origin": "http://app.example"})
+    assert allowed["access-control-allow-origin"] == "http://app.example"
+    assert allowed["access-control-expose-headers"] == "Location"
+    _, other, _ = api_stack.api_invoke("GET", "/things/1", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other
 
 
 def test_http_server_serves_the_routes(api_stack):

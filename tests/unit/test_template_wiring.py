@@ -211,6 +211,12 @@ def test_stream_subscribers(app, function, passing, blocked):
         assert not passes({"eventName": "MODIFY", "dynamodb": {"NewImage": image}}, trigger.filters)
 
 
+def test_api_cors_comes_from_the_template(app):
+    assert app.cors is not None
+    assert "http://localhost:3000" in app.cors.allow_origins
+    assert {"GET", "POST"} <= set(app.cors.allow_methods)
+
+
 def test_table_shape(app):
     table = app.tables["RequestsTable"]
     assert table.key_schema == ({"AttributeName": "id", "KeyType": "HASH"},)
