@@ -108,15 +108,15 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     from reimagine_local.runner import running_stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # credential and endpoint chatter
     with running_stack(port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox)) as running:
         _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
         _say(f"  web page:  {running.api_url}/")
         _say(f"  outbox:    {args.outbox}   (reimagine outbox)")
         _say("  Ctrl-C to stop")
-        try:
-            running.wait()
-        except KeyboardInterrupt:
-            _say("stopping")
+        running.wait()
+        _say("stopping")
+    _say("stopped")
     return EXIT_OK
 
 

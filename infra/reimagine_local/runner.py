@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,9 +39,14 @@ class RunningStack:
         return self.stack.endpoint_url or "AWS"
 
     def wait(self) -> None:
-        """Block until interrupted (Ctrl-C raises KeyboardInterrupt here)."""
-        while not self._stopped.wait(0.5):
-            pass
+        """Block until Ctrl-C (SIGINT) or SIGTERM; the caller's `with` then stops everything."""
+        previous = {sig: signal.signal(sig, lambda *_: self._stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @contextmanager

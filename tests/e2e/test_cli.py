@@ -1,0 +1,143 @@
+"""The `reimagine` CLI as a user runs it: separate processes, real ports, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
+CLI = [sys.executable, "-m", "reimagine_local.cli"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions"), str(ROOT / "infra")])
+    env["REIMAGINE_TEMPLATE"] = str(ROOT / "template.yaml")
+    return env
+
+
+def run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_prints_a_caption_and_writes_the_result_and_the_email(tmp_path: Path):
+    done = run("demo", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("caption: ") and "not AI" in done.stdout
+    out = tmp_path / "out"
+    with Image.open(out / "result.png") as result:
+        assert result.format == "PNG" and result.size[0] > 0
+    assert (out / "original.jpg").read_bytes() == SAMPLE.read_bytes()
+    mail = (out / "email.eml").read_text()
+    assert "To: you@example.com" in mail and "/results/" in mail
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def local_up(tmp_path: Path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*CLI, "local", "up", "--port", str(port), "--outbox", str(tmp_path / "outbox")],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{api}/openapi.json", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the local stack did not come up within 60 s")
+    yield api, tmp_path, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_local_up_then_submit_wait_from_another_process(local_up):
+    api, cwd, proc = local_up
+    done = run("submit", str(SAMPLE), "--email", "you@example.com", "--wait", "--json", "--api", api, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)  # --json: stdout holds the record and nothing else
+    assert record["status"] == "COMPLETED" and record["caption"]
+    image = requests.get(record["result"]["url"], timeout=30)
+    assert Image.open(io.BytesIO(image.content)).format == "PNG"
+    assert "PENDING_UPLOAD" in done.stderr  # progress went to stderr
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = run("outbox", "--json", "--dir", str(cwd / "outbox"), cwd=cwd)
+        if json.loads(listed.stdout):
+            break
+        time.sleep(0.2)
+    messages = json.loads(listed.stdout)
+    assert len(messages) == 1 and messages[0]["to"] == "you@example.com"
+
+    status = run("status", record["id"], "--api", api, cwd=cwd)
+    assert status.returncode == 0 and "COMPLETED" in status.stdout
+
+    proc.send_signal(signal.SIGTERM)  # a clean stop, as on Ctrl-C
+    assert proc.wait(timeout=30) == 0
+
+
+def test_a_taken_port_is_one_clear_line(local_up):
+    api, cwd, _ = local_up
+    port = api.rsplit(":", 1)[1]
+    done = run("local", "up", "--port", port, cwd=cwd)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"reimagine: port {port} on 127.0.0.1 is already in use; choose another with --port"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: d / "missing.jpg", "no such file"),
+        (lambda d: (d / "notes.png").write_text("hello") and d / "notes.png", "is not an image"),
+    ],
+)
+def test_bad_files_are_one_clear_line(tmp_path: Path, make, expected):
+    path = make(tmp_path)
+    done = run("submit", str(path), "--email", "you@example.com", "--api", "http://127.0.0.1:9", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_api_is_one_clear_line(tmp_path: Path):
+    port = _free_port()
+    done = run("status", "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f", "--api", f"http://127.0.0.1:{port}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"reimagine: cannot reach the API at http://127.0.0.1:{port} (is `reimagine local up` running?)"
+    )
