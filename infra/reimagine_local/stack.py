@@ -97,6 +97,7 @@ class EmbeddedStack:
         self._invoker: Invoker | None = None
         self._session: boto3.Session | None = None
         self._is_moto = False
+        self._clients: dict[str, Any] = {}
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -226,9 +227,11 @@ class EmbeddedStack:
     # Using it -------------------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the stack's endpoint."""
+        """A boto3 client for the stack's endpoint (one per service: clients are thread-safe)."""
         assert self._session is not None, "start() the stack first"
-        return self._session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        return self._clients[service]
 
     @property
     def delivery(self) -> Delivery:
