@@ -22,7 +22,7 @@ Say = Callable[[str], None]
 
 def _email_link(eml: Path) -> str:
     message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
-    body = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+    body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body else ""
     match = re.search(r"https?://\S+/results/\S+", text)
     if not match:

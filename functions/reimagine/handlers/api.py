@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -43,7 +44,7 @@ def _error(
     )
 
 
-def _error_doc(description: str) -> dict[str, Any]:
+def _error_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {_JSON: {"model": ErrorBody}}}
 
 

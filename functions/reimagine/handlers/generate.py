@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
@@ -23,7 +24,7 @@ def _generator() -> ImageGenerator:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     deadline = Deadline.from_lambda_context(context)
     return process_stream(
         event,

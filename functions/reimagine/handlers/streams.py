@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,7 +17,7 @@ from reimagine.steps import StepOutcome
 
 def process_stream(
     event: dict, context: LambdaContext, *, step_name: str, step: Callable[[str], StepOutcome]
-) -> dict:
+) -> PartialItemFailureResponse:
     """Run `step` for each record's request id; failed records are reported, not the whole batch."""
 
     def handle(record: DynamoDBRecord) -> None:
