@@ -1,0 +1,106 @@
+"""Each function accepts its sample event from events/ (shaped as AWS sends it) and does its work on it."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+
+import boto3
+from PIL import Image
+
+from reimagine import clients
+from reimagine.config import settings
+from reimagine.handlers import caption, generate, notify
+from reimagine.models import Status
+from reimagine.records import from_item, to_item
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+RID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
+
+
+class Context:
+    function_name = "sample"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sample"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def _sample(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def _seed(stream_sample: str) -> dict:
+    """Put the sample's OldImage in the table: the state the record was in when the event was sent."""
+    event = _sample(stream_sample)
+    old = from_item(event["Records"][0]["dynamodb"]["OldImage"])
+    clients.dynamodb().put_item(
+        TableName=settings().table_name,
+        Item=to_item(old.model_copy(update={"lease_until": None, "attempts": 0})),
+    )
+    return event
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (0, 120, 255)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_caption_accepts_the_s3_sample(aws):
+    event = _sample("s3_object_created.json")
+    record = event["Records"][0]["s3"]
+    generated = _seed("dynamodb_stream_captioned.json")
+    pending = from_item(generated["Records"][0]["dynamodb"]["OldImage"])
+    clients.dynamodb().put_item(
+        TableName=aws.table_name,
+        Item=to_item(
+            pending.model_copy(
+                update={
+                    "status": Status.PENDING_UPLOAD,
+                    "caption": None,
+                    "content_type": "image/png",
+                    "declared_size": None,
+                }
+            )
+        ),
+    )
+    local = copy.deepcopy(event)
+    local["Records"][0]["s3"]["bucket"]["name"] = aws.uploads_bucket
+    boto3.client("s3").put_object(Bucket=aws.uploads_bucket, Key=record["object"]["key"], Body=_png())
+
+    assert caption.handler(local, Context()) == {"processed": 1}
+    assert clients.store().get(RID).status == "CAPTIONED"
+
+
+def test_caption_ignores_the_s3_test_event(aws):
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-23T09:00:00.000Z",
+        "Bucket": aws.uploads_bucket,
+    }
+    assert caption.handler(test_event, Context()) == {"processed": 0}
+
+
+def test_generate_accepts_the_captioned_stream_sample(aws):
+    event = _seed("dynamodb_stream_captioned.json")
+    old = from_item(event["Records"][0]["dynamodb"]["OldImage"])
+    clients.store().advance(RID, from_status=old.status, to=Status.CAPTIONED, caption="a blue square")
+    assert generate.handler(event, Context()) == {"batchItemFailures": []}
+    assert clients.store().get(RID).status == "COMPLETED"
+    assert boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{RID}.png")["ContentLength"] > 0
+
+
+def test_notify_accepts_the_completed_stream_sample(aws):
+    event = _seed("dynamodb_stream_completed.json")
+    clients.store().advance(RID, from_status=Status.GENERATING, to=Status.COMPLETED, result_key=f"results/{RID}.png")
+    assert notify.handler(event, Context()) == {"batchItemFailures": []}
+    assert notify.handler(event, Context()) == {"batchItemFailures": []}  # redelivered: no second email
+    assert boto3.client("ses").get_send_quota()["SentLast24Hours"] == 1
+    assert clients.store().get(RID).notified_at is not None
