@@ -1,0 +1,197 @@
+"""The web page in a real browser against the local stack: pick a photo, follow it through, see the result.
+
+Chromium is Debian's (`apt-get install chromium`), never a downloaded one. Set REIMAGINE_PAGE_SCREENSHOT
+to a file path to keep a screenshot of the finished page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+
+from reimagine_local.http_server import ApiServer
+from reimagine_local.stack import EmbeddedStack
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PIPELINE_TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    """The whole application: emulator, event delivery in the background, the HttpApi on a free port."""
+    holder: dict[str, EmbeddedStack] = {}
+    # Bound first so the functions learn the real URL (API_BASE_URL) before they start.
+    server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), port=0)
+    try:
+        # Its own stack name: moto's state is per process, shared with other suites in the same run.
+        stack = EmbeddedStack(ROOT / "template.yaml", stack_name="reimagine-web", api_base_url=server.url)
+        with stack.start():
+            holder["stack"] = stack
+            stack.start_background_delivery()
+            server.start()
+            yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def script_errors() -> list[str]:
+    """Uncaught errors in the page's script, from the moment it loads."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, site: str, script_errors: list[str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda exc: script_errors.append(str(exc)))
+    page.goto(f"{site}/")
+    yield page
+    context.close()
+
+
+def write_photo(folder: Path, size: tuple[int, int] = (320, 240)) -> Path:
+    path = folder / "photo.jpg"
+    Image.linear_gradient("L").resize(size).convert("RGB").save(path, "JPEG", quality=90)
+    return path
+
+
+def submit(page: Page, photo: Path, email: str) -> None:
+    page.get_by_label("Photo", exact=True).set_input_files(photo)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Reimagine my photo").click()
+
+
+def api_view(site: str, page: Page) -> dict:
+    """What the API says about the request the page shows."""
+    request_id = page.locator("#request-id").text_content() or ""
+    response = requests.get(f"{site}/requests/{request_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def loaded_width(page: Page, name: str | re.Pattern[str]) -> int:
+    """The image's natural width once decoded; decode() rejects (and the test fails) if it cannot load."""
+    image = page.get_by_role("img", name=name)
+    expect(image).to_be_visible()
+    return int(image.evaluate("img => img.decode().then(() => img.naturalWidth)"))
+
+
+def test_a_photo_goes_all_the_way_to_a_new_picture(
+    page: Page, site: str, tmp_path: Path, script_errors: list[str]
+) -> None:
+    # Given a real JPEG
+    photo = write_photo(tmp_path)
+
+    # When it is sent from the page (the upload goes from the browser straight to S3)
+    with page.expect_response(lambda r: r.request.method == "POST" and "/requests" not in r.url) as upload:
+        submit(page, photo, "jane.doe@example.com")
+    assert upload.value.status == 204
+
+    # Then the page follows it to the end and says so
+    expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Your new picture")).to_be_focused()
+    expect(page.locator("#steps li[data-state='done']")).to_have_count(4)
+
+    # And shows the original and the new picture, both loaded
+    assert loaded_width(page, "Your original photo") == 320
+    assert loaded_width(page, re.compile(r"^New picture painted from the caption")) > 0
+
+    # And the caption the API holds, with the offline provider's honest note
+    view = api_view(site, page)
+    assert view["status"] == "COMPLETED"
+    expect(page.locator("#caption")).to_have_text(view["caption"])
+    expect(page.get_by_text("measured, not AI")).to_be_visible()
+    expect(page.get_by_role("button", name="Start again")).to_be_enabled()
+    assert script_errors == []
+
+    page.screenshot(path=str(tmp_path / "completed.png"), full_page=True)
+    if target := os.environ.get("REIMAGINE_PAGE_SCREENSHOT"):
+        page.screenshot(path=target, full_page=True)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "email", "field", "message"),
+    [
+        ("photo.jpg", "jane.doe@", "Email address", "Enter an email address like name@example.com."),
+        ("notes.txt", "jane.doe@example.com", "Photo", "That file is not a JPEG, PNG, WebP or GIF image."),
+    ],
+    ids=["invalid-email", "not-an-image-type"],
+)
+def test_the_page_checks_the_form_before_sending_anything(
+    page: Page, tmp_path: Path, file_name: str, email: str, field: str, message: str
+) -> None:
+    # Given a form with one thing wrong
+    photo = write_photo(tmp_path)
+    if file_name.endswith(".txt"):
+        photo = tmp_path / file_name
+        photo.write_text("not a picture\n")
+    posts: list[Request] = []
+    page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+
+    # When it is submitted
+    submit(page, photo, email)
+
+    # Then the field says what is wrong and has the focus
+    expect(page.get_by_text(message)).to_be_visible()
+    expect(page.get_by_label(field, exact=True)).to_be_focused()
+    expect(page.get_by_label(field, exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#progress-section")).to_be_hidden()
+
+    # And nothing was sent: a later request the page makes is seen, and no POST before it
+    with page.expect_request("**/openapi.json"):
+        page.evaluate("fetch('openapi.json')")
+    assert posts == []
+
+
+def test_a_file_that_is_not_an_image_ends_with_the_failure_shown(
+    page: Page, site: str, tmp_path: Path, script_errors: list[str]
+) -> None:
+    # Given text that claims to be a PNG by its name (the browser believes it; the server must not)
+    fake = tmp_path / "holiday.png"
+    fake.write_text("these are my notes, not a photo\n" * 20)
+
+    # When it is sent
+    submit(page, fake, "jane.doe@example.com")
+
+    # Then the page ends on the failure, with the API's own message, and moves the focus there
+    failure = page.get_by_role("heading", name="That did not work")
+    expect(failure).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    expect(failure).to_be_focused()
+    view = api_view(site, page)
+    assert view["status"] == "FAILED"
+    expect(page.locator("#failure-message")).to_have_text(view["error"]["message"])
+    expect(page.get_by_role("status")).to_have_text("Something went wrong: see the message below.")
+    expect(page.get_by_role("heading", name="Your new picture")).to_be_hidden()
+    assert script_errors == []
