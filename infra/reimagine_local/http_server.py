@@ -60,9 +60,13 @@ class ApiServer:
     """Serves until `stop()`; `start()` runs it in a daemon thread, `serve_forever()` in this one."""
 
     def __init__(self, invoke: Invoke, host: str = "127.0.0.1", port: int = 3000) -> None:
+        # Bound now, so a taken port is reported before anything else starts (and port 0 gets its
+        # number for the URL); listening waits for start(), so early clients are refused, not left hanging.
+        self.httpd = ThreadingHTTPServer((host, port), _handler_class(invoke), bind_and_activate=False)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), _handler_class(invoke))
+            self.httpd.server_bind()
         except OSError as exc:
+            self.httpd.server_close()
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(
                     exc.errno, f"port {port} on {host} is already in use; choose another with --port"
@@ -77,11 +81,13 @@ class ApiServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> ApiServer:
+        self.httpd.server_activate()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="reimagine-api", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
+        self.httpd.server_activate()
         self.httpd.serve_forever()
 
     def stop(self) -> None:

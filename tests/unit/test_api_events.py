@@ -242,8 +242,10 @@ def test_http_server_serves_the_routes(api_stack):
         server.stop()
 
 
-def test_a_server_never_started_stops_at_once(api_stack):
+def test_a_server_not_yet_started_refuses_connections_and_stops_at_once(api_stack):
     server = ApiServer(api_stack.api_invoke, port=0)
+    with pytest.raises(requests.ConnectionError):  # refused at once, not left waiting
+        requests.get(f"{server.url}/things/1", timeout=5)
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()
     stopper.join(timeout=5)
