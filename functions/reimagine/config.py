@@ -44,6 +44,15 @@ class Settings(BaseModel):
     bedrock_image_model: str = "amazon.titan-image-generator-v2:0"
     # Retries of provider calls (attempts of one step before the request ends FAILED)
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # Sweeper: requests in a non-final state untouched this long are stuck; re-drives are bounded.
+    stuck_after_seconds: int = Field(default=900, ge=60)
+    max_redrives: int = Field(default=2, ge=0, le=10)
+    sweep_max_items: int = Field(default=200, ge=1, le=5000)
+    # Abuse limits: new requests per email per UTC day, counted under a keyed hash of the address.
+    daily_quota_per_email: int = Field(default=20, ge=1)
+    # Per-deployment salt of that hash (the stack id on AWS); a secret key from SSM wins when named.
+    quota_salt: str = "reimagine-local"
+    quota_key_parameter: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -7,12 +7,13 @@ worker that crashed mid-step leaves a lease that expires, and the next delivery 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from reimagine.models import NON_FINAL, ErrorInfo, RequestRecord, Status, utcnow
 
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+# Global secondary index on (status, updated_at): the sweeper reads exactly the requests that sat in
+# one status since before a cutoff, oldest first. Items without a status (quota counters) are not in it.
+STATUS_INDEX = "status-updated_at"
+
+
+class StuckCandidate(BaseModel):
+    """A request as the status index shows it; `updated_at` is kept verbatim for conditional writes."""
+
+    id: str
+    status: Status
+    updated_at: str
+    lease_until: int | None = None
+    redrives: int = 0
 
 
 def _iso(value: datetime) -> str:
@@ -133,6 +148,57 @@ class RequestStore:
             with_status=False,
         )
 
+    # ---- the sweeper's reads and writes ------------------------------------------------------
+
+    def stuck(self, status: Status, *, updated_before: datetime, limit: int) -> Iterator[StuckCandidate]:
+        """Requests in `status` last updated before `updated_before`, oldest first, at most `limit`."""
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#s = :s AND updated_at < :before",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status.value}, ":before": {"S": _iso(updated_before)}},
+            PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
+                yield StuckCandidate.model_validate(plain)
+
+    def redrive(self, seen: StuckCandidate, *, to: Status, max_redrives: int) -> RequestRecord | None:
+        """Move a stuck request to `to` (its own status: a touch) so the stream emits it again.
+
+        Only if it is still exactly as seen, holds no live lease, and has been re-driven fewer than
+        `max_redrives` times; None otherwise.
+        """
+        now = self._clock()
+        return self._update(
+            seen.id,
+            "SET #s = :to, updated_at = :now, redrives = if_not_exists(redrives, :zero) + :one "
+            "REMOVE lease_until",
+            f"{_UNCHANGED_AND_UNLEASED} AND (attribute_not_exists(redrives) OR redrives < :max)",
+            {
+                ":to": to.value,
+                ":now": _iso(now),
+                ":zero": 0,
+                ":one": 1,
+                ":max": max_redrives,
+                **_seen_values(seen, now),
+            },
+        )
+
+    def fail_stuck(self, seen: StuckCandidate, code: str, message: str) -> RequestRecord | None:
+        """End a stuck request FAILED, only if it is still exactly as seen and holds no live lease."""
+        now = self._clock()
+        error = ErrorInfo(code=code, message=message).model_dump()
+        return self._update(
+            seen.id,
+            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until",
+            _UNCHANGED_AND_UNLEASED,
+            {":failed": Status.FAILED.value, ":error": error, ":now": _iso(now), **_seen_values(seen, now)},
+            {"#e": "error"},
+        )
+
     # ---- plumbing ---------------------------------------------------------------------------
 
     def _update(
@@ -164,3 +230,13 @@ class RequestStore:
                 return None
             raise
         return from_item(response["Attributes"])
+
+
+# The index is eventually consistent: act only if the item is still what the index showed.
+_UNCHANGED_AND_UNLEASED = (
+    "#s = :seen_status AND updated_at = :seen_at AND (attribute_not_exists(lease_until) OR lease_until < :epoch)"
+)
+
+
+def _seen_values(seen: StuckCandidate, now: datetime) -> dict[str, Any]:
+    return {":seen_status": seen.status.value, ":seen_at": seen.updated_at, ":epoch": int(now.timestamp())}

@@ -1,0 +1,31 @@
+"""SweeperFunction: on a schedule, re-drive or end the requests stuck in a non-final state."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reimagine import clients
+from reimagine.config import settings
+from reimagine.models import utcnow
+from reimagine.observability import logger, metrics, tracer
+from reimagine.sweeping import sweep
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    cfg = settings()
+    report = sweep(
+        clients.store(),
+        now=utcnow(),
+        stuck_after_seconds=cfg.stuck_after_seconds,
+        max_redrives=cfg.max_redrives,
+        max_items=cfg.sweep_max_items,
+    )
+    for outcome, count in report.outcomes.items():
+        metrics.add_metric(name=f"Sweep_{outcome}", unit=MetricUnit.Count, value=count)
+    summary = report.summary()
+    logger.info("sweep finished", extra={"scheduled_at": event.get("time"), **summary})
+    return summary

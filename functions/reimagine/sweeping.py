@@ -1,0 +1,103 @@
+"""The sweeper's logic: requests stuck in a non-final state are re-driven when that is safe, else ended.
+
+Every step claims its record with a conditional write, so re-emitting a stream record is always safe:
+at worst the step finds nothing to do. What cannot be re-emitted (the upload event that starts
+captioning) or has been re-driven too often ends FAILED with code STUCK, which the Notify filter
+picks up, so the user is told. PENDING_UPLOAD is never swept: a photo that never came simply
+expires through the table's TTL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from reimagine.models import Status
+
+if TYPE_CHECKING:
+    from reimagine.records import RequestStore, StuckCandidate
+
+STUCK_CODE = "STUCK"
+SWEPT_STATUSES = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
+
+# What the user reads in the failure email, by the status the request stalled in.
+STUCK_MESSAGES = {
+    Status.CAPTIONING: "Describing your photo stalled and could not be restarted. Please send it again.",
+    Status.CAPTIONED: "Drawing your new picture did not start after several tries. Please send the photo again.",
+    Status.GENERATING: "Drawing your new picture stalled after several tries. Please send the photo again.",
+}
+
+
+class Action(StrEnum):
+    REDRIVE = "redriven"
+    FAIL = "failed"
+    SKIP = "skipped"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    to: Status | None = None
+    reason: str = ""
+
+
+def decide(candidate: StuckCandidate, *, now_epoch: int, max_redrives: int) -> Decision:
+    """What to do with one stuck request; pure, so every branch is testable without DynamoDB."""
+    if candidate.lease_until is not None and candidate.lease_until >= now_epoch:
+        return Decision(Action.SKIP, reason="a worker still holds the lease")
+    if candidate.status is Status.CAPTIONING:
+        # Captioning starts from the S3 upload event, which nothing in the table can re-emit.
+        return Decision(Action.FAIL, reason="captioning cannot be re-driven")
+    if candidate.redrives >= max_redrives:
+        return Decision(Action.FAIL, reason=f"re-driven {candidate.redrives} times already")
+    # CAPTIONED: its stream record was lost or gave up; a touch emits it again.
+    # GENERATING with an expired lease: the worker died; giving the claim back emits CAPTIONED again.
+    return Decision(Action.REDRIVE, to=Status.CAPTIONED, reason=f"from {candidate.status.value}")
+
+
+@dataclass
+class SweepReport:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    examined: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"examined": self.examined, **self.outcomes}
+
+
+def sweep(
+    store: RequestStore,
+    *,
+    now: datetime,
+    stuck_after_seconds: int,
+    max_redrives: int,
+    max_items: int,
+) -> SweepReport:
+    """One pass over the stuck requests, oldest first, handling at most `max_items` of them.
+
+    Each handled request leaves the stuck set (its status or updated_at changes), so successive runs
+    make progress however large the backlog; a write that loses a race (`raced`) is simply left for
+    the step that won it.
+    """
+    cutoff = now - timedelta(seconds=stuck_after_seconds)
+    now_epoch = int(now.timestamp())
+    report = SweepReport()
+    for status in SWEPT_STATUSES:
+        budget = max_items - report.examined
+        if budget <= 0:
+            break
+        for candidate in store.stuck(status, updated_before=cutoff, limit=budget):
+            report.examined += 1
+            decision = decide(candidate, now_epoch=now_epoch, max_redrives=max_redrives)
+            if decision.action is Action.REDRIVE:
+                assert decision.to is not None
+                done = store.redrive(candidate, to=decision.to, max_redrives=max_redrives)
+            elif decision.action is Action.FAIL:
+                done = store.fail_stuck(candidate, STUCK_CODE, STUCK_MESSAGES[candidate.status])
+            else:
+                report.outcomes[Action.SKIP.value] += 1
+                continue
+            report.outcomes[decision.action.value if done else "raced"] += 1
+    return report

@@ -1,0 +1,297 @@
+"""The sweeper: stuck requests are re-driven when that is safe, else end FAILED (STUCK); nothing loops."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reimagine import clients
+from reimagine.config import settings
+from reimagine.handlers import sweeper
+from reimagine.models import RequestRecord, Status, new_request_id
+from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
+from reimagine.sweeping import STUCK_CODE, STUCK_MESSAGES, Action, decide, sweep
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+STUCK_AFTER = 900
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Context:
+    function_name = "SweeperFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SweeperFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+@pytest.fixture
+def table(aws):
+    """The fixture's table plus the status index the template declares."""
+    ddb = boto3.client("dynamodb")
+    ddb.update_table(
+        TableName=aws.table_name,
+        AttributeDefinitions=[
+            {"AttributeName": "status", "AttributeType": "S"},
+            {"AttributeName": "updated_at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": STATUS_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": ["lease_until", "redrives"],
+                    },
+                }
+            }
+        ],
+    )
+    return aws
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def store(table, clock) -> RequestStore:
+    return RequestStore(boto3.client("dynamodb"), table.table_name, clock=clock)
+
+
+def _put(store: RequestStore, status: Status, *, at: datetime, **fields) -> str:
+    record = RequestRecord(
+        id=new_request_id(),
+        status=status,
+        email="jane.doe@example.com",
+        content_type="image/png",
+        created_at=at,
+        updated_at=at,
+        expires_at=int((at + timedelta(days=30)).timestamp()),
+        **fields,
+    )
+    store.create(record)
+    return record.id
+
+
+def _sweep(store: RequestStore, clock: Clock, *, max_redrives: int = 2, max_items: int = 100):
+    return sweep(
+        store, now=clock(), stuck_after_seconds=STUCK_AFTER, max_redrives=max_redrives, max_items=max_items
+    )
+
+
+def _raw(store: RequestStore, request_id: str) -> dict:
+    return boto3.client("dynamodb").get_item(
+        TableName=settings().table_name, Key={"id": {"S": request_id}}, ConsistentRead=True
+    )["Item"]
+
+
+# ---------------------------------------------------------------- the decision, without DynamoDB
+
+
+def _candidate(status: Status, *, lease_until: int | None = None, redrives: int = 0) -> StuckCandidate:
+    return StuckCandidate(
+        id=new_request_id(),
+        status=status,
+        updated_at="2026-11-23T08:00:00.000Z",
+        lease_until=lease_until,
+        redrives=redrives,
+    )
+
+
+NOW = int(T0.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("candidate", "action", "to"),
+    [
+        (_candidate(Status.CAPTIONED), Action.REDRIVE, Status.CAPTIONED),
+        (_candidate(Status.GENERATING, lease_until=NOW - 1), Action.REDRIVE, Status.CAPTIONED),
+        (_candidate(Status.GENERATING, lease_until=NOW + 60), Action.SKIP, None),
+        (_candidate(Status.CAPTIONING, lease_until=NOW - 1), Action.FAIL, None),
+        (_candidate(Status.CAPTIONING, lease_until=NOW + 60), Action.SKIP, None),
+        (_candidate(Status.CAPTIONED, redrives=2), Action.FAIL, None),
+        (_candidate(Status.GENERATING, lease_until=NOW - 1, redrives=2), Action.FAIL, None),
+    ],
+)
+def test_decide(candidate: StuckCandidate, action: Action, to: Status | None) -> None:
+    decision = decide(candidate, now_epoch=NOW, max_redrives=2)
+    assert (decision.action, decision.to) == (action, to)
+    assert decision.reason
+
+
+@given(
+    status=st.sampled_from([Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING]),
+    lease=st.one_of(st.none(), st.integers(NOW - 10_000, NOW + 10_000)),
+    redrives=st.integers(0, 20),
+    max_redrives=st.integers(0, 10),
+)
+def test_a_redrive_is_only_ever_offered_within_the_bound_and_without_a_live_lease(
+    status: Status, lease: int | None, redrives: int, max_redrives: int
+) -> None:
+    decision = decide(
+        _candidate(status, lease_until=lease, redrives=redrives), now_epoch=NOW, max_redrives=max_redrives
+    )
+    if decision.action is Action.REDRIVE:
+        assert redrives < max_redrives
+        assert lease is None or lease < NOW
+        assert status is not Status.CAPTIONING
+        assert decision.to is Status.CAPTIONED
+    if lease is not None and lease >= NOW:
+        assert decision.action is Action.SKIP
+
+
+# ---------------------------------------------------------------- sweeping the table
+
+
+def test_a_captioned_request_whose_event_was_lost_is_touched_so_the_stream_emits_it_again(store, clock):
+    # Given a request CAPTIONED an hour ago that generation never picked up
+    request_id = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1), caption="a red square")
+    before = store.get(request_id)
+    # When the sweeper runs
+    report = _sweep(store, clock)
+    # Then it is still CAPTIONED but modified (a new stream record), counted as a re-drive
+    after = store.get(request_id)
+    assert report.summary() == {"examined": 1, "redriven": 1}
+    assert after is not None and before is not None
+    assert after.status is Status.CAPTIONED and after.caption == "a red square"
+    assert after.updated_at == T0 > before.updated_at
+    assert _raw(store, request_id)["redrives"] == {"N": "1"}
+    # And generation can claim it as usual
+    assert store.claim(request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=60)
+
+
+def test_a_generation_whose_worker_died_is_given_back(store, clock):
+    # Given a request claimed for generation whose lease ran out long ago
+    request_id = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1), caption="x")
+    clock.advance(-3600)
+    store.claim(request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=150)
+    clock.advance(3600)
+    # When the sweeper runs
+    report = _sweep(store, clock)
+    # Then the claim is back at CAPTIONED without a lease, its attempt still counted
+    after = store.get(request_id)
+    assert report.outcomes == {"redriven": 1}
+    assert after is not None and after.status is Status.CAPTIONED
+    assert after.lease_until is None and after.attempts == 1
+
+
+def test_a_stalled_caption_ends_failed_with_a_reason_the_user_is_told(store, clock):
+    request_id = _put(store, Status.PENDING_UPLOAD, at=T0 - timedelta(hours=1))
+    clock.advance(-3600)
+    store.claim(request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=90)
+    clock.advance(3600)
+
+    report = _sweep(store, clock)
+
+    after = store.get(request_id)
+    assert report.outcomes == {"failed": 1}
+    assert after is not None and after.status is Status.FAILED and after.lease_until is None
+    assert after.error is not None and after.error.code == STUCK_CODE
+    assert after.error.message == STUCK_MESSAGES[Status.CAPTIONING]
+    # It now matches the Notify filter: FAILED and not yet notified.
+    assert after.notified_at is None
+
+
+def test_re_drives_are_bounded_then_the_request_fails(store, clock):
+    # Given a CAPTIONED request that nothing ever picks up, however often it is re-emitted
+    request_id = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1))
+    outcomes = []
+    for _ in range(6):
+        clock.advance(STUCK_AFTER + 1)
+        outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
+    # Then it is re-driven twice, failed once, and then left alone for good
+    assert outcomes == [{"redriven": 1}, {"redriven": 1}, {"failed": 1}, {}, {}, {}]
+    record = store.get(request_id)
+    assert record is not None and record.status is Status.FAILED
+    assert record.error is not None and record.error.code == STUCK_CODE
+
+
+@pytest.mark.parametrize("status", [Status.PENDING_UPLOAD, Status.COMPLETED, Status.FAILED])
+def test_waiting_uploads_and_finished_requests_are_left_alone(store, clock, status: Status):
+    request_id = _put(store, status, at=T0 - timedelta(days=2))
+    before = _raw(store, request_id)
+    assert _sweep(store, clock).summary() == {"examined": 0}
+    assert _raw(store, request_id) == before
+
+
+def test_recent_and_leased_requests_are_left_alone(store, clock):
+    recent = _put(store, Status.CAPTIONED, at=T0 - timedelta(seconds=STUCK_AFTER - 1))
+    # A claim an hour old whose lease is still live (a worker granted a long lease).
+    leased = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=2))
+    clock.advance(-3600)
+    store.claim(leased, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=7200)
+    clock.advance(3600)
+    before = {rid: _raw(store, rid) for rid in (recent, leased)}
+
+    report = _sweep(store, clock)
+
+    assert report.summary() == {"examined": 1, "skipped": 1}
+    assert {rid: _raw(store, rid) for rid in (recent, leased)} == before
+
+
+def test_quota_counters_in_the_same_table_are_never_swept(store, clock):
+    ddb = boto3.client("dynamodb")
+    table = settings().table_name
+    ddb.put_item(TableName=table, Item={"id": {"S": "quota#abc#2026-11-22"}, "request_count": {"N": "3"}})
+    assert _sweep(store, clock).summary() == {"examined": 0}
+
+
+def test_a_request_that_moved_on_after_it_was_listed_is_not_touched(store, clock):
+    # Given a stuck CAPTIONED request listed by the (eventually consistent) index
+    request_id = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1))
+    (seen,) = store.stuck(Status.CAPTIONED, updated_before=T0, limit=10)
+    # When generation claims it before the sweeper writes
+    store.claim(request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=60)
+    # Then neither the re-drive nor the failure applies
+    assert store.redrive(seen, to=Status.CAPTIONED, max_redrives=2) is None
+    assert store.fail_stuck(seen, STUCK_CODE, "stalled") is None
+    record = store.get(request_id)
+    assert record is not None and record.status is Status.GENERATING
+
+
+def test_work_per_run_is_bounded_and_runs_make_progress(store, clock):
+    ids = {_put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1, minutes=i)) for i in range(5)}
+    first = _sweep(store, clock, max_items=2)
+    second = _sweep(store, clock, max_items=2)
+    third = _sweep(store, clock, max_items=2)
+    assert [r.examined for r in (first, second, third)] == [2, 2, 1]
+    assert sum(r.outcomes["redriven"] for r in (first, second, third)) == 5
+    for request_id in ids:
+        assert _raw(store, request_id)["redrives"] == {"N": "1"}
+
+
+def test_the_handler_sweeps_on_the_scheduled_event(table):
+    stuck = RequestStore(clients.dynamodb(), table.table_name)
+    request_id = _put(stuck, Status.CAPTIONED, at=datetime.now(UTC) - timedelta(hours=1))
+    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+
+    result = sweeper.handler(event, Context())
+
+    assert result == {"examined": 1, "redriven": 1}
+    assert _raw(stuck, request_id)["redrives"] == {"N": "1"}
