@@ -61,3 +61,22 @@ def aws():
         yield cfg
         for cached in (clients.dynamodb, clients.s3, clients.ses, clients.store):
             cached.cache_clear()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Read by tests/integration/conftest.py; declared here so that it exists however pytest is started.
+    group = parser.getgroup("reimagine", "reimagine integration backends")
+    group.addoption(
+        "--backend",
+        action="append",
+        default=None,
+        metavar="NAMES",
+        help="backends for the integration suite, comma-separated: moto (always) and localstack. "
+        "Default: $REIMAGINE_BACKENDS, else moto only.",
+    )
+    group.addoption(
+        "--localstack-url",
+        default=None,
+        metavar="URL",
+        help="the LocalStack endpoint (default: $REIMAGINE_LOCALSTACK_URL, else http://127.0.0.1:4566)",
+    )

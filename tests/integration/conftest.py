@@ -1,8 +1,19 @@
-"""The whole pipeline on the local stack: the template's resources on an endpoint, its functions in-process."""
+"""The whole pipeline on the local stack: the template's resources on an endpoint, its functions in-process.
+
+One suite, several backends. Every test that takes `pipeline` runs on each selected backend:
+`moto` (moto's server, started in-process) always, `localstack` when chosen with `--backend localstack`
+or `REIMAGINE_BACKENDS=moto,localstack`. A chosen LocalStack that does not answer fails the tests: a
+lane that was asked for is never skipped. Tests marked `localstack` run on LocalStack only, and are
+deselected when it is not chosen.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +26,107 @@ from PIL import Image
 from reimagine_local.invoke import Invoker
 from reimagine_local.outbox import list_outbox
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Function
+from reimagine_local.template import DEFAULT_STACK, Function
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PHOTO = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
+
+BACKENDS = ("moto", "localstack")
+DEFAULT_LOCALSTACK_URL = "http://127.0.0.1:4566"
+# What the pipeline uses on LocalStack; each must report "running" or "available" in its health.
+LOCALSTACK_SERVICES = ("s3", "dynamodb", "dynamodbstreams", "sqs", "ses", "sts")
+_BACKEND_OF = pytest.StashKey[dict[str, str]]()
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    """moto, plus what `--backend` (or else $REIMAGINE_BACKENDS) names; in a fixed order."""
+    given = config.getoption("--backend") or [os.environ.get("REIMAGINE_BACKENDS", "")]
+    names = {name.strip().lower() for value in given for name in value.split(",") if name.strip()}
+    unknown = names - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {', '.join(sorted(unknown))}; known: {', '.join(BACKENDS)}")
+    return [backend for backend in BACKENDS if backend == "moto" or backend in names]
+
+
+def localstack_url(config: pytest.Config) -> str:
+    url = config.getoption("--localstack-url") or os.environ.get("REIMAGINE_LOCALSTACK_URL") or DEFAULT_LOCALSTACK_URL
+    return str(url).rstrip("/")
+
+
+def require_localstack(url: str) -> None:
+    """Fail (never skip) unless LocalStack answers at `url` with the services the pipeline needs."""
+    how = (
+        "start it with `../shared/localstack/start` (or `localstack start -d` with Docker), "
+        "or leave localstack out of --backend / REIMAGINE_BACKENDS"
+    )
+    services: dict[str, str] = {}
+    problem = None
+    try:
+        with urllib.request.urlopen(f"{url}/_localstack/health", timeout=10) as response:
+            services = json.load(response).get("services", {})
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    if problem is not None:  # failed outside the `except`, so the message is not buried under a chain
+        pytest.fail(f"the localstack backend was selected but {url} does not answer ({problem}); {how}", pytrace=False)
+    missing = [s for s in LOCALSTACK_SERVICES if services.get(s) not in ("running", "available")]
+    if missing:
+        pytest.fail(f"LocalStack at {url} lacks {', '.join(missing)} (health: {services}); {how}", pytrace=False)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "pipeline" not in metafunc.fixturenames:
+        return
+    backends = selected_backends(metafunc.config)
+    if metafunc.definition.get_closest_marker("localstack"):
+        backends = [b for b in backends if b == "localstack"]
+    # An empty list (a LocalStack-only test, LocalStack not chosen) is deselected below, not skipped.
+    metafunc.parametrize("pipeline", backends, indirect=True, scope="module")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` filtering, so `-m "not localstack"` sees the marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend_of = config.stash.setdefault(_BACKEND_OF, {})
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "pipeline" not in callspec.params:
+            kept.append(item)
+            continue
+        backend = callspec.params["pipeline"]
+        if backend not in BACKENDS:  # the empty parameter set
+            dropped.append(item)
+            continue
+        backend_of[item.nodeid] = backend
+        if backend == "localstack":
+            item.add_marker(pytest.mark.localstack)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+_WORST_FIRST = ("error", "failed", "xpassed", "skipped", "xfailed", "passed")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """How many integration tests ran on each backend, and how they ended."""
+    backend_of = config.stash.get(_BACKEND_OF, {})
+    outcome_of: dict[str, str] = {}
+    for outcome in _WORST_FIRST:
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if nodeid in backend_of and nodeid not in outcome_of:
+                outcome_of[nodeid] = outcome
+    if not backend_of:
+        return
+    terminalreporter.section("integration tests per backend")
+    for backend in BACKENDS:
+        ran = [outcome for nodeid, outcome in outcome_of.items() if backend_of[nodeid] == backend]
+        selected = sum(1 for b in backend_of.values() if b == backend)
+        if not selected:
+            continue
+        tally = ", ".join(f"{ran.count(o)} {o}" for o in reversed(_WORST_FIRST) if ran.count(o))
+        terminalreporter.write_line(f"{backend}: {len(ran)} run ({tally or 'none'})")
 
 
 @dataclass
@@ -36,6 +144,7 @@ class Pipeline:
     stack: EmbeddedStack
     outbox: Path
     recorder: Recorder
+    backend: str = "moto"
 
     def create(self, email: str, content_type: str, size: int | None = None) -> dict:
         body: dict[str, Any] = {"email": email, "content_type": content_type}
@@ -79,8 +188,16 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    outbox = tmp_path_factory.mktemp("outbox")
+def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    backend: str = request.param
+    endpoint_url: str | None = None  # moto: the stack starts its own server
+    stack_name = DEFAULT_STACK
+    if backend == "localstack":
+        endpoint_url = localstack_url(request.config)
+        require_localstack(endpoint_url)
+        # A LocalStack outlives test runs: fresh names give every run its own buckets, table and stream.
+        stack_name = f"reimagine-it-{uuid.uuid4().hex[:8]}"
+    outbox = tmp_path_factory.mktemp(f"outbox-{backend}")
     recorder = Recorder()
     original = Invoker.invoke
 
@@ -90,8 +207,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Invoker, "invoke", recording)
-        with EmbeddedStack(ROOT / "template.yaml", outbox_dir=outbox).start() as stack:
-            yield Pipeline(stack, outbox, recorder)
+        stack = EmbeddedStack(ROOT / "template.yaml", stack_name=stack_name, outbox_dir=outbox)
+        with stack.start(endpoint_url):
+            yield Pipeline(stack, outbox, recorder, backend)
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (320, 240), **save: Any) -> bytes:
