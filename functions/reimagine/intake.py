@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
+    from reimagine.quota import DailyQuota
     from reimagine.records import RequestStore
 
 
@@ -37,8 +38,16 @@ class NotReady(Exception):
 
 
 def create_request(
-    body: CreateRequestBody, *, store: RequestStore, s3: S3Client, settings: Settings
+    body: CreateRequestBody,
+    *,
+    store: RequestStore,
+    s3: S3Client,
+    settings: Settings,
+    quota: DailyQuota | None = None,
 ) -> CreateRequestResponse:
+    """Create the record and its upload slot; with a quota, count it first (QuotaExceeded stops here)."""
+    if quota is not None:
+        quota.consume(str(body.email))
     now = utcnow()
     record = RequestRecord(
         id=new_request_id(),

@@ -22,27 +22,30 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
     DynamoDBStreamModel,
+    EventBridgeModel,
     S3Model,
 )
-from cfn_tools import load_yaml
 from pydantic import BaseModel
 
 from reimagine.config import Settings
+from tests.unit.template_helpers import (
+    PSEUDO,
+    ROOT,
+    TEMPLATE,
+    as_list,
+    function_env,
+    load_template,
+    props,
+    resources,
+    statements,
+    sub,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 BIN = Path(sys.executable).parent
 
 FUNCTIONS = ("ApiFunction", "CaptionFunction", "GenerateFunction", "NotifyFunction")
 REQUEST_ID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
-# What the sample events were recorded against: stack `reimagine` in a test account.
-PSEUDO = {
-    "AWS::Partition": "aws",
-    "AWS::StackName": "reimagine",
-    "AWS::AccountId": "123456789012",
-    "AWS::Region": "us-east-1",
-}
 
 # The shared contract, restated on purpose: a change to either side must show up here.
 GENERATE_FILTER = {"dynamodb": {"NewImage": {"status": {"S": ["CAPTIONED"]}}}}
@@ -69,7 +72,14 @@ HANDLERS = {
 }
 # Least privilege, stated as the exact set of allowed actions per function.
 ALLOWED_ACTIONS = {
-    "ApiFunction": {"dynamodb:PutItem", "dynamodb:GetItem", "s3:PutObject", "s3:GetObject"},
+    "ApiFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+        "s3:GetObject",
+        "ssm:GetParameter",
+    },
     "CaptionFunction": {
         "s3:GetObject",
         "s3:ListBucket",
@@ -107,7 +117,8 @@ ALLOWED_ACTIONS = {
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
     "ApiFunction": {"UPLOADS_BUCKET", "RESULTS_BUCKET", "MAX_UPLOAD_BYTES", "UPLOAD_URL_TTL_SECONDS",
-                    "RESULT_URL_TTL_SECONDS", "RECORD_TTL_DAYS"},
+                    "RESULT_URL_TTL_SECONDS", "RECORD_TTL_DAYS", "DAILY_QUOTA_PER_EMAIL", "QUOTA_SALT",
+                    "QUOTA_KEY_PARAMETER"},
     "CaptionFunction": {"PROVIDER", "UPLOADS_BUCKET", "MAX_IMAGE_PIXELS", "CAPTION_MAX_SIDE",
                         "CAPTION_JPEG_QUALITY", "MAX_ATTEMPTS", "HF_TOKEN_PARAMETER", "HF_BASE_URL",
                         "HF_CAPTION_MODEL", "HF_CAPTION_ROUTE", "BEDROCK_CAPTION_MODEL"},
@@ -123,15 +134,7 @@ GLOBAL_ENV = {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMES
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return load_yaml(TEMPLATE.read_text())
-
-
-def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
-
-
-def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    return template["Resources"][logical_id]["Properties"]
+    return load_template()
 
 
 def events_of(template: dict[str, Any], function: str, kind: str) -> dict[str, dict[str, Any]]:
@@ -140,30 +143,6 @@ def events_of(template: dict[str, Any], function: str, kind: str) -> dict[str, d
         for name, event in props(template, function).get("Events", {}).items()
         if event["Type"] == kind
     }
-
-
-def sub(value: Any) -> str:
-    """Resolve a plain-string !Sub with the pseudo parameters of the sample stack."""
-    assert isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str), value
-    return re.sub(r"\$\{([^}]+)\}", lambda m: PSEUDO[m.group(1)], value["Fn::Sub"])
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for policy in props(template, function).get("Policies", []):
-        assert isinstance(policy, dict) and "Statement" in policy, f"{function}: write policies as statements"
-        found.extend(policy["Statement"])
-    return found
-
-
-def function_env(template: dict[str, Any], function: str) -> dict[str, Any]:
-    env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
-    env.update(props(template, function).get("Environment", {}).get("Variables", {}))
-    return env
 
 
 def matches(pattern: Any, value: Any) -> bool:
@@ -451,25 +430,6 @@ def test_notify_links_point_at_this_api(template: dict[str, Any]) -> None:
     assert env["SENDER_EMAIL"] == {"Ref": "SenderEmail"}
 
 
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|CREDENTIAL|API_KEY", re.IGNORECASE)
-SECRET_VALUE = re.compile(r"hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|sk-[A-Za-z0-9]{20,}|-----BEGIN")
-
-
-def test_no_environment_variable_holds_a_secret(template: dict[str, Any]) -> None:
-    parameters = template["Parameters"]
-    for function in FUNCTIONS:
-        for name, value in function_env(template, function).items():
-            text = json.dumps(value)
-            assert not SECRET_VALUE.search(text), (function, name)
-            if SECRET_NAME.search(name):
-                # Only ever the NAME of an SSM parameter: a path, never a value.
-                assert value == {"Ref": "HfTokenParameter"}, (function, name)
-    token = parameters["HfTokenParameter"]
-    assert token["Default"].startswith("/") and token["AllowedPattern"].startswith("^/")
-    for parameter in parameters.values():
-        assert not SECRET_VALUE.search(json.dumps(parameter))
-
-
 def test_parameters_are_described_and_defaults_agree_with_the_settings(template: dict[str, Any]) -> None:
     parameters = template["Parameters"]
     assert all(p.get("Description") for p in parameters.values())
@@ -485,6 +445,85 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
     assert parameters["BedrockImageModel"]["Default"] == defaults.bedrock_image_model
     assert parameters["GenerationStyle"]["Default"] == defaults.generation_style
     assert parameters["AllowedOrigins"]["Type"] == "CommaDelimitedList"
+    assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
+
+
+# ---------------------------------------------------------------- abuse limits
+
+
+def test_the_api_counts_requests_per_email_with_a_keyed_hash(template: dict[str, Any]) -> None:
+    env = function_env(template, "ApiFunction")
+    assert env["DAILY_QUOTA_PER_EMAIL"] == {"Ref": "DailyQuotaPerEmail"}
+    # Per deployment: a stack's counters say nothing about another's.
+    assert env["QUOTA_SALT"] == {"Ref": "AWS::StackId"}
+    assert env["QUOTA_KEY_PARAMETER"] == {
+        "Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["HasQuotaKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}]
+    }
+    assert template["Parameters"]["QuotaKeyParameter"]["Default"] == ""
+
+
+def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[str, Any]) -> None:
+    (update,) = [s for s in statements(template, "ApiFunction") if "dynamodb:UpdateItem" in as_list(s["Action"])]
+    assert update["Resource"] == {"Fn::GetAtt": ["RequestsTable", "Arn"]}
+    assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}}
+    (ssm,) = [s for s in statements(template, "ApiFunction") if "ssm:GetParameter" in as_list(s["Action"])]
+    assert ssm["Resource"]["Fn::Sub"].endswith(":parameter${QuotaKeyParameter}")
+    # That grant exists only when a key parameter is named.
+    policy = props(template, "ApiFunction")["Policies"][0]["Statement"]
+    (conditional,) = [s for s in policy if "Fn::If" in s]
+    assert conditional["Fn::If"][0] == "HasQuotaKey" and conditional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+
+
+# ---------------------------------------------------------------- alarms
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: res["Properties"] for name, res in resources(template, "AWS::CloudWatch::Alarm").items()}
+
+
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_anything_in_the_failure_queue_raises_an_alarm(template: dict[str, Any]) -> None:
+    (alarm,) = [a for a in _alarms(template).values() if a["Namespace"] == "AWS/SQS"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}]
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Maximum",
+        "GreaterThanThreshold",
+        0,
+    )
+
+
+def test_every_function_has_an_errors_alarm(template: dict[str, Any]) -> None:
+    watched = {}
+    for alarm in _alarms(template).values():
+        if alarm["Namespace"] == "AWS/Lambda":
+            assert alarm["MetricName"] == "Errors"
+            assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+                "Sum",
+                "GreaterThanThreshold",
+                0,
+            )
+            (dimension,) = alarm["Dimensions"]
+            assert dimension["Name"] == "FunctionName"
+            watched[dimension["Value"]["Ref"]] = alarm
+    assert set(watched) == set(resources(template, "AWS::Serverless::Function"))
+
+
+def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    alarms = _alarms(template)
+    assert len(alarms) >= 2
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == ALARM_ACTIONS
+        # No data means nothing failed, not an alarm.
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["EvaluationPeriods"] >= 1 and alarm["Period"] >= 60
 
 
 def test_outputs_name_what_clients_and_operators_need(template: dict[str, Any]) -> None:
@@ -581,11 +620,14 @@ def test_every_sample_event_is_json_about_the_same_request() -> None:
         "s3_object_created.json",
         "dynamodb_stream_captioned.json",
         "dynamodb_stream_completed.json",
+        "schedule_sweeper.json",
     ])
+    # The id does not exist before the request is created; the schedule is about no request.
+    about_nothing = {"api_post_requests.json", "schedule_sweeper.json"}
     for name in names:
         text = (EVENTS / name).read_text()
         json.loads(text)
-        if name != "api_post_requests.json":  # the id does not exist before the request is created
+        if name not in about_nothing:
             assert REQUEST_ID in text, name
 
 
@@ -598,6 +640,7 @@ def test_every_sample_event_is_json_about_the_same_request() -> None:
         ("s3_object_created.json", S3Model),
         ("dynamodb_stream_captioned.json", DynamoDBStreamModel),
         ("dynamodb_stream_completed.json", DynamoDBStreamModel),
+        ("schedule_sweeper.json", EventBridgeModel),
     ],
 )
 def test_samples_have_the_shape_powertools_parses(name: str, model: type[BaseModel]) -> None:

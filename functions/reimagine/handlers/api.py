@@ -25,6 +25,7 @@ from reimagine.models import (
     RequestView,
 )
 from reimagine.observability import logger, metrics, tracer
+from reimagine.quota import DailyQuota, QuotaExceeded
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -71,6 +72,18 @@ def _unknown_request(exc: UnknownRequest) -> Response:
     return _error(404, "NOT_FOUND", "no request with that id")
 
 
+@app.exception_handler(QuotaExceeded)
+def _over_quota(exc: QuotaExceeded) -> Response:
+    metrics.add_metric(name="QuotaExceeded", unit=MetricUnit.Count, value=1)
+    return _error(
+        429,
+        "QUOTA_EXCEEDED",
+        f"at most {exc.limit} new requests per email address per day (UTC)",
+        {"limit": exc.limit, "retry_after_seconds": exc.retry_after},
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response:
     return _error(404, "ROUTE_NOT_FOUND", "no such route")
@@ -83,11 +96,19 @@ def _no_route(exc: NotFoundError) -> Response:
     responses={
         201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
         422: _error_doc("The body is not valid"),
+        429: _error_doc("This email address has made its requests for today; see Retry-After"),
     },
     tags=["requests"],
 )
 def create_request(body: CreateRequestBody) -> Response[CreateRequestResponse]:
-    created = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings())
+    cfg = settings()
+    created = intake.create_request(
+        body,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=cfg,
+        quota=DailyQuota.from_settings(clients.dynamodb(), cfg),
+    )
     logger.set_correlation_id(created.id)
     logger.info("request created", extra={"content_type": body.content_type})
     metrics.add_metric(name="RequestsCreated", unit=MetricUnit.Count, value=1)
