@@ -134,10 +134,8 @@ class HuggingFaceCaptioner:
         self.route = route
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
-        if self.route == "image-to-text":
-            text = self._image_to_text(image, deadline)
-        else:
-            text = self._chat(image, deadline)
+        ask = self._image_to_text if self.route == "image-to-text" else self._chat
+        text = ask(image, deadline)
         caption = " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
         if not caption:
             raise ProviderError("the model returned an empty caption", code="PROVIDER_BAD_RESPONSE")
