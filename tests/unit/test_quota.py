@@ -161,7 +161,7 @@ def test_stream_consumers_skip_counter_records(aws) -> None:
     record = json.loads((EVENTS / "dynamodb_stream_completed.json").read_text())["Records"][0]
     record["dynamodb"]["Keys"] = {"id": {"S": counter_id("ab" * 32, T0.date())}}
     record["dynamodb"]["NewImage"] = {"id": record["dynamodb"]["Keys"]["id"], "request_count": {"N": "1"}}
-    result = process_stream({"Records": [record]}, Context(), step_name="notify", step=step)  # type: ignore[arg-type]
+    result = process_stream({"Records": [record]}, Context(), step_name="notify", step=step)
     assert result == {"batchItemFailures": []}
     assert seen == []
 

@@ -100,9 +100,7 @@ def _put(store: RequestStore, status: Status, *, at: datetime, **fields) -> str:
 
 
 def _sweep(store: RequestStore, clock: Clock, *, max_redrives: int = 2, max_items: int = 100):
-    return sweep(
-        store, now=clock(), stuck_after_seconds=STUCK_AFTER, max_redrives=max_redrives, max_items=max_items
-    )
+    return sweep(store, now=clock(), stuck_after_seconds=STUCK_AFTER, max_redrives=max_redrives, max_items=max_items)
 
 
 def _raw(store: RequestStore, request_id: str) -> dict:

@@ -611,9 +611,9 @@ def test_samconfig_has_the_three_environments() -> None:
 # ---------------------------------------------------------------- sample events
 
 
-def test_every_sample_event_is_json_about_the_same_request() -> None:
-    names = sorted(p.name for p in EVENTS.glob("*.json"))
-    assert names == sorted([
+def test_every_trigger_has_a_sample_event_about_the_same_request() -> None:
+    # One sample per trigger, as AWS sends it (other files, e.g. emulators' variants, may sit beside them).
+    samples = {
         "api_post_requests.json",
         "api_get_request.json",
         "api_get_result.json",
@@ -621,10 +621,11 @@ def test_every_sample_event_is_json_about_the_same_request() -> None:
         "dynamodb_stream_captioned.json",
         "dynamodb_stream_completed.json",
         "schedule_sweeper.json",
-    ])
+    }
+    assert samples <= {p.name for p in EVENTS.glob("*.json")}
     # The id does not exist before the request is created; the schedule is about no request.
     about_nothing = {"api_post_requests.json", "schedule_sweeper.json"}
-    for name in names:
+    for name in samples:
         text = (EVENTS / name).read_text()
         json.loads(text)
         if name not in about_nothing:

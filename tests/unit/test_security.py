@@ -1,0 +1,376 @@
+"""Security checks on template.yaml: least privilege, private and TLS-only storage, no secrets in plain sight.
+
+Each check returns its findings, so the same code is run on the real template (which must have none)
+and on deliberately weakened copies (which must each be caught): a check that cannot fail proves nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.unit.template_helpers import as_list, branches, function_env, functions, load_template, props, resources
+
+Template = dict[str, Any]
+Statement = dict[str, Any]
+
+# ---------------------------------------------------------------- IAM
+
+
+def _policy_statements(document: Any) -> list[Statement]:
+    return [s for statement in as_list((document or {}).get("Statement", [])) for s in branches(statement)]
+
+
+def iam_statements(template: Template) -> Iterator[tuple[str, Statement]]:
+    """(where, statement) for every identity policy the template writes."""
+    for name in functions(template):
+        for policy in props(template, name).get("Policies", []):
+            for statement in _policy_statements(policy if isinstance(policy, dict) else {}):
+                yield f"{name}/{statement.get('Sid', '?')}", statement
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name in resources(template, kind):
+            for statement in _policy_statements(props(template, name).get("PolicyDocument")):
+                yield f"{name}/{statement.get('Sid', '?')}", statement
+    for name in resources(template, "AWS::IAM::Role"):
+        for policy in props(template, name).get("Policies", []):
+            for statement in _policy_statements(policy.get("PolicyDocument")):
+                yield f"{name}/{statement.get('Sid', '?')}", statement
+
+
+def _parameter_named(template: Template, text: str, pattern: str) -> bool:
+    match = re.fullmatch(pattern, text)
+    return match is not None and match.group("param") in template.get("Parameters", {})
+
+
+_SSM_PARAMETER = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter\$\{(?P<param>\w+)\}"
+_FOUNDATION_MODEL = r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}::foundation-model/\$\{(?P<param>\w+)\}"
+
+
+def _one_ssm_parameter(t: Template, s: Statement) -> bool:
+    return _parameter_named(t, s["Resource"]["Fn::Sub"], _SSM_PARAMETER)
+
+
+def _one_foundation_model(t: Template, s: Statement) -> bool:
+    return _parameter_named(t, s["Resource"]["Fn::Sub"], _FOUNDATION_MODEL)
+
+
+def _identities_sending_from_the_sender(t: Template, s: Statement) -> bool:
+    return s["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
+    } and s.get("Condition") == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+
+
+# What must reach beyond this stack's own resources (by Sid), the reason it may, and exactly how far.
+ALLOWED_BEYOND_THE_STACK: dict[str, tuple[str, Callable[[Template, Statement], bool]]] = {
+    "ProviderToken": (
+        "the Hugging Face token is an SSM parameter the operator creates; the grant names that one parameter",
+        _one_ssm_parameter,
+    ),
+    "QuotaKey": (
+        "the optional quota hashing key is an SSM parameter the operator creates; the grant names only it",
+        _one_ssm_parameter,
+    ),
+    "CaptionModel": (
+        "Bedrock foundation models belong to AWS, not to a stack; the grant names the one configured model",
+        _one_foundation_model,
+    ),
+    "ImageModel": ("as CaptionModel, for the image model", _one_foundation_model),
+    "SendFromSender": (
+        "SES authorises against every identity involved (in the sandbox, recipients too), so the grant "
+        "covers this account's identities, but only for mail from the configured sender",
+        _identities_sending_from_the_sender,
+    ),
+}
+
+# Named buckets are `${AWS::StackName}-<purpose>-...`: an ARN of one, optionally a key prefix's objects.
+_OWN_BUCKET = re.compile(
+    r"arn:\$\{AWS::Partition\}:s3:::\$\{AWS::StackName\}-[a-z]+-\$\{AWS::AccountId\}-\$\{AWS::Region\}"
+    r"(/[A-Za-z0-9_-]+/\*)?"
+)
+# `${SomeResource.Arn}` followed by a sub-resource path without wildcards (a table's index, say).
+_OWN_SUB = re.compile(r"\$\{(?P<resource>\w+)\.Arn\}(/[A-Za-z0-9_.-]+)*")
+
+
+def _own_resource(template: Template, resource: Any) -> bool:
+    """Whether `resource` is (part of) a resource of this stack."""
+    own = template["Resources"]
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        att = resource["Fn::GetAtt"]
+        return (att.split(".", 1)[0] if isinstance(att, str) else att[0]) in own
+    if isinstance(resource, dict) and "Ref" in resource:
+        return resource["Ref"] in own
+    if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
+        text = resource["Fn::Sub"]
+        if _OWN_BUCKET.fullmatch(text):
+            return True
+        match = _OWN_SUB.fullmatch(text)
+        return match is not None and match.group("resource") in own
+    return False
+
+
+def iam_findings(template: Template) -> list[str]:
+    findings = []
+    for where, statement in iam_statements(template):
+        if statement.get("Effect") != "Allow":
+            continue  # denies (TLS only) may be as wide as they like
+        for action in as_list(statement.get("Action", [])) + as_list(statement.get("NotAction", [])):
+            if "*" in str(action):
+                findings.append(f"{where}: wildcard action {action}")
+        if "NotAction" in statement or "NotResource" in statement:
+            findings.append(f"{where}: NotAction/NotResource grants everything else")
+        for resource in as_list(statement.get("Resource", [])):
+            if resource == "*":
+                findings.append(f"{where}: Resource *")
+            elif not _own_resource(template, resource):
+                allowed = ALLOWED_BEYOND_THE_STACK.get(statement.get("Sid", ""))
+                if allowed is None or not allowed[1](template, statement):
+                    findings.append(f"{where}: {json.dumps(resource)} is not this stack's")
+    return findings
+
+
+# ---------------------------------------------------------------- storage
+
+
+def _tls_only(template: Template, bucket: str) -> bool:
+    for policy in resources(template, "AWS::S3::BucketPolicy").values():
+        if policy["Properties"].get("Bucket") != {"Ref": bucket}:
+            continue
+        for s in _policy_statements(policy["Properties"].get("PolicyDocument")):
+            covered = as_list(s.get("Resource"))
+            if (
+                s.get("Effect") == "Deny"
+                and s.get("Principal") in ("*", {"AWS": "*"})
+                and s.get("Action") in ("s3:*", ["s3:*"])
+                and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                and {"Fn::GetAtt": [bucket, "Arn"]} in covered
+                and {"Fn::Sub": f"${{{bucket}.Arn}}/*"} in covered
+            ):
+                return True
+    return False
+
+
+BLOCK_ALL = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+
+
+def storage_findings(template: Template) -> list[str]:
+    findings = []
+    for name, bucket in resources(template, "AWS::S3::Bucket").items():
+        p = bucket.get("Properties", {})
+        block = p.get("PublicAccessBlockConfiguration", {})
+        if not all(block.get(flag) is True for flag in BLOCK_ALL):
+            findings.append(f"{name}: public access not fully blocked")
+        rules = p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        if not any(r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules):
+            findings.append(f"{name}: no default encryption")
+        if not _tls_only(template, name):
+            findings.append(f"{name}: no TLS-only (aws:SecureTransport) deny policy")
+    for name, queue in resources(template, "AWS::SQS::Queue").items():
+        p = queue.get("Properties", {})
+        if p.get("SqsManagedSseEnabled") is not True and not p.get("KmsMasterKeyId"):
+            findings.append(f"{name}: queue without server-side encryption")
+    for name, topic in resources(template, "AWS::SNS::Topic").items():
+        if not topic.get("Properties", {}).get("KmsMasterKeyId"):
+            findings.append(f"{name}: topic without server-side encryption")
+    for name, table in resources(template, "AWS::DynamoDB::Table").items():
+        if table.get("Properties", {}).get("SSESpecification", {}).get("SSEEnabled") is not True:
+            findings.append(f"{name}: table without SSESpecification")
+    return findings
+
+
+# ---------------------------------------------------------------- secrets
+
+SECRET_NAME = re.compile(r"token|secret|passw|credential|private|(^|[_a-z])key([_A-Z]|$)", re.IGNORECASE)
+SECRET_VALUE = re.compile(
+    r"hf_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|sk-[A-Za-z0-9_-]{20,}|-----BEGIN|xox[abp]-"
+    r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/])"  # a long base64/hex run
+)
+SSM_NAME_PATTERNS = {"^/[A-Za-z0-9_.\\-/]+$", "^$|^/[A-Za-z0-9_.\\-/]+$"}
+
+
+def _is_ssm_name_parameter(spec: dict[str, Any]) -> bool:
+    """A parameter that can only ever hold the NAME of an SSM parameter (or nothing)."""
+    if str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+        return True
+    default = str(spec.get("Default", ""))
+    return spec.get("AllowedPattern") in SSM_NAME_PATTERNS and (default == "" or default.startswith("/"))
+
+
+def secret_findings(template: Template) -> list[str]:
+    findings = []
+    parameters = template.get("Parameters", {})
+    for name, spec in parameters.items():
+        if SECRET_NAME.search(name) and spec.get("NoEcho") is not True and not _is_ssm_name_parameter(spec):
+            findings.append(f"parameter {name}: looks secret but is neither NoEcho nor an SSM parameter name")
+        if SECRET_VALUE.search(json.dumps(spec.get("Default", ""))):
+            findings.append(f"parameter {name}: default looks like a secret")
+    for function in functions(template):
+        for variable, value in function_env(template, function).items():
+            literals = [v for v in branches(value) if isinstance(v, str | int | float)]
+            if any(SECRET_VALUE.search(str(v)) for v in literals):
+                findings.append(f"{function}.{variable}: value looks like a secret")
+            if SECRET_NAME.search(variable):
+                for v in branches(value):
+                    ref = v.get("Ref") if isinstance(v, dict) else None
+                    if ref not in parameters or not _is_ssm_name_parameter(parameters[ref]):
+                        findings.append(f"{function}.{variable}: must be the NAME of an SSM parameter")
+    return findings
+
+
+# ---------------------------------------------------------------- the real template
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template()
+
+
+def test_every_iam_grant_is_specific_to_this_stack(template: Template) -> None:
+    assert len(list(iam_statements(template))) >= 10  # the checks have something to check
+    assert iam_findings(template) == []
+
+
+def test_every_exception_to_the_stack_scope_is_still_used(template: Template) -> None:
+    # An allow-list entry nobody needs any more is an unreviewed hole waiting to be reused.
+    sids = {s.get("Sid") for _, s in iam_statements(template)}
+    assert set(ALLOWED_BEYOND_THE_STACK) <= sids
+    assert all(reason for reason, _ in ALLOWED_BEYOND_THE_STACK.values())
+
+
+def test_storage_is_private_encrypted_and_tls_only(template: Template) -> None:
+    assert resources(template, "AWS::S3::Bucket") and resources(template, "AWS::SQS::Queue")
+    assert storage_findings(template) == []
+
+
+def test_no_secret_is_a_plain_parameter_or_environment_variable(template: Template) -> None:
+    assert secret_findings(template) == []
+
+
+# ---------------------------------------------------------------- the checks catch what they are for
+
+
+def _weaken(template: Template, change: Callable[[Template], None]) -> Template:
+    weakened = copy.deepcopy(template)
+    change(weakened)
+    return weakened
+
+
+def _first_statement(t: Template, function: str, sid: str) -> Statement:
+    (statement,) = [s for s in props(t, function)["Policies"][0]["Statement"] if s.get("Sid") == sid]
+    return statement
+
+
+def _add_role(t: Template) -> None:
+    t["Resources"]["ExtraRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {},
+            "Policies": [
+                {
+                    "PolicyName": "all",
+                    "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+                }
+            ],
+        },
+    }
+
+
+IAM_WEAKENINGS: dict[str, Callable[[Template], None]] = {
+    "wildcard action": lambda t: _first_statement(t, "ApiFunction", "RequestRecords").update(Action="dynamodb:*"),
+    "service wildcard": lambda t: _first_statement(t, "NotifyFunction", "ReadResults").update(Action="s3:Get*"),
+    "resource *": lambda t: _first_statement(t, "CaptionFunction", "ReadUploads").update(Resource="*"),
+    "another stack's bucket": lambda t: _first_statement(t, "CaptionFunction", "ReadUploads").update(
+        Resource={"Fn::Sub": "arn:${AWS::Partition}:s3:::someone-elses-bucket/*"}
+    ),
+    "every object of every bucket": lambda t: _first_statement(t, "CaptionFunction", "ReadUploads").update(
+        Resource={"Fn::Sub": "arn:${AWS::Partition}:s3:::*"}
+    ),
+    "any table in the account": lambda t: _first_statement(t, "GenerateFunction", "RequestRecords").update(
+        Resource={"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}
+    ),
+    "any index of the table": lambda t: _first_statement(t, "ApiFunction", "RequestRecords").update(
+        Resource={"Fn::Sub": "${RequestsTable.Arn}/index/*"}
+    ),
+    "any model": lambda t: _first_statement(t, "CaptionFunction", "CaptionModel").update(
+        Resource={"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/*"}
+    ),
+    "SES without the sender condition": lambda t: _first_statement(t, "NotifyFunction", "SendFromSender").pop(
+        "Condition"
+    ),
+    "any parameter": lambda t: _first_statement(t, "CaptionFunction", "ProviderToken").update(
+        Resource={"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*"}
+    ),
+    "NotResource": lambda t: _first_statement(t, "ApiFunction", "RequestRecords").update(
+        NotResource={"Fn::GetAtt": ["RequestsTable", "Arn"]}
+    ),
+    "an admin role": _add_role,
+}
+
+
+@pytest.mark.parametrize("weakening", IAM_WEAKENINGS, ids=list(IAM_WEAKENINGS))
+def test_the_iam_check_catches(template: Template, weakening: str) -> None:
+    assert iam_findings(_weaken(template, IAM_WEAKENINGS[weakening]))
+
+
+def _bucket_policy_statements(t: Template, bucket: str) -> list[Statement]:
+    (policy,) = [
+        p for p in resources(t, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+STORAGE_WEAKENINGS: dict[str, Callable[[Template], None]] = {
+    "public policies allowed": lambda t: props(t, "UploadsBucket")["PublicAccessBlockConfiguration"].update(
+        RestrictPublicBuckets=False
+    ),
+    "no public access block": lambda t: props(t, "ResultsBucket").pop("PublicAccessBlockConfiguration"),
+    "no encryption": lambda t: props(t, "ResultsBucket").pop("BucketEncryption"),
+    "no TLS deny": lambda t: _bucket_policy_statements(t, "UploadsBucket").clear(),
+    "TLS deny on the bucket but not its objects": lambda t: _bucket_policy_statements(t, "ResultsBucket")[0].update(
+        Resource=[{"Fn::GetAtt": ["ResultsBucket", "Arn"]}]
+    ),
+    "a new bucket without anything": lambda t: t["Resources"].update(Extra={"Type": "AWS::S3::Bucket"}),
+    "queue without SSE": lambda t: props(t, "FailureQueue").update(SqsManagedSseEnabled=False),
+    "topic without SSE": lambda t: t["Resources"].update(Topic={"Type": "AWS::SNS::Topic", "Properties": {}}),
+}
+
+
+@pytest.mark.parametrize("weakening", STORAGE_WEAKENINGS, ids=list(STORAGE_WEAKENINGS))
+def test_the_storage_check_catches(template: Template, weakening: str) -> None:
+    assert storage_findings(_weaken(template, STORAGE_WEAKENINGS[weakening]))
+
+
+SECRET_WEAKENINGS: dict[str, Callable[[Template], None]] = {
+    "a plain token parameter": lambda t: t["Parameters"].update(
+        HfToken={"Type": "String", "Default": "", "Description": "the token"}
+    ),
+    "a plain signing key parameter": lambda t: t["Parameters"].update(
+        QuotaKey={"Type": "String", "Default": "changeme", "Description": "the key"}
+    ),
+    "a token in an environment variable": lambda t: props(t, "CaptionFunction")["Environment"]["Variables"].update(
+        HF_TOKEN="hf_" + "a1B2" * 8
+    ),
+    "an access key in a global variable": lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(
+        SOME_SETTING="AKIA" + "ABCDEFGHIJKLMNOP"
+    ),
+    "a long random literal": lambda t: props(t, "ApiFunction")["Environment"]["Variables"].update(
+        QUOTA_SALT="Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+    ),
+    "a secret-named variable set to a literal": lambda t: props(t, "ApiFunction")["Environment"]["Variables"].update(
+        QUOTA_KEY_PARAMETER="letmein"
+    ),
+}
+
+
+@pytest.mark.parametrize("weakening", SECRET_WEAKENINGS, ids=list(SECRET_WEAKENINGS))
+def test_the_secret_check_catches(template: Template, weakening: str) -> None:
+    assert secret_findings(_weaken(template, SECRET_WEAKENINGS[weakening]))
+
+
+def test_a_noecho_parameter_is_accepted() -> None:
+    t: Template = {"Parameters": {"ApiToken": {"Type": "String", "NoEcho": True}}, "Resources": {}, "Globals": {}}
+    assert secret_findings(t) == []
