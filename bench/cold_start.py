@@ -1,6 +1,11 @@
 """Cold start of each function against the floor of `import boto3` plus one client.
 
-    python bench/cold_start.py [--rounds N] [--json]
+    python bench/cold_start.py [--rounds N] [--json] [--packages DIR]
+
+With --packages, the children see only the standard library, `functions/` and DIR, made like
+`sam build` makes the deployment package: `pip install -r functions/requirements.txt --target DIR`.
+Without it they run in this interpreter's environment, whose extras (awscrt, pyOpenSSL, ...) botocore
+imports when present, which the Lambda package does not have.
 
 Every sample is a fresh interpreter with `functions/` on sys.path and an environment like Lambda's
 (region, dummy credentials, LAMBDA_TASK_ROOT so the Tracer is live as with `Tracing: Active`).
@@ -49,6 +54,12 @@ import reimagine.handlers.notify
 from reimagine import clients
 clients.store(); clients.s3(); clients.ses()
 """,
+    # Not on the request path (a schedule), measured so it stays honest too.
+    "sweeper": """
+import reimagine.handlers.sweeper
+from reimagine import clients
+clients.store()
+""",
 }
 
 # The clock starts after interpreter startup, before the first import of the measured code.
@@ -63,12 +74,13 @@ print(json.dumps({{"ms": _elapsed * 1000, "rss_mib": _rss / 1024, "modules": len
 """
 
 
-def lambda_env(provider: str) -> dict[str, str]:
+def lambda_env(provider: str, packages: Path | None) -> dict[str, str]:
     """A Lambda-like environment, built from scratch so nothing from this shell leaks in."""
+    path = [str(FUNCTIONS_DIR)] + ([str(packages)] if packages else [])
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
-        "PYTHONPATH": str(FUNCTIONS_DIR),
+        "PYTHONPATH": os.pathsep.join(path),
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -98,9 +110,11 @@ class Sample:
     modules: int
 
 
-def run_once(code: str, env: dict[str, str]) -> Sample:
+def run_once(code: str, env: dict[str, str], isolated: bool) -> Sample:
+    # -S: no site-packages, so only the deployment package's libraries are importable.
+    flags = ["-S"] if isolated else []
     out = subprocess.run(
-        [sys.executable, "-c", CHILD.format(code=code)],
+        [sys.executable, *flags, "-c", CHILD.format(code=code)],
         env=env,
         capture_output=True,
         text=True,
@@ -111,17 +125,17 @@ def run_once(code: str, env: dict[str, str]) -> Sample:
     return Sample(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def measure(rounds: int, provider: str) -> dict[str, list[Sample]]:
-    env = lambda_env(provider)
+def measure(rounds: int, provider: str, packages: Path | None) -> dict[str, list[Sample]]:
+    env, isolated = lambda_env(provider, packages), packages is not None
     samples: dict[str, list[Sample]] = {"floor": [], **{name: [] for name in CANDIDATES}}
     names = list(CANDIDATES)
     for name in ["floor", *names]:  # warm-up: bytecode caches and page cache, not recorded
-        run_once(FLOOR if name == "floor" else CANDIDATES[name], env)
+        run_once(FLOOR if name == "floor" else CANDIDATES[name], env, isolated)
     for r in range(rounds):
         # A floor sample next to every candidate sample; the candidates' order rotates per round.
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            samples["floor"].append(run_once(FLOOR, env))
-            samples[name].append(run_once(CANDIDATES[name], env))
+            samples["floor"].append(run_once(FLOOR, env, isolated))
+            samples[name].append(run_once(CANDIDATES[name], env, isolated))
     return samples
 
 
@@ -163,7 +177,8 @@ def machine() -> dict[str, str]:
 
 
 def print_table(rows: list[dict], info: dict[str, str], rounds: int) -> None:
-    print(f"{info['cpus']} CPUs, {info['cpu']}, Python {info['python']}; {rounds} rounds, medians")
+    print(f"{info['cpus']} CPUs, {info['cpu']}, Python {info['python']}, {info['packages']}")
+    print(f"{rounds} rounds; medians of time inside the child and of its peak RSS")
     header = f"{'target':<9} {'n':>3} {'median ms':>10} {'min':>7} {'max':>7} {'ratio':>6} "
     print(header + f"{'RSS MiB':>8} {'RSS ratio':>9} {'modules':>7}  verdict")
     for r in rows:
@@ -184,13 +199,22 @@ def main(argv: list[str] | None = None) -> int:
         choices=["offline", "bedrock"],
         help="PROVIDER of the caption and generate functions (default offline, the template's default)",
     )
+    parser.add_argument(
+        "--packages",
+        type=Path,
+        help="a `pip install -r functions/requirements.txt --target DIR`; children then see only it",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
-    rows = summarise(measure(args.rounds, args.provider))
+    if args.packages and not (args.packages / "boto3").is_dir():
+        parser.error(f"{args.packages} does not look like an installed functions/requirements.txt")
+
+    rows = summarise(measure(args.rounds, args.provider, args.packages))
     info = machine()
+    info["packages"] = "deployment package (--packages)" if args.packages else "current environment"
     if args.json:
         print(json.dumps({"machine": info, "rounds": args.rounds, "target_ratio": TARGET_RATIO, "rows": rows}))
     else:

@@ -1,0 +1,96 @@
+"""A handler module imports only what its function needs: checked in a fresh interpreter per handler.
+
+Tracing is live in these children (LAMBDA_TASK_ROOT set, as on Lambda with `Tracing: Active`), because
+that is when the X-Ray SDK would patch, and so import, every library it supports.
+Timing is the benchmark's business (bench/cold_start.py); these tests only look at sys.modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+PROVIDERS = ("reimagine.providers.offline", "reimagine.providers.huggingface", "reimagine.providers.bedrock")
+# Libraries no handler needs at import: HTTP for a provider only once one is built; what
+# X-Ray's patch_all would drag in; the Powertools event parser's pydantic models (we use data classes).
+NEVER = (
+    "requests",
+    "httpx",
+    "sqlite3",
+    "aws_lambda_powertools.utilities.parser.models",
+    *PROVIDERS,
+)
+IMAGING = ("PIL", "reimagine.imaging")
+
+# handler -> heavy modules it must not import on top of NEVER
+FORBIDDEN = {
+    "api": (*IMAGING, "aws_lambda_powertools.utilities.batch"),
+    "caption": ("aws_lambda_powertools.event_handler",),
+    "generate": (*IMAGING, "aws_lambda_powertools.event_handler"),
+    "notify": (*IMAGING, "aws_lambda_powertools.event_handler"),
+    "sweeper": (*IMAGING, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.batch"),
+}
+
+
+def _run(code: str) -> dict:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(FUNCTIONS),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_LAMBDA_FUNCTION_NAME": "reimagine-test",
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS),
+        "POWERTOOLS_SERVICE_NAME": "reimagine",
+        "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
+        "PROVIDER": "offline",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _loaded_after_import(handler: str, watched: tuple[str, ...]) -> list[str]:
+    code = (
+        f"import json, sys\nimport reimagine.handlers.{handler}\n"
+        f"print(json.dumps({{'loaded': [m for m in {list(watched)!r} if m in sys.modules]}}))"
+    )
+    return _run(code)["loaded"]
+
+
+@pytest.mark.parametrize("handler", sorted(FORBIDDEN))
+def test_handler_imports_nothing_it_does_not_need(handler: str) -> None:
+    assert _loaded_after_import(handler, (*NEVER, *FORBIDDEN[handler])) == []
+
+
+def test_the_watch_list_sees_what_is_imported() -> None:
+    # Guards the check itself: the caption function does load Pillow and the imaging module.
+    assert _loaded_after_import("caption", IMAGING) == list(IMAGING)
+
+
+def test_provider_module_is_loaded_on_first_use_only() -> None:
+    code = (
+        "import json, sys\nimport reimagine.handlers.generate as h\n"
+        "before = 'reimagine.providers.offline' in sys.modules\nh._generator()\n"
+        "print(json.dumps({'before': before, 'after': 'reimagine.providers.offline' in sys.modules}))"
+    )
+    assert _run(code) == {"before": False, "after": True}
+
+
+def test_requests_is_still_traced_once_imported() -> None:
+    # The tracer patches requests when a provider imports it, as patch_all did at start.
+    code = (
+        "import json\nimport reimagine.handlers.notify\nimport requests\n"
+        "print(json.dumps({'wrapped': hasattr(requests.Session.request, '__wrapped__')}))"
+    )
+    assert _run(code) == {"wrapped": True}
