@@ -30,7 +30,7 @@ def new_request_id() -> str:
 
 
 def is_request_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 def upload_key(request_id: str) -> str:
