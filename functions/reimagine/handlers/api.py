@@ -3,6 +3,7 @@
 Routes that return a bare Response carry no return annotation: Powertools validates bodies against it.
 """
 
+import base64
 from importlib import resources
 from typing import Any
 
@@ -95,6 +96,8 @@ def _no_route(exc: NotFoundError) -> Response:
     description="Returns a presigned S3 POST bound to this request's key, content type and size range.",
     responses={
         201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
+        400: _error_doc("The body is not UTF-8 JSON"),
+        415: _error_doc("The body is not application/json"),
         422: _error_doc("The body is not valid"),
         429: _error_doc("This email address has made its requests for today; see Retry-After"),
     },
@@ -196,4 +199,30 @@ def page():
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return _unparseable_body(event) or app.resolve(event, context)
+
+
+def _unparseable_body(event: dict) -> dict | None:
+    """Bodies the validator would choke on (not JSON, not UTF-8) are the client's error: 415 or 400, not 500."""
+    if not event.get("body"):
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json":
+        return _raw_error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    if event.get("isBase64Encoded"):
+        try:
+            base64.b64decode(event["body"]).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are both ValueErrors
+            return _raw_error(400, "INVALID_BODY", "the body is not UTF-8 JSON")
+    return None
+
+
+def _raw_error(status: int, code: str, message: str) -> dict:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": _JSON, **_NO_STORE},
+        "body": body.model_dump_json(exclude_none=True),
+        "isBase64Encoded": False,
+    }
