@@ -98,6 +98,8 @@ def create_tables(app: Application, dynamodb: DynamoDBClient, created: Created) 
                 "AttributeDefinitions": list(table.attribute_definitions),
                 "StreamSpecification": stream,
             }
+            if table.global_secondary_indexes:
+                kwargs["GlobalSecondaryIndexes"] = [dict(index) for index in table.global_secondary_indexes]
             if table.billing_mode == "PAY_PER_REQUEST":
                 kwargs["BillingMode"] = "PAY_PER_REQUEST"
             else:

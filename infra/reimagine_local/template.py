@@ -121,6 +121,7 @@ class Table:
     billing_mode: str = "PAY_PER_REQUEST"
     ttl_attribute: str | None = None
     stream_view_type: str | None = None
+    global_secondary_indexes: tuple[dict[str, Any], ...] = ()
 
     @property
     def arn_prefix(self) -> str:
@@ -463,6 +464,7 @@ def _table(resolver: Resolver, logical_id: str) -> Table:
         billing_mode=props.get("BillingMode", "PROVISIONED"),
         ttl_attribute=ttl.get("AttributeName") if str(ttl.get("Enabled")).lower() == "true" else None,
         stream_view_type=stream.get("StreamViewType"),
+        global_secondary_indexes=tuple(props.get("GlobalSecondaryIndexes") or ()),
     )
 
 

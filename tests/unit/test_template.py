@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel
 
 from reimagine.config import Settings
+from reimagine.records import STATUS_INDEX, StuckCandidate
 from tests.unit.template_helpers import (
     PSEUDO,
     ROOT,
@@ -44,7 +45,7 @@ from tests.unit.template_helpers import (
 EVENTS = ROOT / "events"
 BIN = Path(sys.executable).parent
 
-FUNCTIONS = ("ApiFunction", "CaptionFunction", "GenerateFunction", "NotifyFunction")
+FUNCTIONS = ("ApiFunction", "CaptionFunction", "GenerateFunction", "NotifyFunction", "SweeperFunction")
 REQUEST_ID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
 
 # The shared contract, restated on purpose: a change to either side must show up here.
@@ -69,6 +70,7 @@ HANDLERS = {
     "CaptionFunction": "reimagine.handlers.caption.handler",
     "GenerateFunction": "reimagine.handlers.generate.handler",
     "NotifyFunction": "reimagine.handlers.notify.handler",
+    "SweeperFunction": "reimagine.handlers.sweeper.handler",
 }
 # Least privilege, stated as the exact set of allowed actions per function.
 ALLOWED_ACTIONS = {
@@ -113,6 +115,7 @@ ALLOWED_ACTIONS = {
         "ses:SendRawEmail",
         "sqs:SendMessage",
     },
+    "SweeperFunction": {"dynamodb:Query", "dynamodb:UpdateItem"},
 }
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
@@ -125,6 +128,7 @@ REQUIRED_ENV = {
     "GenerateFunction": {"PROVIDER", "RESULTS_BUCKET", "GENERATION_STYLE", "RESULT_SIZE", "MAX_ATTEMPTS",
                          "HF_TOKEN_PARAMETER", "HF_BASE_URL", "HF_IMAGE_MODEL", "BEDROCK_IMAGE_MODEL"},
     "NotifyFunction": {"RESULTS_BUCKET", "RESULT_URL_TTL_SECONDS", "SENDER_EMAIL", "API_BASE_URL"},
+    "SweeperFunction": {"STUCK_AFTER_SECONDS", "MAX_REDRIVES", "SWEEP_MAX_ITEMS"},
 }
 GLOBAL_ENV = {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 
@@ -330,7 +334,11 @@ def test_table_keys_on_id_expires_records_and_streams_both_images(template: dict
     assert template["Resources"]["RequestsTable"]["Type"] == "AWS::DynamoDB::Table"
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": "id", "AttributeType": "S"},
+        {"AttributeName": "status", "AttributeType": "S"},
+        {"AttributeName": "updated_at", "AttributeType": "S"},
+    ]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["SSESpecification"] == {"SSEEnabled": True}
@@ -373,6 +381,7 @@ OBJECT_GRANTS = {
     "CaptionFunction": {("s3:GetObject", "uploads")},
     "GenerateFunction": {("s3:PutObject", "results")},
     "NotifyFunction": {("s3:GetObject", "results")},
+    "SweeperFunction": set(),
 }
 
 
@@ -732,3 +741,35 @@ def test_stream_samples_go_from_the_previous_status(template: dict[str, Any]) ->
     assert completed["NewImage"]["status"] == {"S": "COMPLETED"}
     assert completed["NewImage"]["result_key"] == {"S": f"results/{REQUEST_ID}.png"}
     assert "notified_at" not in completed["NewImage"]
+
+
+# ---------------------------------------------------------------- the sweeper
+
+
+def test_the_sweeper_runs_on_a_schedule_and_its_retry_is_the_next_run(template: dict[str, Any]) -> None:
+    (schedule,) = events_of(template, "SweeperFunction", "Schedule").values()
+    assert schedule["Schedule"] == "rate(5 minutes)"
+    invoke = props(template, "SweeperFunction")["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] == 0
+    assert invoke["MaximumEventAgeInSeconds"] <= 300
+    env = function_env(template, "SweeperFunction")
+    assert env["STUCK_AFTER_SECONDS"] == {"Ref": "StuckAfterSeconds"}
+    assert template["Parameters"]["StuckAfterSeconds"]["Default"] == Settings().stuck_after_seconds
+    assert int(env["SWEEP_MAX_ITEMS"]) <= 1000 and int(env["MAX_REDRIVES"]) >= 1
+
+
+def test_the_sweeper_reads_the_status_index_it_queries(template: dict[str, Any]) -> None:
+    (index,) = props(template, "RequestsTable")["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == STATUS_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ]
+    # What the sweeper decides on, projected so it never reads the full item.
+    assert set(index["Projection"]["NonKeyAttributes"]) == set(StuckCandidate.model_fields) - {
+        "id",
+        "status",
+        "updated_at",
+    }
+    (query,) = [s for s in statements(template, "SweeperFunction") if s["Action"] == "dynamodb:Query"]
+    assert query["Resource"] == {"Fn::Sub": f"${{RequestsTable.Arn}}/index/{STATUS_INDEX}"}

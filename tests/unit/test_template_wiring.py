@@ -153,6 +153,7 @@ def test_functions_and_handlers_are_the_contracts(app):
         "CaptionFunction": "reimagine.handlers.caption.handler",
         "GenerateFunction": "reimagine.handlers.generate.handler",
         "NotifyFunction": "reimagine.handlers.notify.handler",
+        "SweeperFunction": "reimagine.handlers.sweeper.handler",
     }
     assert {r.route_key for r in app.functions["ApiFunction"].routes} == {
         "POST /requests",
