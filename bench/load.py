@@ -28,10 +28,11 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,8 +277,16 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
     from reimagine_local.outbox import list_outbox
     from reimagine_local.runner import running_stack
 
+    # With metrics disabled Powertools still keeps every value and prints an EMF blob at each 100th,
+    # and warns on every empty flush: neither says anything about this run.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     faults = FaultInjector(fail_rate, seed)
-    with tempfile.TemporaryDirectory(prefix="reimagine-load-") as outbox_dir, injected_faults(faults) as writes:
+    with (
+        tempfile.TemporaryDirectory(prefix="reimagine-load-") as outbox_dir,
+        injected_faults(faults) as writes,
+        open(os.devnull, "w") as sink,
+        redirect_stdout(sink),
+    ):
         outbox = Path(outbox_dir)
         with running_stack(port=0, outbox=outbox) as running:
             stack = running.stack
