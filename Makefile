@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint up bench clean
+.PHONY: demo test test-localstack lint up bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The integration suite on moto and on a running LocalStack (../shared/localstack/start, or
+# `localstack start -d`; REIMAGINE_LOCALSTACK_URL if not http://127.0.0.1:4566).
+test-localstack: $(STAMP)
+	REIMAGINE_BACKENDS=moto,localstack $(BIN)/python -m pytest -m integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
