@@ -200,6 +200,7 @@ class Report:
     result_writes: dict[str, int]
     mails_per_address: dict[str, int]
     failure_queue_depth: int
+    stored_emails: dict[str, str] = field(default_factory=dict)  # request id -> the record's email
     machine: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -211,6 +212,9 @@ class Report:
         completed = {o.id for o in self.outcomes if o.status == "COMPLETED"}
         expected_keys = {f"results/{rid}.png" for rid in completed}
         addresses = {o.email for o in self.final}
+        # A record must hold the address its own client sent; anything else is two requests mixed up.
+        misattributed = [o for o in self.outcomes if o.id and self.stored_emails.get(o.id, o.email) != o.email]
+        duplicated = sorted(a for a, n in self.mails_per_address.items() if n > 1)
         return {
             "requests": self.requests,
             "concurrency": self.concurrency,
@@ -232,6 +236,15 @@ class Report:
             "emails": sum(self.mails_per_address.values()),
             "duplicate_emails": sum(n - 1 for n in self.mails_per_address.values() if n > 1),
             "final_without_email": len(addresses - set(self.mails_per_address)),
+            "misattributed_records": len(misattributed),
+            "details": {
+                "misattributed": [
+                    f"{o.id}: sent {o.email}, stored {self.stored_emails.get(str(o.id))} ({o.status} {o.error_code})"
+                    for o in misattributed[:5]
+                ],
+                "duplicate_email_addresses": duplicated[:5],
+                "final_without_email": sorted(addresses - set(self.mails_per_address))[:5],
+            },
             "failure_queue_depth": self.failure_queue_depth,
             "machine": self.machine,
         }
@@ -321,6 +334,13 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
                 ]["ApproximateNumberOfMessages"]
             )
             mails = Counter(entry.to for entry in list_outbox(outbox))
+            table = stack.app.functions["ApiFunction"].environment["TABLE_NAME"]
+            ddb = stack.client("dynamodb")
+            stored = {}
+            for o in outcomes:
+                if o.id:
+                    item = ddb.get_item(TableName=table, Key={"id": {"S": o.id}}).get("Item", {})
+                    stored[o.id] = item.get("email", {}).get("S", "")
     return Report(
         requests=n,
         concurrency=concurrency,
@@ -333,6 +353,7 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
         result_writes=dict(writes),
         mails_per_address=dict(mails),
         failure_queue_depth=depth,
+        stored_emails=stored,
         machine=machine(),
     )
 
@@ -349,6 +370,7 @@ def verdict(summary: dict[str, Any]) -> list[str]:
         ("results_written_more_than_once", "result(s) written more than once"),
         ("duplicate_emails", "duplicate email(s)"),
         ("final_without_email", "final request(s) without an email"),
+        ("misattributed_records", "record(s) holding another client's address"),
     ):
         if summary[key]:
             problems.append(f"{summary[key]} {what}")
@@ -378,7 +400,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"emails: {summary['emails']}, {summary['duplicate_emails']} duplicate, "
         f"{summary['final_without_email']} final requests without one"
     )
+    print(f"records holding another client's address: {summary['misattributed_records']}")
     print(f"on-failure queue depth: {summary['failure_queue_depth']}")
+    for name, items in summary["details"].items():
+        if items:
+            print(f"{name.replace('_', ' ')}: {'; '.join(items)}")
     if summary["client_problems"]:
         print(f"client problems: {summary['client_problems']}")
 
