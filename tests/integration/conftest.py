@@ -26,7 +26,7 @@ from PIL import Image
 from reimagine_local.invoke import Invoker
 from reimagine_local.outbox import list_outbox
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import DEFAULT_STACK, Function
+from reimagine_local.template import DEFAULT_STACK, Application, Function
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PHOTO = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
@@ -169,8 +169,13 @@ class Pipeline:
         assert response.status == 200, response.body
         return response.json()
 
+    @property
+    def app(self) -> Application:
+        assert self.stack.app is not None, "the stack is started"
+        return self.stack.app
+
     def result_keys(self) -> list[str]:
-        bucket = self.stack.app.functions["GenerateFunction"].environment["RESULTS_BUCKET"]
+        bucket = self.app.functions["GenerateFunction"].environment["RESULTS_BUCKET"]
         listed = self.stack.client("s3").list_objects_v2(Bucket=bucket)
         return [o["Key"] for o in listed.get("Contents", [])]
 
@@ -180,7 +185,7 @@ class Pipeline:
     def redeliver_everything(self) -> int:
         """Invoke every function again with every event it already had, as at-least-once delivery may."""
         calls = list(self.recorder.calls)
-        invoker = Invoker(self.stack.app.template_dir)
+        invoker = Invoker(self.app.template_dir)
         for fn, event in calls:
             invoker.invoke(fn, event)
         self.stack.drain()

@@ -21,8 +21,7 @@ def _post(url: str, fields: dict[str, str], data: bytes) -> requests.Response:
 
 
 def _uploads_bucket(pipeline: Pipeline) -> str:
-    assert pipeline.stack.app is not None
-    return pipeline.stack.app.functions["ApiFunction"].environment["UPLOADS_BUCKET"]
+    return pipeline.app.functions["ApiFunction"].environment["UPLOADS_BUCKET"]
 
 
 def _assert_nothing_arrived(pipeline: Pipeline, request_id: str) -> None:
