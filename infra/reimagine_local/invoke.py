@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +110,10 @@ class Invoker:
     def __init__(self, template_dir: Path) -> None:
         self.template_dir = template_dir
         self._handlers: dict[str, Handler] = {}
+        # One invocation per function at a time, as in one Lambda container: handlers keep
+        # per-invocation state in module globals (Powertools' resolver holds the current event).
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
 
     def handler(self, fn: Function) -> Handler:
         if fn.handler not in self._handlers:
@@ -121,4 +127,7 @@ class Invoker:
 
     def invoke(self, fn: Function, event: Any) -> Any:
         """The handler's return value; its exception propagates (a function error)."""
-        return self.handler(fn)(event, LambdaContext.for_function(fn))
+        with self._guard:
+            lock = self._locks[fn.logical_id]
+        with lock:
+            return self.handler(fn)(event, LambdaContext.for_function(fn))

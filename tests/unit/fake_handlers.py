@@ -103,3 +103,35 @@ def mailer(event: dict, context: Any) -> dict:
             },
         )
     return {}
+
+
+# Per-invocation state in a module global, as Powertools' resolver keeps the current event.
+CURRENT: dict[str, Any] = {}
+OVERLAPS: Counter[str] = Counter()
+IN_FLIGHT: Counter[str] = Counter()
+_in_flight_lock = threading.Lock()
+
+
+def remembers_event(event: dict, context: Any) -> dict:
+    """Stores the event globally, yields the CPU, then answers from the global."""
+    name = context.function_name
+    with _in_flight_lock:
+        IN_FLIGHT[name] += 1
+        if IN_FLIGHT[name] > 1:
+            OVERLAPS[name] += 1
+    try:
+        CURRENT[name] = event
+        threading.Event().wait(0.002)
+        return {"echo": CURRENT[name]["n"]}
+    finally:
+        with _in_flight_lock:
+            IN_FLIGHT[name] -= 1
+
+
+PARTNER = threading.Barrier(2, timeout=5)
+
+
+def meets_partner(event: dict, context: Any) -> dict:
+    """Returns only once another invocation is inside too (raises BrokenBarrierError otherwise)."""
+    PARTNER.wait()
+    return {"met": context.function_name}

@@ -1,0 +1,41 @@
+"""The local invoker runs one invocation per function at a time, as one Lambda container does."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from reimagine_local.invoke import Invoker
+from reimagine_local.template import Function
+from tests.unit import fake_handlers
+
+
+def _function(logical_id: str, handler: str = "remembers_event") -> Function:
+    return Function(
+        logical_id=logical_id,
+        name=f"stack-{logical_id}",
+        handler=f"tests.unit.fake_handlers.{handler}",
+        code_uri=None,
+        timeout=30,
+        memory_size=128,
+        environment={},
+    )
+
+
+def test_concurrent_invocations_of_one_function_never_see_each_others_event():
+    invoker = Invoker(Path("."))
+    fn = _function("Api")
+    fake_handlers.OVERLAPS.clear()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda n: invoker.invoke(fn, {"n": n}), range(200)))
+    assert answers == [{"echo": n} for n in range(200)]
+    assert fake_handlers.OVERLAPS["stack-Api"] == 0
+
+
+def test_different_functions_still_run_side_by_side():
+    invoker = Invoker(Path("."))
+    functions = [_function("First", "meets_partner"), _function("Second", "meets_partner")]
+    fake_handlers.PARTNER.reset()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = sorted(a["met"] for a in pool.map(lambda fn: invoker.invoke(fn, {}), functions))
+    assert answers == ["stack-First", "stack-Second"]
