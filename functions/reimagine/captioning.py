@@ -31,9 +31,7 @@ def caption_upload(
     deadline: Deadline,
 ) -> StepOutcome:
     lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
-    record = store.claim(
-        request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=lease
-    )
+    record = store.claim(request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=lease)
     if record is None:
         return StepOutcome(request_id, "skipped", "not waiting for an upload")
 
@@ -58,8 +56,7 @@ def caption_upload(
         actual_type = _FORMAT_TO_TYPE.get(prepared.source_format)
         if actual_type != record.content_type:
             raise PipelineError(
-                f"the upload is {actual_type or prepared.source_format}, "
-                f"not the declared {record.content_type}",
+                f"the upload is {actual_type or prepared.source_format}, not the declared {record.content_type}",
                 code="CONTENT_TYPE_MISMATCH",
             )
         logger.info(

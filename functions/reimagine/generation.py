@@ -28,9 +28,7 @@ def generate_result(
     deadline: Deadline,
 ) -> StepOutcome:
     lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
-    record = store.claim(
-        request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=lease
-    )
+    record = store.claim(request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=lease)
     if record is None:
         return StepOutcome(request_id, "skipped", "not waiting for generation")
 

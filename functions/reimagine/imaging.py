@@ -29,9 +29,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
-def prepare_for_model(
-    data: bytes, *, max_pixels: int, max_side: int = 1024, jpeg_quality: int = 85
-) -> ModelInput:
+def prepare_for_model(data: bytes, *, max_pixels: int, max_side: int = 1024, jpeg_quality: int = 85) -> ModelInput:
     """Validate `data` as an image and return it as an RGB JPEG whose longest side is <= max_side.
 
     Raises InvalidImage (UPLOAD_EMPTY, NOT_AN_IMAGE, UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE,
@@ -143,9 +141,7 @@ def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
                 kind = other.format
     except Exception:
         return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
-    return InvalidImage(
-        f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
-    )
+    return InvalidImage(f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE")
 
 
 def _has_alpha(img: Image.Image) -> bool:

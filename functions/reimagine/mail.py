@@ -21,9 +21,7 @@ class Message:
 
 def _lifetime(link: ResultLink) -> str:
     minutes = max(1, round((link.expires_at - utcnow()).total_seconds() / 60))
-    span = (
-        f"{minutes // 60} hour{'s' if minutes >= 120 else ''}" if minutes % 60 == 0 else f"{minutes} minutes"
-    )
+    span = f"{minutes // 60} hour{'s' if minutes >= 120 else ''}" if minutes % 60 == 0 else f"{minutes} minutes"
     return f"for {span}, until {link.expires_at:%Y-%m-%d %H:%M} UTC"
 
 

@@ -111,9 +111,7 @@ class RequestStore:
             {":back": back_to.value, ":working": working.value, ":now": _iso(self._clock())},
         )
 
-    def advance(
-        self, request_id: str, *, from_status: Status, to: Status, **fields: Any
-    ) -> RequestRecord | None:
+    def advance(self, request_id: str, *, from_status: Status, to: Status, **fields: Any) -> RequestRecord | None:
         """Finish a step: `from_status` -> `to`, setting `fields`, clearing the lease and attempt count."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":f{i}": value for i, value in enumerate(fields.values())}
@@ -174,8 +172,7 @@ class RequestStore:
         now = self._clock()
         return self._update(
             seen.id,
-            "SET #s = :to, updated_at = :now, redrives = if_not_exists(redrives, :zero) + :one "
-            "REMOVE lease_until",
+            "SET #s = :to, updated_at = :now, redrives = if_not_exists(redrives, :zero) + :one REMOVE lease_until",
             f"{_UNCHANGED_AND_UNLEASED} AND (attribute_not_exists(redrives) OR redrives < :max)",
             {
                 ":to": to.value,

@@ -33,9 +33,7 @@ def presigned_upload(
         Conditions=[{"Content-Type": content_type}, ["content-length-range", low, high]],
         ExpiresIn=expires_in,
     )
-    return UploadForm(
-        url=post["url"], fields=post["fields"], expires_at=utcnow() + timedelta(seconds=expires_in)
-    )
+    return UploadForm(url=post["url"], fields=post["fields"], expires_at=utcnow() + timedelta(seconds=expires_in))
 
 
 def presigned_result(s3: S3Client, *, bucket: str, key: str, expires_in: int) -> ResultLink:

@@ -66,9 +66,7 @@ def chat_answer(content: object) -> dict:
         "object": "chat.completion",
         "created": 1_700_000_000,
         "model": CAPTION_MODEL,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 90, "completion_tokens": 20, "total_tokens": 110},
     }
 

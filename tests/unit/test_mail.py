@@ -51,9 +51,7 @@ def test_ai_caption_names_its_model_provider():
 
 
 def test_failed_email_gives_the_reason_and_code():
-    record = _record(
-        status=Status.FAILED, error=ErrorInfo(code="NOT_AN_IMAGE", message="the upload is not an image")
-    )
+    record = _record(status=Status.FAILED, error=ErrorInfo(code="NOT_AN_IMAGE", message="the upload is not an image"))
     message = compose(record, None, api_base_url="https://api.example.com")
     assert message.subject == "We could not reimagine your picture"
     assert "the upload is not an image (NOT_AN_IMAGE)" in message.text

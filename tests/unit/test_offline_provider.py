@@ -98,9 +98,7 @@ def test_module_says_plainly_it_is_not_ai() -> None:
 
 
 def test_unreadable_input_is_a_provider_error() -> None:
-    broken = ModelInput(
-        data=b"nope", width=1, height=1, source_width=1, source_height=1, source_format="JPEG"
-    )
+    broken = ModelInput(data=b"nope", width=1, height=1, source_width=1, source_height=1, source_format="JPEG")
     with pytest.raises(ProviderError) as caught:
         offline.OfflineCaptioner().caption(broken, DEADLINE)
     assert caught.value.code == "PROVIDER_REJECTED" and not caught.value.retryable

@@ -45,24 +45,16 @@ def test_create_refuses_to_overwrite(store):
 
 def test_claim_happens_once(store):
     record = _pending(store)
-    first = store.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60
-    )
+    first = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     assert first is not None and first.status is Status.CAPTIONING and first.attempts == 1
-    again = store.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60
-    )
+    again = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     assert again is None
 
 
 def test_an_expired_lease_can_be_taken_over(store):
     record = _pending(store)
-    assert store.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=-5
-    )
-    taken = store.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60
-    )
+    assert store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=-5)
+    taken = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     assert taken is not None and taken.attempts == 2
 
 
@@ -71,9 +63,7 @@ def test_release_gives_the_step_back_and_keeps_the_attempt_count(store):
     store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     released = store.release(record.id, working=Status.CAPTIONING, back_to=Status.PENDING_UPLOAD)
     assert released is not None and released.status is Status.PENDING_UPLOAD and released.lease_until is None
-    retaken = store.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60
-    )
+    retaken = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     assert retaken is not None and retaken.attempts == 2
 
 
@@ -81,9 +71,7 @@ def test_advance_sets_fields_and_only_from_the_expected_state(store):
     record = _pending(store)
     assert store.advance(record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="x") is None
     store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
-    done = store.advance(
-        record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="A red square."
-    )
+    done = store.advance(record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="A red square.")
     assert done is not None
     assert (done.status, done.caption, done.lease_until, done.attempts) == (
         Status.CAPTIONED,
@@ -91,9 +79,7 @@ def test_advance_sets_fields_and_only_from_the_expected_state(store):
         None,
         0,
     )
-    assert (
-        store.advance(record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="other") is None
-    )
+    assert store.advance(record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="other") is None
     assert store.get(record.id).caption == "A red square."
 
 
@@ -119,7 +105,5 @@ def test_timestamps_move_forward(store):
     record = _pending(store)
     later = record.updated_at + timedelta(seconds=5)
     ticking = RequestStore(boto3.client("dynamodb"), store._table, clock=lambda: later)
-    claimed = ticking.claim(
-        record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=1
-    )
+    claimed = ticking.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=1)
     assert claimed.updated_at - record.updated_at == timedelta(seconds=5)

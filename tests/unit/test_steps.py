@@ -83,9 +83,7 @@ def _generate(settings, request_id, generator):
 
 
 def _notify(settings, request_id):
-    return notify_user(
-        request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=settings
-    )
+    return notify_user(request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=settings)
 
 
 def _sent(settings) -> int:

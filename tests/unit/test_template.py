@@ -119,14 +119,41 @@ ALLOWED_ACTIONS = {
 }
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
-    "ApiFunction": {"UPLOADS_BUCKET", "RESULTS_BUCKET", "MAX_UPLOAD_BYTES", "UPLOAD_URL_TTL_SECONDS",
-                    "RESULT_URL_TTL_SECONDS", "RECORD_TTL_DAYS", "DAILY_QUOTA_PER_EMAIL", "QUOTA_SALT",
-                    "QUOTA_KEY_PARAMETER"},
-    "CaptionFunction": {"PROVIDER", "UPLOADS_BUCKET", "MAX_IMAGE_PIXELS", "CAPTION_MAX_SIDE",
-                        "CAPTION_JPEG_QUALITY", "MAX_ATTEMPTS", "HF_TOKEN_PARAMETER", "HF_BASE_URL",
-                        "HF_CAPTION_MODEL", "HF_CAPTION_ROUTE", "BEDROCK_CAPTION_MODEL"},
-    "GenerateFunction": {"PROVIDER", "RESULTS_BUCKET", "GENERATION_STYLE", "RESULT_SIZE", "MAX_ATTEMPTS",
-                         "HF_TOKEN_PARAMETER", "HF_BASE_URL", "HF_IMAGE_MODEL", "BEDROCK_IMAGE_MODEL"},
+    "ApiFunction": {
+        "UPLOADS_BUCKET",
+        "RESULTS_BUCKET",
+        "MAX_UPLOAD_BYTES",
+        "UPLOAD_URL_TTL_SECONDS",
+        "RESULT_URL_TTL_SECONDS",
+        "RECORD_TTL_DAYS",
+        "DAILY_QUOTA_PER_EMAIL",
+        "QUOTA_SALT",
+        "QUOTA_KEY_PARAMETER",
+    },
+    "CaptionFunction": {
+        "PROVIDER",
+        "UPLOADS_BUCKET",
+        "MAX_IMAGE_PIXELS",
+        "CAPTION_MAX_SIDE",
+        "CAPTION_JPEG_QUALITY",
+        "MAX_ATTEMPTS",
+        "HF_TOKEN_PARAMETER",
+        "HF_BASE_URL",
+        "HF_CAPTION_MODEL",
+        "HF_CAPTION_ROUTE",
+        "BEDROCK_CAPTION_MODEL",
+    },
+    "GenerateFunction": {
+        "PROVIDER",
+        "RESULTS_BUCKET",
+        "GENERATION_STYLE",
+        "RESULT_SIZE",
+        "MAX_ATTEMPTS",
+        "HF_TOKEN_PARAMETER",
+        "HF_BASE_URL",
+        "HF_IMAGE_MODEL",
+        "BEDROCK_IMAGE_MODEL",
+    },
     "NotifyFunction": {"RESULTS_BUCKET", "RESULT_URL_TTL_SECONDS", "SENDER_EMAIL", "API_BASE_URL"},
     "SweeperFunction": {"STUCK_AFTER_SECONDS", "MAX_REDRIVES", "SWEEP_MAX_ITEMS"},
 }
@@ -293,8 +320,11 @@ def test_buckets_are_private_encrypted_expiring_and_tls_only(
     assert lifecycle["ExpirationInDays"] == {"Ref": retention}
     assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
 
-    (policy,) = [p["Properties"] for p in resources(template, "AWS::S3::BucketPolicy").values()
-                 if p["Properties"]["Bucket"] == {"Ref": bucket}]
+    (policy,) = [
+        p["Properties"]
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
     deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(
         s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -386,9 +416,7 @@ OBJECT_GRANTS = {
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(
-    template: dict[str, Any], function: str
-) -> None:
+def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(template: dict[str, Any], function: str) -> None:
     granted = set()
     for statement in statements(template, function):
         for action in as_list(statement["Action"]):
@@ -409,12 +437,8 @@ def test_provider_grants_name_the_configured_models_and_token_parameter(template
         (statement,) = [s for s in statements(template, function) if action in as_list(s["Action"])]
         return statement["Resource"]["Fn::Sub"]
 
-    assert resource_of("CaptionFunction", "bedrock:InvokeModel").endswith(
-        ":foundation-model/${BedrockCaptionModel}"
-    )
-    assert resource_of("GenerateFunction", "bedrock:InvokeModel").endswith(
-        ":foundation-model/${BedrockImageModel}"
-    )
+    assert resource_of("CaptionFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockCaptionModel}")
+    assert resource_of("GenerateFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockImageModel}")
     for function in ("CaptionFunction", "GenerateFunction"):
         assert resource_of(function, "ssm:GetParameter").endswith(":parameter${HfTokenParameter}")
     (ses,) = [s for s in statements(template, "NotifyFunction") if "ses:SendEmail" in as_list(s["Action"])]
@@ -468,9 +492,7 @@ def test_the_api_counts_requests_per_email_with_a_keyed_hash(template: dict[str,
     assert env["QUOTA_KEY_PARAMETER"] == {
         "Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]
     }
-    assert template["Conditions"]["HasQuotaKey"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}]
-    }
+    assert template["Conditions"]["HasQuotaKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}]}
     assert template["Parameters"]["QuotaKeyParameter"]["Default"] == ""
 
 
@@ -561,9 +583,7 @@ def tool(name: str) -> Path:
 
 
 def test_cfn_lint_is_clean() -> None:
-    result = subprocess.run(
-        [tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    result = subprocess.run([tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -34,9 +34,7 @@ _JSON = content_types.APPLICATION_JSON
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _error(
-    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
-) -> Response:
+def _error(status: int, code: str, message: str, details: Any = None, headers: dict | None = None) -> Response:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
     return Response(
         status_code=status,
@@ -163,9 +161,7 @@ def get_result(request_id: str):
     try:
         link = intake.result_link(record, s3=clients.s3(), settings=settings())
     except intake.NotReady:
-        return _error(
-            409, "RESULT_NOT_READY", f"the request is {record.status.value}", {"status": record.status}
-        )
+        return _error(409, "RESULT_NOT_READY", f"the request is {record.status.value}", {"status": record.status})
     return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
 
 

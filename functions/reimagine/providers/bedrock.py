@@ -70,9 +70,7 @@ class _Caller:
         if rand is not None:
             self._retry["rand"] = rand
 
-    def __call__(
-        self, call: Callable[[], dict[str, Any]], *, deadline: Deadline, what: str
-    ) -> dict[str, Any]:
+    def __call__(self, call: Callable[[], dict[str, Any]], *, deadline: Deadline, what: str) -> dict[str, Any]:
         def attempt(_budget: float) -> dict[str, Any]:
             try:
                 return call()

@@ -221,9 +221,7 @@ def build_captioner(settings: Settings) -> HuggingFaceCaptioner:
 
 
 def build_generator(settings: Settings) -> HuggingFaceGenerator:
-    return HuggingFaceGenerator(
-        _shared_client(settings), model=settings.hf_image_model, size=settings.result_size
-    )
+    return HuggingFaceGenerator(_shared_client(settings), model=settings.hf_image_model, size=settings.result_size)
 
 
 _clients: dict[tuple[str, str], HuggingFaceClient] = {}
@@ -233,9 +231,7 @@ def _shared_client(settings: Settings) -> HuggingFaceClient:
     """One client (and connection pool) per container and configuration."""
     key = (settings.hf_base_url, settings.hf_token_parameter)
     if key not in _clients:
-        _clients[key] = HuggingFaceClient(
-            base_url=settings.hf_base_url, token=ssm_token(settings.hf_token_parameter)
-        )
+        _clients[key] = HuggingFaceClient(base_url=settings.hf_base_url, token=ssm_token(settings.hf_token_parameter))
     return _clients[key]
 
 
