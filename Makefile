@@ -3,6 +3,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+export SAM_CLI_TELEMETRY = 0
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-localstack lint up bench clean
