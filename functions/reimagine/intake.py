@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from reimagine import storage
 from reimagine.models import (
-    CreateRequestBody,
     CreateRequestResponse,
     Links,
     RequestRecord,
@@ -20,6 +19,7 @@ from reimagine.models import (
     upload_key,
     utcnow,
 )
+from reimagine.request_body import CreateRequestBody
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

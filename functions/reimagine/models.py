@@ -1,4 +1,8 @@
-"""Pydantic models for everything that crosses a boundary: the request record, API bodies and responses."""
+"""Pydantic models for everything that crosses a boundary: the request record, API responses.
+
+The body of `POST /requests` lives in `reimagine.request_body`: it validates email addresses, and
+only the API function should pay for importing email-validator.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     SerializerFunctionWrapHandler,
-    field_validator,
     model_serializer,
 )
 
@@ -104,24 +106,6 @@ class RequestRecord(BaseModel):
 
 
 # ---- API bodies ---------------------------------------------------------------------------------
-
-
-class CreateRequestBody(BaseModel):
-    """Body of `POST /requests`."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    email: Annotated[EmailStr, Field(max_length=254, description="Where the result is sent.")]
-    content_type: ContentType = Field(description="MIME type of the image that will be uploaded.")
-    size: int | None = Field(
-        default=None, gt=0, description="Exact size in bytes of the upload; when given, S3 enforces it."
-    )
-
-    @field_validator("email")
-    @classmethod
-    def _lowercase_domain(cls, value: str) -> str:
-        local, _, domain = value.rpartition("@")
-        return f"{local}@{domain.lower()}"
 
 
 class UploadForm(BaseModel):

@@ -16,7 +16,6 @@ from pydantic import EmailStr, Field, TypeAdapter, ValidationError
 from reimagine import records
 from reimagine.models import (
     ALLOWED_CONTENT_TYPES,
-    CreateRequestBody,
     ErrorInfo,
     RequestRecord,
     Status,
@@ -24,6 +23,7 @@ from reimagine.models import (
     request_id_from_upload_key,
     upload_key,
 )
+from reimagine.request_body import CreateRequestBody
 
 PROPERTIES = settings(max_examples=100, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

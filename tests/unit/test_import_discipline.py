@@ -28,14 +28,16 @@ NEVER = (
     *PROVIDERS,
 )
 IMAGING = ("PIL", "reimagine.imaging")
+# EmailStr's validator (and dnspython): only the API validates addresses.
+EMAIL = ("email_validator", "dns")
 
 # handler -> heavy modules it must not import on top of NEVER
 FORBIDDEN = {
     "api": (*IMAGING, "aws_lambda_powertools.utilities.batch"),
-    "caption": ("aws_lambda_powertools.event_handler",),
-    "generate": (*IMAGING, "aws_lambda_powertools.event_handler"),
-    "notify": (*IMAGING, "aws_lambda_powertools.event_handler"),
-    "sweeper": (*IMAGING, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.batch"),
+    "caption": (*EMAIL, "aws_lambda_powertools.event_handler"),
+    "generate": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
+    "notify": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
+    "sweeper": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.batch"),
 }
 
 

@@ -4,7 +4,6 @@ import pytest
 from pydantic import ValidationError
 
 from reimagine.models import (
-    CreateRequestBody,
     Status,
     is_request_id,
     mask_email,
@@ -13,6 +12,7 @@ from reimagine.models import (
     result_key,
     upload_key,
 )
+from reimagine.request_body import CreateRequestBody
 
 
 def test_ids_are_random_uuid4_and_keys_derive_from_them_only():

@@ -12,9 +12,10 @@ from reimagine import clients, intake
 from reimagine.captioning import caption_upload
 from reimagine.errors import ProviderError
 from reimagine.generation import generate_result
-from reimagine.models import CreateRequestBody, Status
+from reimagine.models import Status
 from reimagine.notification import notify_user
 from reimagine.providers.base import Deadline, ModelInput
+from reimagine.request_body import CreateRequestBody
 
 
 def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:

@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reimagine import clients, intake
 from reimagine.config import settings
 from reimagine.models import (
-    CreateRequestBody,
     CreateRequestResponse,
     ErrorBody,
     ErrorDetail,
@@ -27,6 +26,7 @@ from reimagine.models import (
 )
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
+from reimagine.request_body import CreateRequestBody
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
