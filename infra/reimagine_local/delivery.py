@@ -8,6 +8,8 @@ pollers work against moto's server, LocalStack and a real account.
   S3 wrote it; a failing invocation is retried up to EventInvokeConfig.MaximumRetryAttempts (default 2)
   times, then an async-invocation record goes to the OnFailure queue. Retries run at once rather than
   after AWS's minutes of back-off.
+- Schedules: a `rate(...)` Schedule event invokes the function asynchronously every period, first one
+  period after start (as a new EventBridge rule does), with the same retries and on-failure handling.
 - Streams: each (function, stream trigger) pair is one event source mapping with its own position in
   every shard. Records are filtered (FilterCriteria), batched (BatchSize), and failures handled as Lambda
   does: ReportBatchItemFailures resumes from the lowest failed sequence number, an exception fails the
@@ -34,7 +36,7 @@ from botocore.exceptions import ClientError
 
 from reimagine_local.filters import passes
 from reimagine_local.invoke import Invoker
-from reimagine_local.template import Function, S3Trigger, StreamTrigger
+from reimagine_local.template import Function, S3Trigger, ScheduleTrigger, StreamTrigger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -117,6 +119,33 @@ class _Source:
         if self.after_invoke:
             self.after_invoke(Delivered(self.fn, source, subject, outcome, ms))
 
+    def _invoke_async(self, source: str, subject: str, event: Any) -> None:
+        """An asynchronous invocation: retried per EventInvokeConfig, then the on-failure destination."""
+        attempts = 1 + max(0, self.fn.invoke_config.maximum_retry_attempts)
+        for attempt in range(1, attempts + 1):
+            _, error, ms = self._call(source, subject, event)
+            if error is None:
+                self._report(source, subject, "ok" if attempt == 1 else f"ok on attempt {attempt}", ms)
+                return
+            self._report(source, subject, f"error ({type(error).__name__}: {error}) attempt {attempt}/{attempts}", ms)
+        self.failures.send(
+            self.fn.invoke_config.on_failure,
+            {
+                "version": "1.0",
+                "timestamp": _now_iso(),
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": f"{self.fn.arn}:$LATEST",
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": attempts,
+                },
+                "requestPayload": event,
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                "responsePayload": _error_payload(error) if error else {},
+            },
+        )
+        log.info("%s %s %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, source, subject)
+
 
 class S3Notifications(_Source):
     """One S3 trigger: the SQS queue its bucket notification writes to."""
@@ -157,30 +186,53 @@ class S3Notifications(_Source):
         # Keys arrive URL-encoded; the log shows them decoded (the event itself is passed on untouched).
         keys = [unquote_plus(r.get("s3", {}).get("object", {}).get("key", "?")) for r in event.get("Records", [])]
         subject = ",".join(keys) or "?"
-        attempts = 1 + max(0, self.fn.invoke_config.maximum_retry_attempts)
-        for attempt in range(1, attempts + 1):
-            _, error, ms = self._call("s3", subject, event)
-            if error is None:
-                self._report("s3", subject, "ok" if attempt == 1 else f"ok on attempt {attempt}", ms)
-                return
-            self._report("s3", subject, f"error ({type(error).__name__}: {error}) attempt {attempt}/{attempts}", ms)
-        self.failures.send(
-            self.fn.invoke_config.on_failure,
-            {
-                "version": "1.0",
-                "timestamp": _now_iso(),
-                "requestContext": {
-                    "requestId": str(uuid.uuid4()),
-                    "functionArn": f"{self.fn.arn}:$LATEST",
-                    "condition": "RetriesExhausted",
-                    "approximateInvokeCount": attempts,
-                },
-                "requestPayload": event,
-                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-                "responsePayload": _error_payload(error) if error else {},
-            },
-        )
-        log.info("%s s3 %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, subject)
+        self._invoke_async("s3", subject, event)
+
+
+class Schedule(_Source):
+    """A `Schedule: rate(...)` event: EventBridge's "Scheduled Event", one period after start and then
+    every period. An invocation that is not done when the next falls due is not overlapped (the next
+    runs once it can). Cron expressions are not run locally (logged at start)."""
+
+    def __init__(
+        self,
+        fn: Function,
+        trigger: ScheduleTrigger,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        after_invoke: Callable[[Delivered], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(fn, invoker, failures, after_invoke)
+        self.trigger = trigger
+        self.period = trigger.period_seconds if trigger.enabled else None
+        self.clock = clock
+        self.next_due = clock() + self.period if self.period else None
+        if trigger.enabled and self.period is None:
+            log.warning("%s schedule %s: only rate(...) runs locally", fn.logical_id, trigger.expression)
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        if self.period is None or self.next_due is None or self.clock() < self.next_due:
+            return 0
+        # Skipped periods (a long pause) fire once, as one missed EventBridge target would.
+        while self.next_due <= self.clock():
+            self.next_due += self.period
+        self._invoke_async("schedule", self.trigger.expression, self.event())
+        return 1
+
+    def event(self) -> dict[str, Any]:
+        _, _, _, region, account, *_ = self.fn.arn.split(":")
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region,
+            "resources": [f"arn:aws:events:{region}:{account}:rule/{self.trigger.rule_name}"],
+            "detail": {},
+        }
 
 
 def lambda_stream_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:

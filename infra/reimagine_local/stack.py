@@ -35,7 +35,15 @@ from reimagine_local.api_events import (
     preflight,
     to_http_response,
 )
-from reimagine_local.delivery import Delivered, Delivery, FailureDestinations, S3Notifications, StreamMapping, _Source
+from reimagine_local.delivery import (
+    Delivered,
+    Delivery,
+    FailureDestinations,
+    S3Notifications,
+    Schedule,
+    StreamMapping,
+    _Source,
+)
 from reimagine_local.invoke import (
     Invoker,
     apply_environment,
@@ -195,6 +203,11 @@ class EmbeddedStack:
                         after_invoke=hook,
                     )
                 )
+        sources += [
+            Schedule(fn, trigger, self._invoker, failures, hook)
+            for fn in self.app.functions.values()
+            for trigger in fn.schedules
+        ]
         return sources
 
     def _after_invoke(self, delivered: Delivered) -> None:

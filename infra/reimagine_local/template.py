@@ -82,6 +82,28 @@ class StreamTrigger:
 
 
 @dataclass(frozen=True)
+class ScheduleTrigger:
+    """A `Schedule` event: EventBridge invokes the function asynchronously at a rate."""
+
+    name: str
+    expression: str  # rate(5 minutes), cron(...)
+    enabled: bool = True
+    rule_name: str = ""
+
+    @property
+    def period_seconds(self) -> float | None:
+        """The rate's period; None for a cron expression (not run locally)."""
+        match = _RATE.fullmatch(self.expression.strip())
+        if not match:
+            return None
+        value, unit = int(match["value"]), match["unit"].rstrip("s")
+        return value * {"minute": 60, "hour": 3600, "day": 86400}[unit]
+
+
+_RATE = re.compile(r"rate\((?P<value>[1-9][0-9]*) (?P<unit>minutes?|hours?|days?)\)")
+
+
+@dataclass(frozen=True)
 class InvokeConfig:
     """EventInvokeConfig: how asynchronous (S3) invocations are retried and where failures go."""
 
@@ -101,6 +123,7 @@ class Function:
     routes: tuple[HttpRoute, ...] = ()
     s3_triggers: tuple[S3Trigger, ...] = ()
     stream_triggers: tuple[StreamTrigger, ...] = ()
+    schedules: tuple[ScheduleTrigger, ...] = ()
     invoke_config: InvokeConfig = InvokeConfig()
     arn: str = ""
 
@@ -500,7 +523,7 @@ def _function(
     }
     environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
     environment.update(env_overrides)
-    routes, s3_triggers, stream_triggers = [], [], []
+    routes, s3_triggers, stream_triggers, schedules = [], [], [], []
     for event_name, event in (raw.get("Events") or {}).items():
         kind, event_props = event.get("Type"), event.get("Properties") or {}
         if kind == "HttpApi":
@@ -509,6 +532,15 @@ def _function(
             s3_triggers.append(_s3_trigger(resolver, event_name, event_props))
         elif kind == "DynamoDB":
             stream_triggers.append(_stream_trigger(resolver, event_name, event_props, tables))
+        elif kind == "Schedule":
+            schedules.append(
+                ScheduleTrigger(
+                    event_name,
+                    str(resolver.resolve(event_props["Schedule"])),
+                    bool(resolver.resolve(event_props.get("Enabled", True))),
+                    f"{resolver.physical_name(logical_id)}-{event_name}",
+                )
+            )
     invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
     on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
     resolved = resolver.resolve({k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged})
@@ -525,6 +557,7 @@ def _function(
         routes=tuple(routes),
         s3_triggers=tuple(s3_triggers),
         stream_triggers=tuple(stream_triggers),
+        schedules=tuple(schedules),
         invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
         arn=resolver.arn(logical_id),
     )

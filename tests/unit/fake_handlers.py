@@ -135,3 +135,13 @@ def meets_partner(event: dict, context: Any) -> dict:
     """Returns only once another invocation is inside too (raises BrokenBarrierError otherwise)."""
     PARTNER.wait()
     return {"met": context.function_name}
+
+
+SCHEDULE_FAILS = threading.Event()
+
+
+def on_schedule(event: dict, context: Any) -> dict:
+    CALLS["on_schedule"].append(event)
+    if SCHEDULE_FAILS.is_set():
+        raise RuntimeError("sweep failed")
+    return {}

@@ -1,0 +1,136 @@
+"""Schedule events on the local stack: EventBridge's "Scheduled Event" at the template's rate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reimagine_local.delivery import FailureDestinations, Schedule
+from reimagine_local.invoke import Invoker
+from reimagine_local.template import Function, InvokeConfig, ScheduleTrigger, read_application
+from tests.unit import fake_handlers
+
+ROOT = Path(__file__).resolve().parents[2]
+ARN = "arn:aws:lambda:eu-west-1:123456789012:function:stack-Sweeper"
+FAILURES = "arn:aws:sqs:eu-west-1:123456789012:stack-failures"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSqs:
+    """The two SQS calls FailureDestinations makes."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict:
+        return {"QueueUrl": f"https://sqs.example/{QueueOwnerAWSAccountId}/{QueueName}"}
+
+    def send_message(self, QueueUrl: str, MessageBody: str) -> None:
+        self.sent.append(json.loads(MessageBody))
+
+
+def schedule(expression: str = "rate(5 minutes)", enabled: bool = True, retries: int = 0):
+    fake_handlers.CALLS.pop("on_schedule", None)
+    fake_handlers.SCHEDULE_FAILS.clear()
+    fn = Function(
+        logical_id="Sweeper",
+        name="stack-Sweeper",
+        handler="tests.unit.fake_handlers.on_schedule",
+        code_uri=None,
+        timeout=60,
+        memory_size=256,
+        environment={},
+        invoke_config=InvokeConfig(retries, FAILURES),
+        arn=ARN,
+    )
+    clock, sqs = Clock(), FakeSqs()
+    trigger = ScheduleTrigger("Sweep", expression, enabled, "stack-Sweeper-Sweep")
+    source = Schedule(fn, trigger, Invoker(ROOT), FailureDestinations(sqs), clock=clock)  # type: ignore[arg-type]
+    return source, clock, sqs
+
+
+def calls() -> list[dict]:
+    return fake_handlers.CALLS["on_schedule"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [("rate(1 minute)", 60), ("rate(5 minutes)", 300), ("rate(2 hours)", 7200), ("rate(1 day)", 86400)],
+)
+def test_rate_expressions_give_their_period(expression, seconds):
+    assert ScheduleTrigger("S", expression).period_seconds == seconds
+
+
+@pytest.mark.parametrize("expression", ["cron(0/5 * * * ? *)", "rate(0 minutes)", "rate(5 fortnights)", "every 5m"])
+def test_other_expressions_have_no_local_period(expression):
+    assert ScheduleTrigger("S", expression).period_seconds is None
+
+
+def test_first_run_is_one_period_after_start_then_every_period():
+    source, clock, _ = schedule()
+    assert source.poll() == 0
+    clock.now += 299
+    assert source.poll() == 0 and calls() == []
+    clock.now += 1
+    assert source.poll() == 1
+    assert source.poll() == 0  # not again until the next period
+    clock.now += 300
+    assert source.poll() == 1
+    assert len(calls()) == 2
+
+
+def test_the_event_is_eventbridges_scheduled_event():
+    source, clock, _ = schedule()
+    clock.now += 300
+    source.poll()
+    [event] = calls()
+    documented = json.loads((ROOT / "events" / "schedule_sweeper.json").read_text())
+    assert set(event) == set(documented)
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+    assert (event["account"], event["region"]) == ("123456789012", "eu-west-1")
+    assert event["resources"] == ["arn:aws:events:eu-west-1:123456789012:rule/stack-Sweeper-Sweep"]
+    assert event["detail"] == {}
+
+
+def test_a_long_pause_fires_once_not_once_per_missed_period():
+    source, clock, _ = schedule()
+    clock.now += 300 * 10 + 1
+    assert source.poll() == 1
+    assert source.poll() == 0
+    assert len(calls()) == 1
+
+
+def test_a_failing_run_is_retried_per_invoke_config_then_recorded():
+    source, clock, sqs = schedule(retries=1)
+    fake_handlers.SCHEDULE_FAILS.set()
+    clock.now += 300
+    source.poll()
+    assert len(calls()) == 2
+    [record] = sqs.sent
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"]["detail-type"] == "Scheduled Event"
+    assert record["responsePayload"]["errorMessage"] == "sweep failed"
+
+
+@pytest.mark.parametrize(("expression", "enabled"), [("cron(0/5 * * * ? *)", True), ("rate(5 minutes)", False)])
+def test_cron_and_disabled_schedules_never_run(expression, enabled):
+    source, clock, _ = schedule(expression, enabled)
+    clock.now += 86400 * 2
+    assert source.poll() == 0
+    assert calls() == []
+
+
+def test_the_sweeper_runs_every_five_minutes_per_the_template():
+    app = read_application(ROOT / "template.yaml")
+    [trigger] = app.functions["SweeperFunction"].schedules
+    assert trigger.period_seconds == 300 and trigger.enabled
+    assert all(not fn.schedules for name, fn in app.functions.items() if name != "SweeperFunction")
