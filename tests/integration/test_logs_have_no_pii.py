@@ -109,8 +109,6 @@ def test_a_run_through_the_pipeline_logs_no_address_and_no_secret(pipeline: Pipe
 @pytest.fixture
 def huggingface_provider(pipeline: Pipeline) -> Iterator[responses.RequestsMock]:
     """The functions switched to the Hugging Face provider, its token in Parameter Store, its router faked."""
-    if pipeline.backend != "moto":
-        pytest.skip("the fake router intercepts `requests` in this process only; moto's server is in it")
     pipeline.stack.client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=TOKEN, Type="SecureString", Overwrite=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROVIDER", "huggingface")
