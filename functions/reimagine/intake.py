@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from reimagine.records import RequestStore
 
 
+class UploadTooLarge(Exception):
+    """The declared size is over the upload limit: refused before a slot exists or the quota counts it."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} > {limit}")
+        self.size, self.limit = size, limit
+
+
 class NotReady(Exception):
     """The request exists but has no result (yet, or ever)."""
 
@@ -46,6 +54,9 @@ def create_request(
     quota: DailyQuota | None = None,
 ) -> CreateRequestResponse:
     """Create the record and its upload slot; with a quota, count it first (QuotaExceeded stops here)."""
+    # Otherwise the policy would be bound to exactly the declared size, over the limit.
+    if body.size is not None and body.size > settings.max_upload_bytes:
+        raise UploadTooLarge(body.size, settings.max_upload_bytes)
     if quota is not None:
         quota.consume(str(body.email))
     now = utcnow()

@@ -146,8 +146,9 @@ def test_a_photo_goes_all_the_way_to_a_new_picture(
     [
         ("photo.jpg", "jane.doe@", "Email address", "Enter an email address like name@example.com."),
         ("notes.txt", "jane.doe@example.com", "Photo", "That file is not a JPEG, PNG, WebP or GIF image."),
+        ("big.jpg", "jane.doe@example.com", "Photo", "That file is 20.1 MiB; the limit is 20 MiB."),
     ],
-    ids=["invalid-email", "not-an-image-type"],
+    ids=["invalid-email", "not-an-image-type", "over-the-stacks-limit"],
 )
 def test_the_page_checks_the_form_before_sending_anything(
     page: Page, tmp_path: Path, file_name: str, email: str, field: str, message: str
@@ -157,6 +158,10 @@ def test_the_page_checks_the_form_before_sending_anything(
     if file_name.endswith(".txt"):
         photo = tmp_path / file_name
         photo.write_text("not a picture\n")
+    if file_name == "big.jpg":  # one byte over the limit the API put in the page (the default 20 MiB)
+        photo = tmp_path / file_name
+        photo.write_bytes(write_photo(tmp_path).read_bytes().ljust(20 * 2**20 + 1, b"\0"))
+        expect(page.locator("#photo-hint")).to_have_text("JPEG, PNG, WebP or GIF, up to 20 MiB.")
     posts: list[Request] = []
     page.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
 

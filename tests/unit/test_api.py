@@ -82,6 +82,32 @@ def test_without_a_size_the_range_is_the_configured_maximum(aws):
     assert ["content-length-range", 1, aws.max_upload_bytes] in policy["conditions"]
 
 
+def test_a_declared_size_over_the_limit_is_refused_before_anything_exists(aws):
+    # Given a size one byte over the configured limit (which would otherwise be bound into the policy)
+    status, headers, payload = call(
+        "POST", "/requests", {"email": "a@example.com", "content_type": "image/png", "size": aws.max_upload_bytes + 1}
+    )
+    # Then 413 says the limit, and no record, upload slot or quota count was made
+    assert status == 413
+    assert payload["error"]["code"] == "UPLOAD_TOO_LARGE"
+    assert payload["error"]["details"] == {"max_bytes": aws.max_upload_bytes}
+    assert str(aws.max_upload_bytes) in payload["error"]["message"]
+    assert headers["cache-control"] == "no-store"
+    assert clients.dynamodb().scan(TableName=aws.table_name)["Count"] == 0
+    # And exactly the limit is fine
+    policy = _create(size=aws.max_upload_bytes)["upload"]["fields"]["policy"]
+    limit = aws.max_upload_bytes
+    assert ["content-length-range", limit, limit] in json.loads(__import__("base64").b64decode(policy))["conditions"]
+
+
+def test_the_page_carries_this_stacks_upload_limit(aws, monkeypatch):
+    monkeypatch.setattr(api, "settings", lambda: aws.model_copy(update={"max_upload_bytes": 5 * 2**20}))
+    status, headers, html = call("GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert '<meta name="max-upload-bytes" content="5242880">' in html
+    assert "20971520" not in html
+
+
 @pytest.mark.parametrize(
     ("body", "where"),
     [

@@ -83,6 +83,16 @@ def _over_quota(exc: QuotaExceeded) -> Response:
     )
 
 
+@app.exception_handler(intake.UploadTooLarge)
+def _upload_too_large(exc: intake.UploadTooLarge) -> Response:
+    return _error(
+        413,
+        "UPLOAD_TOO_LARGE",
+        f"the image may be at most {exc.limit} bytes ({exc.limit / 2**20:.0f} MiB); this one is {exc.size}",
+        {"max_bytes": exc.limit},
+    )
+
+
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response:
     return _error(404, "ROUTE_NOT_FOUND", "no such route")
@@ -95,6 +105,7 @@ def _no_route(exc: NotFoundError) -> Response:
     responses={
         201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
         400: _error_doc("The body is not UTF-8 JSON"),
+        413: _error_doc("The declared size is over the upload limit (details.max_bytes)"),
         415: _error_doc("The body is not application/json"),
         422: _error_doc("The body is not valid"),
         429: _error_doc("This email address has made its requests for today; see Retry-After"),
@@ -174,9 +185,14 @@ def openapi():
     )
 
 
+# The page checks a file's size before sending it; it learns this stack's limit from this tag.
+_PAGE_LIMIT = '<meta name="max-upload-bytes" content="20971520">'
+
+
 @app.get("/", summary="The web page", include_in_schema=False)
 def page():
     html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
+    html = html.replace(_PAGE_LIMIT, f'<meta name="max-upload-bytes" content="{settings().max_upload_bytes}">', 1)
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
