@@ -2,7 +2,8 @@
 
 Each step claims the record with a conditional write before doing work, so a duplicate delivery
 finds nothing to do. Failures that retrying cannot fix end the request FAILED (the user is told);
-transient ones give the claim back and raise, so the event source retries, up to `max_attempts`.
+transient ones give the claim back and raise, so the event source retries, up to `max_attempts`; an
+unexpected error on the last attempt ends the request FAILED (INTERNAL_ERROR) and still raises.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from reimagine.models import RequestRecord, Status
 
 if TYPE_CHECKING:
     from reimagine.records import RequestStore
+
+INTERNAL_ERROR = "INTERNAL_ERROR"
 
 # How long past the function's own deadline a claim stays exclusive.
 LEASE_MARGIN_SECONDS = 30
@@ -54,7 +57,12 @@ def run_claimed(
         return StepOutcome(record.id, "failed", exc.code)
     except Exception:
         # A bug or an AWS error: give the step back so a retry can take it, and let the source retry.
-        store.release(record.id, working=working, back_to=from_status)
+        # On the last attempt no retry will come (the source sends the event to its failure queue),
+        # so end the request where the user is told; it still propagates for the alarms.
+        if record.attempts >= max_attempts:
+            store.fail(record.id, INTERNAL_ERROR, "an internal error stopped this request; please send the photo again")
+        else:
+            store.release(record.id, working=working, back_to=from_status)
         raise
     store.advance(record.id, from_status=working, to=to, **fields)
     return StepOutcome(record.id, "done")

@@ -195,6 +195,27 @@ def test_an_unexpected_error_releases_the_claim_and_propagates(aws):
     assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
 
 
+def test_an_unexpected_error_on_the_last_attempt_ends_the_request_and_still_propagates(aws):
+    # Given an upload whose captioning breaks the same way on every delivery the source makes
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    broken = FakeCaptioner(errors=[ZeroDivisionError("a bug")] * 10)
+    # When the event source delivers it max_attempts times
+    for attempt in range(1, aws.max_attempts + 1):
+        with pytest.raises(ZeroDivisionError):
+            _caption(aws, request_id, broken)
+        status = clients.store().get(request_id).status
+        # Then it is given back for a retry each time but the last, which ends it where the user is told
+        assert status is (Status.FAILED if attempt == aws.max_attempts else Status.PENDING_UPLOAD)
+    record = clients.store().get(request_id)
+    assert record.error.code == "INTERNAL_ERROR" and "a bug" not in record.error.message
+    assert len(broken.calls) == aws.max_attempts
+    # And a late duplicate finds nothing to do, and notify sends the one failure email
+    assert _caption(aws, request_id, broken).outcome == "skipped"
+    assert _notify(aws, request_id).outcome == "done"
+    assert _sent(aws) == 1
+
+
 def test_notify_waits_for_a_final_state(aws):
     request_id = _create(aws)
     assert _notify(aws, request_id).outcome == "skipped"
