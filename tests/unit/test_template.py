@@ -578,7 +578,9 @@ def test_only_the_runtime_lifecycle_checks_are_silenced(template: dict[str, Any]
 def tool(name: str) -> Path:
     path = BIN / name
     if not path.exists():
-        pytest.fail(f"{name} is not installed next to {sys.executable}; install it (CI does): pip install {name}")
+        pytest.fail(
+            f"{name} is not installed next to {sys.executable}; `make test` installs it (pip install aws-sam-cli cfn-lint)"
+        )
     return path
 
 
