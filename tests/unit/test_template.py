@@ -579,7 +579,8 @@ def tool(name: str) -> Path:
     path = BIN / name
     if not path.exists():
         pytest.fail(
-            f"{name} is not installed next to {sys.executable}; `make test` installs it (pip install aws-sam-cli cfn-lint)"
+            f"{name} is not installed next to {sys.executable}; "
+            "`make test` installs it (pip install aws-sam-cli cfn-lint)"
         )
     return path
 
