@@ -11,19 +11,9 @@ import pytest
 from reimagine import clients
 from reimagine.handlers import api
 from reimagine.models import Status
+from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-
-
-class Context:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 15_000
 
 
 def _event(method: str, path: str, body: dict | str | None = None) -> dict:
@@ -41,7 +31,7 @@ def _event(method: str, path: str, body: dict | str | None = None) -> dict:
 
 
 def call(method: str, path: str, body: dict | str | None = None) -> tuple[int, dict, object]:
-    response = api.handler(_event(method, path, body), Context())
+    response = api.handler(_event(method, path, body), lambda_context("ApiFunction", 15, 256))
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     text = response.get("body") or ""
     payload = json.loads(text) if "json" in headers.get("content-type", "") and text else text
@@ -57,7 +47,7 @@ def _create(email: str = "jane.doe@example.com", **extra) -> dict:
 def test_the_samples_are_accepted(aws):
     for name in ("api_post_requests.json", "api_get_request.json", "api_get_result.json"):
         event = json.loads((EVENTS / name).read_text())
-        response = api.handler(event, Context())
+        response = api.handler(event, lambda_context("ApiFunction", 15, 256))
         assert response["statusCode"] in (201, 404), (name, response)
 
 

@@ -14,25 +14,11 @@ from PIL import Image
 from reimagine.config import Settings
 from reimagine.errors import ProviderError
 from reimagine.providers import bedrock
-from reimagine.providers.base import Deadline, ModelInput
 from tests.fixtures import images
+from tests.fixtures.provider_fakes import IMAGE, FakeClock
 
 CAPTION_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 IMAGE_MODEL = "amazon.titan-image-generator-v2:0"
-IMAGE = ModelInput(
-    data=images.jpeg((32, 24)), width=32, height=24, source_width=32, source_height=24, source_format="JPEG"
-)
-
-
-class FakeClock:
-    def __init__(self, budget: float) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.deadline = Deadline(lambda: budget - self.now)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

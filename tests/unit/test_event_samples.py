@@ -15,20 +15,10 @@ from reimagine.config import settings
 from reimagine.handlers import caption, generate, notify
 from reimagine.models import Status
 from reimagine.records import from_item, to_item
+from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 RID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
-
-
-class Context:
-    function_name = "sample"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:sample"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def _sample(name: str) -> dict:
@@ -74,7 +64,7 @@ def test_caption_accepts_the_s3_sample(aws):
     local["Records"][0]["s3"]["bucket"]["name"] = aws.uploads_bucket
     boto3.client("s3").put_object(Bucket=aws.uploads_bucket, Key=record["object"]["key"], Body=_png())
 
-    assert caption.handler(local, Context()) == {"processed": 1}
+    assert caption.handler(local, lambda_context("sample", 60, 1024)) == {"processed": 1}
     assert clients.store().get(RID).status == "CAPTIONED"
 
 
@@ -85,14 +75,14 @@ def test_caption_ignores_the_s3_test_event(aws):
         "Time": "2026-11-23T09:00:00.000Z",
         "Bucket": aws.uploads_bucket,
     }
-    assert caption.handler(test_event, Context()) == {"processed": 0}
+    assert caption.handler(test_event, lambda_context("sample", 60, 1024)) == {"processed": 0}
 
 
 def test_generate_accepts_the_captioned_stream_sample(aws):
     event = _seed("dynamodb_stream_captioned.json")
     old = from_item(event["Records"][0]["dynamodb"]["OldImage"])
     clients.store().advance(RID, from_status=old.status, to=Status.CAPTIONED, caption="a blue square")
-    assert generate.handler(event, Context()) == {"batchItemFailures": []}
+    assert generate.handler(event, lambda_context("sample", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(RID).status == "COMPLETED"
     assert boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{RID}.png")["ContentLength"] > 0
 
@@ -100,7 +90,9 @@ def test_generate_accepts_the_captioned_stream_sample(aws):
 def test_notify_accepts_the_completed_stream_sample(aws):
     event = _seed("dynamodb_stream_completed.json")
     clients.store().advance(RID, from_status=Status.GENERATING, to=Status.COMPLETED, result_key=f"results/{RID}.png")
-    assert notify.handler(event, Context()) == {"batchItemFailures": []}
-    assert notify.handler(event, Context()) == {"batchItemFailures": []}  # redelivered: no second email
+    assert notify.handler(event, lambda_context("sample", 60, 1024)) == {"batchItemFailures": []}
+    assert notify.handler(event, lambda_context("sample", 60, 1024)) == {
+        "batchItemFailures": []
+    }  # redelivered: no second email
     assert boto3.client("ses").get_send_quota()["SentLast24Hours"] == 1
     assert clients.store().get(RID).notified_at is not None

@@ -18,21 +18,11 @@ from reimagine.config import settings
 from reimagine.handlers import caption, generate, notify
 from reimagine.models import Status
 from reimagine.records import from_item, to_item
+from tests.fixtures.lambda_context import lambda_context
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 PHOTO = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
-
-
-class Context:
-    function_name = "shapes"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:shapes"
-    aws_request_id = "5d0f3c1e-2b4a-4f6e-8a9b-0c1d2e3f4a5b"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def _sample(name: str) -> dict[str, Any]:
@@ -80,7 +70,10 @@ def test_caption_works_on_the_captured_localstack_notification(aws):
     _seed(Status.PENDING_UPLOAD, caption=None, caption_provider=None, declared_size=PHOTO.stat().st_size)
     boto3.client("s3").put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{CAPTURED_ID}", Body=PHOTO.read_bytes())
 
-    result = caption.handler(_s3_event(aws.uploads_bucket, S3_SAMPLE["Records"][0]["s3"]["object"]["key"]), Context())
+    result = caption.handler(
+        _s3_event(aws.uploads_bucket, S3_SAMPLE["Records"][0]["s3"]["object"]["key"]),
+        lambda_context("shapes", 60, 1024),
+    )
 
     assert result == {"processed": 1}
     assert clients.store().get(CAPTURED_ID).status == Status.CAPTIONED
@@ -89,7 +82,7 @@ def test_caption_works_on_the_captured_localstack_notification(aws):
 def test_caption_ignores_the_captured_localstack_test_event(aws):
     _seed(Status.PENDING_UPLOAD, caption=None, caption_provider=None)
     event = {**TEST_EVENT_SAMPLE, "Bucket": aws.uploads_bucket}
-    assert caption.handler(event, Context()) == {"processed": 0}
+    assert caption.handler(event, lambda_context("shapes", 60, 1024)) == {"processed": 0}
     assert clients.store().get(CAPTURED_ID).status == Status.PENDING_UPLOAD
 
 
@@ -111,7 +104,9 @@ def test_caption_decodes_keys_before_looking_for_a_request_id(aws, monkeypatch, 
         return real(key)
 
     monkeypatch.setattr(caption, "request_id_from_upload_key", spy)
-    assert caption.handler(_s3_event(aws.uploads_bucket, key_in_event), Context()) == {"processed": 0}
+    assert caption.handler(_s3_event(aws.uploads_bucket, key_in_event), lambda_context("shapes", 60, 1024)) == {
+        "processed": 0
+    }
     assert seen == [decoded]
 
 
@@ -119,7 +114,7 @@ def test_caption_finds_the_request_behind_an_encoded_slash(aws):
     _seed(Status.PENDING_UPLOAD, caption=None, caption_provider=None, declared_size=PHOTO.stat().st_size)
     boto3.client("s3").put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{CAPTURED_ID}", Body=PHOTO.read_bytes())
     event = _s3_event(aws.uploads_bucket, f"uploads%2F{CAPTURED_ID}")
-    assert caption.handler(event, Context()) == {"processed": 1}
+    assert caption.handler(event, lambda_context("shapes", 60, 1024)) == {"processed": 1}
     assert clients.store().get(CAPTURED_ID).status == Status.CAPTIONED
 
 
@@ -128,7 +123,9 @@ def test_caption_finds_the_request_behind_an_encoded_slash(aws):
 
 def test_generate_works_on_the_captured_localstack_stream_record(aws):
     _seed(Status.CAPTIONED)
-    assert generate.handler(copy.deepcopy(STREAM_SAMPLE), Context()) == {"batchItemFailures": []}
+    assert generate.handler(copy.deepcopy(STREAM_SAMPLE), lambda_context("shapes", 60, 1024)) == {
+        "batchItemFailures": []
+    }
     assert clients.store().get(CAPTURED_ID).status == Status.COMPLETED
     head = boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{CAPTURED_ID}.png")
     assert head["ContentLength"] > 0
@@ -141,12 +138,12 @@ def test_stream_records_of_version_1_1_with_an_epoch_creation_time(aws, created)
     record["eventVersion"] = "1.1"
     record["dynamodb"]["ApproximateCreationDateTime"] = created
     _seed(Status.CAPTIONED)
-    assert generate.handler(event, Context()) == {"batchItemFailures": []}
+    assert generate.handler(event, lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(CAPTURED_ID).status == Status.COMPLETED
 
     # The same shape, status COMPLETED, for NotifyFunction: one email.
     completed = copy.deepcopy(event)
     completed["Records"][0]["dynamodb"]["OldImage"] = record["dynamodb"]["NewImage"]
     completed["Records"][0]["dynamodb"]["NewImage"] = to_item(clients.store().get(CAPTURED_ID))
-    assert notify.handler(completed, Context()) == {"batchItemFailures": []}
+    assert notify.handler(completed, lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
     assert boto3.client("ses").get_send_quota()["SentLast24Hours"] == 1

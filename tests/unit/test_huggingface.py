@@ -14,8 +14,8 @@ from PIL import Image
 from reimagine.config import Settings
 from reimagine.errors import ProviderError
 from reimagine.providers import huggingface as hf
-from reimagine.providers.base import Deadline, ModelInput
 from tests.fixtures import images
+from tests.fixtures.provider_fakes import IMAGE, FakeClock
 
 BASE = "https://router.huggingface.co"
 CHAT_URL = f"{BASE}/v1/chat/completions"
@@ -23,22 +23,6 @@ CAPTION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 BLIP_URL = f"{BASE}/hf-inference/models/Salesforce/blip-image-captioning-large"
 IMAGE_URL = f"{BASE}/hf-inference/models/black-forest-labs/FLUX.1-schnell"
 TOKEN = "hf_TopSecretTokenValue123"
-IMAGE = ModelInput(
-    data=images.jpeg((32, 24)), width=32, height=24, source_width=32, source_height=24, source_format="JPEG"
-)
-
-
-class FakeClock:
-    """Time that only moves when the code under test sleeps."""
-
-    def __init__(self, budget: float) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.deadline = Deadline(lambda: budget - self.now)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def make_client(clock: FakeClock, token_calls: list[int] | None = None, jitter: float = 0.0):

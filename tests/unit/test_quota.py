@@ -27,6 +27,7 @@ from reimagine.quota import (
     seconds_until_next_day,
 )
 from reimagine.steps import StepOutcome
+from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KEY = b"per-deployment-key"
@@ -41,17 +42,6 @@ class Clock:
         return self.now
 
 
-class Context:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 15_000
-
-
 def _quota(aws, clock: Clock, limit: int = 3) -> DailyQuota:
     return DailyQuota(boto3.client("dynamodb"), aws.table_name, limit=limit, key=KEY, clock=clock)
 
@@ -64,7 +54,7 @@ def _post(email: str) -> tuple[int, dict, dict]:
     event = copy.deepcopy(json.loads((EVENTS / "api_post_requests.json").read_text()))
     event["body"] = json.dumps({"email": email, "content_type": "image/png"})
     event["isBase64Encoded"] = False
-    response = api.handler(event, Context())
+    response = api.handler(event, lambda_context("ApiFunction", 15, 256))
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     return response["statusCode"], headers, json.loads(response["body"])
 
@@ -161,7 +151,9 @@ def test_stream_consumers_skip_counter_records(aws) -> None:
     record = json.loads((EVENTS / "dynamodb_stream_completed.json").read_text())["Records"][0]
     record["dynamodb"]["Keys"] = {"id": {"S": counter_id("ab" * 32, T0.date())}}
     record["dynamodb"]["NewImage"] = {"id": record["dynamodb"]["Keys"]["id"], "request_count": {"N": "1"}}
-    result = process_stream({"Records": [record]}, Context(), step_name="notify", step=step)
+    result = process_stream(
+        {"Records": [record]}, lambda_context("ApiFunction", 15, 256), step_name="notify", step=step
+    )
     assert result == {"batchItemFailures": []}
     assert seen == []
 
@@ -213,5 +205,5 @@ def test_the_openapi_document_declares_the_429(aws) -> None:
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
     event["routeKey"] = event["requestContext"]["routeKey"] = "GET /openapi.json"
     event.pop("pathParameters", None)
-    document = json.loads(api.handler(event, Context())["body"])
+    document = json.loads(api.handler(event, lambda_context("ApiFunction", 15, 256))["body"])
     assert "429" in document["paths"]["/requests"]["post"]["responses"]

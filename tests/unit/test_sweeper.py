@@ -17,6 +17,7 @@ from reimagine.handlers import sweeper
 from reimagine.models import RequestRecord, Status, new_request_id
 from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
 from reimagine.sweeping import STUCK_CODE, STUCK_MESSAGES, Action, decide, sweep
+from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -32,17 +33,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-class Context:
-    function_name = "SweeperFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SweeperFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 @pytest.fixture
@@ -289,7 +279,7 @@ def test_the_handler_sweeps_on_the_scheduled_event(table):
     request_id = _put(stuck, Status.CAPTIONED, at=datetime.now(UTC) - timedelta(hours=1))
     event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
 
-    result = sweeper.handler(event, Context())
+    result = sweeper.handler(event, lambda_context("SweeperFunction", 60, 256))
 
     assert result == {"examined": 1, "redriven": 1}
     assert _raw(stuck, request_id)["redrives"] == {"N": "1"}
