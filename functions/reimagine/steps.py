@@ -18,7 +18,8 @@ from reimagine.models import RequestRecord, Status
 if TYPE_CHECKING:
     from reimagine.records import RequestStore
 
-INTERNAL_ERROR = "INTERNAL_ERROR"
+# What the user reads when a bug or an outage ends a request (code INTERNAL_ERROR, the default).
+INTERNAL_MESSAGE = "an internal error stopped this request; please send the photo again"
 
 # How long past the function's own deadline a claim stays exclusive.
 LEASE_MARGIN_SECONDS = 30
@@ -49,20 +50,16 @@ def run_claimed(
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:
         fields = work()
-    except PipelineError as exc:
-        if exc.retryable and record.attempts < max_attempts:
+    except Exception as exc:
+        # A bug or an AWS error is retried like a transient provider failure; on the last attempt it
+        # ends the request where the user is told, and still propagates for the alarms.
+        error = exc if isinstance(exc, PipelineError) else PipelineError(INTERNAL_MESSAGE, retryable=True)
+        if error.retryable and record.attempts < max_attempts:
             store.release(record.id, working=working, back_to=from_status)
             raise
-        store.fail(record.id, exc.code, exc.message)
-        return StepOutcome(record.id, "failed", exc.code)
-    except Exception:
-        # A bug or an AWS error: give the step back so a retry can take it, and let the source retry.
-        # On the last attempt no retry will come (the source sends the event to its failure queue),
-        # so end the request where the user is told; it still propagates for the alarms.
-        if record.attempts >= max_attempts:
-            store.fail(record.id, INTERNAL_ERROR, "an internal error stopped this request; please send the photo again")
-        else:
-            store.release(record.id, working=working, back_to=from_status)
-        raise
+        store.fail(record.id, error.code, error.message)
+        if error is not exc:
+            raise
+        return StepOutcome(record.id, "failed", error.code)
     store.advance(record.id, from_status=working, to=to, **fields)
     return StepOutcome(record.id, "done")
