@@ -4,6 +4,8 @@ Routes that return a bare Response carry no return annotation: Powertools valida
 """
 
 import base64
+import functools
+import re
 from importlib import resources
 from typing import Any
 
@@ -185,14 +187,16 @@ def openapi():
     )
 
 
-# The page checks a file's size before sending it; it learns this stack's limit from this tag.
-_PAGE_LIMIT = '<meta name="max-upload-bytes" content="20971520">'
+@functools.cache
+def _page_html(max_upload_bytes: int) -> str:
+    """The page, read once per container, with this stack's upload limit in the tag it checks files against."""
+    html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
+    return re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
 
 
 @app.get("/", summary="The web page", include_in_schema=False)
 def page():
-    html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
-    html = html.replace(_PAGE_LIMIT, f'<meta name="max-upload-bytes" content="{settings().max_upload_bytes}">', 1)
+    html = _page_html(settings().max_upload_bytes)
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
