@@ -207,12 +207,12 @@ class Schedule(_Source):
         self.trigger = trigger
         self.period = trigger.period_seconds if trigger.enabled else None
         self.clock = clock
-        self.next_due = clock() + self.period if self.period else None
+        self.next_due = clock() + (self.period or 0.0)  # meaningless without a period
         if trigger.enabled and self.period is None:
             log.warning("%s schedule %s: only rate(...) runs locally", fn.logical_id, trigger.expression)
 
     def poll(self, wait_seconds: int = 0) -> int:
-        if self.period is None or self.next_due is None or self.clock() < self.next_due:
+        if self.period is None or self.clock() < self.next_due:
             return 0
         # Skipped periods (a long pause) fire once, as one missed EventBridge target would.
         while self.next_due <= self.clock():
