@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import imaging, storage
 from reimagine.errors import PipelineError
-from reimagine.models import Status, upload_key
+from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.observability import logger
-from reimagine.steps import LEASE_MARGIN_SECONDS, StepOutcome, run_claimed
+from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from reimagine.providers.base import Captioner, Deadline
     from reimagine.records import RequestStore
 
+CAPTION = Step(Status.PENDING_UPLOAD, Status.CAPTIONING, Status.CAPTIONED, "not waiting for an upload")
 _FORMAT_TO_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -30,12 +31,7 @@ def caption_upload(
     captioner: Callable[[], Captioner],
     deadline: Deadline,
 ) -> StepOutcome:
-    lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
-    record = store.claim(request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=lease)
-    if record is None:
-        return StepOutcome(request_id, "skipped", "not waiting for an upload")
-
-    def work() -> dict[str, Any]:
+    def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
             s3,
             bucket=settings.uploads_bucket,
@@ -71,12 +67,4 @@ def caption_upload(
         caption = model.caption(prepared, deadline)
         return {"caption": caption, "caption_provider": model.name}
 
-    return run_claimed(
-        store,
-        record,
-        from_status=Status.PENDING_UPLOAD,
-        working=Status.CAPTIONING,
-        max_attempts=settings.max_attempts,
-        work=work,
-        to=Status.CAPTIONED,
-    )
+    return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)

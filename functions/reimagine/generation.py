@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
-from reimagine.models import Status, result_key
+from reimagine.models import RequestRecord, Status, result_key
 from reimagine.prompts import build_prompt
-from reimagine.steps import LEASE_MARGIN_SECONDS, StepOutcome, run_claimed
+from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from reimagine.config import Settings
     from reimagine.providers.base import Deadline, ImageGenerator
     from reimagine.records import RequestStore
+
+
+GENERATE = Step(Status.CAPTIONED, Status.GENERATING, Status.COMPLETED, "not waiting for generation")
 
 
 def generate_result(
@@ -27,12 +30,7 @@ def generate_result(
     generator: Callable[[], ImageGenerator],
     deadline: Deadline,
 ) -> StepOutcome:
-    lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
-    record = store.claim(request_id, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=lease)
-    if record is None:
-        return StepOutcome(request_id, "skipped", "not waiting for generation")
-
-    def work() -> dict[str, Any]:
+    def work(record: RequestRecord) -> dict[str, Any]:
         prompt = build_prompt(record.caption or "", settings.generation_style)
         png = generator().generate(prompt, deadline)
         key = result_key(request_id)
@@ -40,12 +38,4 @@ def generate_result(
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
         return {"result_key": key}
 
-    return run_claimed(
-        store,
-        record,
-        from_status=Status.CAPTIONED,
-        working=Status.GENERATING,
-        max_attempts=settings.max_attempts,
-        work=work,
-        to=Status.COMPLETED,
-    )
+    return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)

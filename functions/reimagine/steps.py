@@ -16,6 +16,7 @@ from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status
 
 if TYPE_CHECKING:
+    from reimagine.providers.base import Deadline
     from reimagine.records import RequestStore
 
 # What the user reads when a bug or an outage ends a request (code INTERNAL_ERROR, the default).
@@ -34,32 +35,45 @@ class StepOutcome:
     detail: str = ""
 
 
-def run_claimed(
-    store: RequestStore,
-    record: RequestRecord,
+@dataclass(frozen=True)
+class Step:
+    """A step's transitions: it claims records in `waiting`, holds them in `working`, ends them in `done`."""
+
+    waiting: Status
+    working: Status
+    done: Status
+    not_waiting: str  # why a record in any other state is skipped
+
+
+def run_step(
+    step: Step,
+    request_id: str,
     *,
-    from_status: Status,
-    working: Status,
+    store: RequestStore,
+    deadline: Deadline,
     max_attempts: int,
-    work: Callable[[], dict[str, Any]],
-    to: Status,
+    work: Callable[[RequestRecord], dict[str, Any]],
 ) -> StepOutcome:
-    """Do `work` for a claimed record and move it on; end it FAILED or give it back when work fails."""
+    """Claim the record, do `work` and move it on; end it FAILED or give it back when work fails."""
+    lease = int(deadline.remaining()) + LEASE_MARGIN_SECONDS
+    record = store.claim(request_id, from_status=step.waiting, working=step.working, lease_seconds=lease)
+    if record is None:
+        return StepOutcome(request_id, "skipped", step.not_waiting)
     if record.attempts > max_attempts:
         store.fail(record.id, "RETRIES_EXHAUSTED", f"gave up after {max_attempts} attempts")
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:
-        fields = work()
+        fields = work(record)
     except Exception as exc:
         # A bug or an AWS error is retried like a transient provider failure; on the last attempt it
         # ends the request where the user is told, and still propagates for the alarms.
         error = exc if isinstance(exc, PipelineError) else PipelineError(INTERNAL_MESSAGE, retryable=True)
         if error.retryable and record.attempts < max_attempts:
-            store.release(record.id, working=working, back_to=from_status)
+            store.release(record.id, working=step.working, back_to=step.waiting)
             raise
         store.fail(record.id, error.code, error.message)
         if error is not exc:
             raise
         return StepOutcome(record.id, "failed", error.code)
-    store.advance(record.id, from_status=working, to=to, **fields)
+    store.advance(record.id, from_status=step.working, to=step.done, **fields)
     return StepOutcome(record.id, "done")
