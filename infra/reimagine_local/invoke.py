@@ -96,6 +96,10 @@ def cold_start(package: str) -> None:
     Handlers cache settings and clients (functools caches) at module level; in a process that has
     already imported them (a test session), those would still point at another endpoint or table.
     """
+    # Powertools Parameters keeps one provider (and its boto3 client) per process for every caller.
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()
     for name, module in list(sys.modules.items()):
         if module is None or (name != package and not name.startswith(package + ".")):
             continue

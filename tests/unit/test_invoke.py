@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from reimagine_local.invoke import Invoker
+from reimagine_local.invoke import Invoker, cold_start
 from reimagine_local.template import Function
 from tests.unit import fake_handlers
 
@@ -39,3 +39,13 @@ def test_different_functions_still_run_side_by_side():
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = sorted(a["met"] for a in pool.map(lambda fn: invoker.invoke(fn, {}), functions))
     assert answers == ["stack-First", "stack-Second"]
+
+
+def test_a_cold_start_forgets_powertools_parameter_providers():
+    # A provider built earlier in the process holds a boto3 client for an endpoint that may be gone
+    # (another test's mock, a stopped stack); a new container would build its own.
+    from aws_lambda_powertools.utilities.parameters import base
+
+    base.DEFAULT_PROVIDERS["ssm"] = object()  # type: ignore[assignment]
+    cold_start("reimagine")
+    assert "ssm" not in base.DEFAULT_PROVIDERS
