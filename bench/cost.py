@@ -148,8 +148,8 @@ def lines(usage: Usage) -> list[tuple[str, float]]:
     out.append(("DynamoDB stream reads (by Lambda)", 2 * price["dynamodb_stream_read_by_lambda"]))
     out.append(("S3 requests", S3_PUTS * price["s3_put"] + S3_GETS * price["s3_get"]))
     stored_gb_months = (
-        usage.upload_mb * usage.upload_retention_days + usage.result_mb * usage.result_retention_days
-    ) / 1024 / 30
+        (usage.upload_mb * usage.upload_retention_days + usage.result_mb * usage.result_retention_days) / 1024 / 30
+    )
     out.append(("S3 storage", stored_gb_months * price["s3_storage"]))
     out.append(("SES email", price["ses_email"]))
     return [(name, per_image * PER_IMAGES) for name, per_image in out]
