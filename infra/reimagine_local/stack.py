@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -26,15 +25,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from reimagine_local.api_events import (
-    HttpResponse,
-    Router,
-    add_cors_headers,
-    build_event,
-    not_found,
-    preflight,
-    to_http_response,
-)
+from reimagine_local.api_events import Gateway, HttpResponse, Router
 from reimagine_local.delivery import (
     Delivered,
     Delivery,
@@ -102,6 +93,7 @@ class EmbeddedStack:
         self._saved_env: dict[str, str | None] = {}
         self._delivery: Delivery | None = None
         self._router: Router[Function] | None = None
+        self._gateway: Gateway[Function] | None = None
         self._invoker: Invoker | None = None
         self._session: boto3.Session | None = None
         self._is_moto = False
@@ -161,6 +153,14 @@ class EmbeddedStack:
         self.outbox = self._make_outbox(account)
         self._invoker = Invoker(self.app.template_dir)
         self._router = Router(self.app.routes)
+        self._gateway = Gateway(
+            self._router,
+            self._invoker.invoke,
+            cors=self.app.cors,
+            host=urlsplit(self.api_base_url).netloc or "localhost",
+            account_id=account,
+            name_of=lambda fn: fn.logical_id,
+        )
         self._delivery = Delivery(self._sources(clients))
 
     def _make_outbox(self, account: str) -> Outbox | None:
@@ -270,51 +270,11 @@ class EmbeddedStack:
         source_ip: str = "127.0.0.1",
     ) -> HttpResponse:
         """An HTTP request through the HttpApi routes to the function behind the matching route."""
-        assert self._router and self._invoker and self.app, "start() the stack first"
+        assert self._gateway, "start() the stack first"
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         if isinstance(body, dict | list):
             body = json.dumps(body)
             if not any(name.lower() == "content-type" for name, _ in pairs):
                 pairs.append(("content-type", "application/json"))
         raw = body.encode("utf-8") if isinstance(body, str) else body
-        raw_path, _, raw_query = path.partition("?")
-        lowered = {name.lower(): value for name, value in pairs}
-        cors = self.app.cors
-        if cors and method.upper() == "OPTIONS":
-            answer = preflight(cors, lowered)
-            if answer is not None:
-                return answer
-        match = self._router.match(method, raw_path)
-        if match is None:
-            return not_found()
-        host = urlsplit(self.api_base_url).netloc or "localhost"
-        if not any(name.lower() == "host" for name, _ in pairs):
-            pairs.append(("host", host))
-        event = build_event(
-            route=match.route,
-            path_parameters=match.path_parameters,
-            method=method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=pairs,
-            body=raw,
-            source_ip=source_ip,
-            account_id=self.app.context.account_id,
-        )
-        started = time.perf_counter()
-        try:
-            response = to_http_response(self._invoker.invoke(match.target, event))
-        except Exception:
-            log.exception("%s http %s %s raised", match.target.logical_id, method, raw_path)
-            response = HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
-        if cors:
-            response = add_cors_headers(cors, lowered, response)
-        log.info(
-            "%s http %s %s %d %.0f ms",
-            match.target.logical_id,
-            method.upper(),
-            raw_path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+        return self._gateway.handle(method, path, raw, pairs, source_ip=source_ip)
