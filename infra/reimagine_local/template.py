@@ -126,6 +126,7 @@ class Function:
     schedules: tuple[ScheduleTrigger, ...] = ()
     invoke_config: InvokeConfig = InvokeConfig()
     arn: str = ""
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None: unreserved
 
 
 @dataclass(frozen=True)
@@ -543,7 +544,8 @@ def _function(
             )
     invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
     on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    resolved = resolver.resolve({k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged})
+    scalars = ("Handler", "Timeout", "MemorySize", "CodeUri", "ReservedConcurrentExecutions")
+    resolved = resolver.resolve({k: merged[k] for k in scalars if k in merged})
     if "Handler" not in resolved:
         raise TemplateError(f"{logical_id} has no Handler")
     return Function(
@@ -560,6 +562,9 @@ def _function(
         schedules=tuple(schedules),
         invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
         arn=resolver.arn(logical_id),
+        reserved_concurrency=(
+            int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
+        ),
     )
 
 
