@@ -17,8 +17,6 @@ from reimagine_local.environments import FunctionError, ProcessInvoker, Throttle
 from reimagine_local.template import Application, read_application
 from tests.unit.template_helpers import ROOT
 
-pytest.importorskip("awslambdaric")
-
 TEMPLATE = f"""
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
