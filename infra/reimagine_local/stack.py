@@ -20,7 +20,7 @@ import os
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -35,6 +35,7 @@ from reimagine_local.delivery import (
     StreamMapping,
     _Source,
 )
+from reimagine_local.environments import ProcessInvoker
 from reimagine_local.invoke import (
     Invoker,
     apply_environment,
@@ -66,6 +67,16 @@ def _is_moto_server(endpoint_url: str) -> bool:
         return False
 
 
+def _environment_access(endpoint_url: str) -> dict[str, str]:
+    """What an execution environment needs to reach AWS: Lambda's role credentials, here the
+    stack's own (an emulator's dummy ones, or the ambient ones for a real account), and the endpoint."""
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    access = {name: os.environ[name] for name in names if os.environ.get(name)}
+    if endpoint_url != REAL_AWS:
+        access["AWS_ENDPOINT_URL"] = endpoint_url
+    return access
+
+
 class EmbeddedStack:
     def __init__(
         self,
@@ -77,8 +88,12 @@ class EmbeddedStack:
         api_base_url: str = "http://127.0.0.1:3000",
         env_overrides: dict[str, str] | None = None,
         outbox_dir: str | Path | None = None,
+        environments: bool = False,
     ) -> None:
         self.template_path = Path(template_path)
+        # True: each function runs in its own execution environments (environments.py), as on Lambda;
+        # False: in this process, all functions sharing one environment (invoke.py).
+        self.environments = environments
         self.stack_name = stack_name
         self.region = region
         self.parameters = dict(parameters or {})
@@ -95,6 +110,7 @@ class EmbeddedStack:
         self._router: Router[Function] | None = None
         self._gateway: Gateway[Function] | None = None
         self._invoker: Invoker | None = None
+        self._processes: ProcessInvoker | None = None
         self._session: boto3.Session | None = None
         self._is_moto = False
         self._clients: dict[str, Any] = {}
@@ -151,7 +167,14 @@ class EmbeddedStack:
         for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
             cold_start(package)
         self.outbox = self._make_outbox(account)
-        self._invoker = Invoker(self.app.template_dir)
+        if self.environments:
+            self._processes = ProcessInvoker(
+                self.app.template_dir, region=self.region, extra_env=_environment_access(endpoint_url)
+            )
+            # The same invoke(fn, event) as the in-process Invoker, which is all delivery and the gateway use.
+            self._invoker = cast(Invoker, self._processes)
+        else:
+            self._invoker = Invoker(self.app.template_dir)
         self._router = Router(self.app.routes)
         self._gateway = Gateway(
             self._router,
@@ -218,6 +241,9 @@ class EmbeddedStack:
     def stop(self) -> None:
         if self._delivery is not None:
             self._delivery.stop_background()
+        if self._processes is not None:
+            self._processes.stop()
+            self._processes = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
