@@ -9,6 +9,7 @@ has its own endpoint (AWS_LAMBDA_RUNTIME_API), so one environment serves one inv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import re
@@ -118,19 +119,18 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"errorType": "NotFound", "errorMessage": self.path})
                 return
             invocation = api.next_invocation()
-            if invocation is None:  # the environment is being shut down
-                self._json(500, {"errorType": "Runtime.Shutdown", "errorMessage": "environment ended"})
+            if invocation is None:  # the environment ended; its runtime is gone, nobody to answer
+                self.close_connection = True
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
-            self.send_header("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms))
-            self.send_header("Lambda-Runtime-Invoked-Function-Arn", invocation.function_arn)
+            headers = {
+                "Content-Type": "application/json",
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+            }
             if invocation.trace_id:
-                self.send_header("Lambda-Runtime-Trace-Id", invocation.trace_id)
-            self.send_header("Content-Length", str(len(invocation.event)))
-            self.end_headers()
-            self.wfile.write(invocation.event)
+                headers["Lambda-Runtime-Trace-Id"] = invocation.trace_id
+            self._send(200, headers, invocation.event)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -158,12 +158,17 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
                 self._json(400, {"errorType": "InvalidRequestID", "errorMessage": "no such invocation in progress"})
 
         def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._send(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            # A runtime killed at a timeout may be gone before its answer: nothing to tell it then.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:  # one line per poll otherwise
             pass

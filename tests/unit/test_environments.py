@@ -183,3 +183,16 @@ def test_a_handler_that_cannot_be_imported_fails_the_invocation_with_the_runtime
         invoker.invoke(app.functions["Broken"], {})
     assert failed.value.payload["errorType"] == "Runtime.ImportModuleError"
     assert "no_such_module" in failed.value.payload["errorMessage"]
+
+
+def test_ending_environments_leaves_nothing_on_stderr(
+    app: Application, invoker: ProcessInvoker, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given environments waiting for their next event
+    invoker.invoke(app.functions["Declares"], {})
+    invoker.invoke(app.functions["Describe"], {})
+    capfd.readouterr()
+    # When they are ended
+    invoker.stop()
+    # Then their Runtime APIs close quietly: no traceback from a long poll cut short
+    assert "Traceback" not in capfd.readouterr().err
