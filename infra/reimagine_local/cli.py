@@ -109,7 +109,9 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # credential and endpoint chatter
-    with running_stack(port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox)) as running:
+    with running_stack(
+        port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox), environments=args.environments
+    ) as running:
         _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
         _say(f"  web page:  {running.api_url}/")
         _say(f"  outbox:    {args.outbox}   (reimagine outbox)")
@@ -126,7 +128,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     image = Path(args.image) if args.image else None
     sample = resources.files("reimagine_local.assets").joinpath("sample.jpg")
     with resources.as_file(sample) as sample_path:
-        return run_demo(image or sample_path, email=args.email, out=Path(args.out), say=_say)
+        return run_demo(
+            image or sample_path, email=args.email, out=Path(args.out), say=_say, environments=args.environments
+        )
+
+
+ENVIRONMENTS_HELP = (
+    "run each function in its own execution environments (AWS's Runtime Interface Client processes, "
+    "each with only its own Environment, ended past its Timeout) instead of in this process"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,12 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="use this AWS endpoint (e.g. LocalStack) instead of starting the embedded emulator",
     )
     p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
+    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
     p.set_defaults(run=cmd_local_up)
 
     p = sub.add_parser("demo", help="run one image through a temporary local stack and keep the results")
     p.add_argument("image", nargs="?", help="an image (default: a bundled sample photo)")
     p.add_argument("--email", default="you@example.com")
     p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
+    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
     p.set_defaults(run=cmd_demo)
     return parser
 

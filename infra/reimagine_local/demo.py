@@ -30,11 +30,13 @@ def _email_link(eml: Path) -> str:
     return match.group(0)
 
 
-def run_demo(image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0) -> int:
+def run_demo(
+    image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0, environments: bool = False
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
         say("starting the local stack (embedded AWS emulator, no network)...")
-        with running_stack(port=0, outbox=Path(outbox)) as running:
+        with running_stack(port=0, outbox=Path(outbox), environments=environments) as running:
             client = ApiClient(running.api_url)
             say(f"  API {running.api_url}; submitting {image}")
             started = time.monotonic()

@@ -51,7 +51,12 @@ class RunningStack:
 
 @contextmanager
 def running_stack(
-    *, port: int = 3000, endpoint_url: str | None = None, outbox: Path | None = None, host: str = "127.0.0.1"
+    *,
+    port: int = 3000,
+    endpoint_url: str | None = None,
+    outbox: Path | None = None,
+    host: str = "127.0.0.1",
+    environments: bool = False,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on the way out, whatever happened."""
     # Readable output: the stack's one line per event; the functions' own JSON logs only for warnings.
@@ -62,7 +67,7 @@ def running_stack(
     # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
     try:
-        stack = EmbeddedStack(find_template(), api_base_url=server.url, outbox_dir=outbox)
+        stack = EmbeddedStack(find_template(), api_base_url=server.url, outbox_dir=outbox, environments=environments)
         holder["stack"] = stack
         stack.start(endpoint_url)
         try:
