@@ -16,17 +16,20 @@ pollers work against moto's server, LocalStack and a real account.
   whole batch, BisectBatchOnFunctionError halves a failing batch (splits do not count as retries),
   MaximumRetryAttempts bounds retries, after which the batch's metadata go to the OnFailure queue and
   the position moves past it. Records fetched but not yet delivered are held in memory: this position is
-  the mapping's checkpoint.
+  the mapping's checkpoint. ParallelizationFactor runs up to that many batches of a shard at once,
+  each item's records in one lane, in order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -267,6 +270,12 @@ def lambda_stream_record(raw: dict[str, Any], stream_arn: str, region: str) -> d
     return record
 
 
+def _lane_of(record: dict[str, Any], factor: int) -> int:
+    """A stable lane for the record's item key, so all records of one item go one after another."""
+    keys = json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(keys).digest()[:8], "big") % factor
+
+
 def _batch_subject(batch: Sequence[dict[str, Any]]) -> str:
     """The batch's item keys, readable: `id=abc, id=def +3 more`."""
     keys = [
@@ -286,6 +295,7 @@ class _Shard:
     retries: int = 0
     invocations: int = 0
     cap: int = 0
+    lanes: dict[int, _Shard] = field(default_factory=dict)  # ParallelizationFactor > 1: by key
 
 
 class StreamMapping(_Source):
@@ -310,6 +320,7 @@ class StreamMapping(_Source):
         self.streams = streams
         self.region = region
         self.shards: dict[str, _Shard] = {}
+        self._report_lock = threading.Lock()
         retries = trigger.maximum_retry_attempts
         self.max_retries = retries if retries >= 0 else UNBOUNDED_RETRY_LIMIT
         # Shards present when the mapping is created start where StartingPosition says; shards that
@@ -378,6 +389,28 @@ class StreamMapping(_Source):
         return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def _process(self, shard: _Shard) -> int:
+        factor = self.trigger.parallelization_factor
+        if factor <= 1:
+            return self._process_batches(shard)
+        # ParallelizationFactor: up to `factor` batches of this shard at once. Records go to a lane by
+        # their item key, as Lambda routes them by partition key, so one item's records keep their order.
+        for record in shard.pending:
+            lane = _lane_of(record, factor)
+            if lane not in shard.lanes:
+                shard.lanes[lane] = _Shard(shard.shard_id, None, cap=self.trigger.batch_size)
+            shard.lanes[lane].pending.append(record)
+        shard.pending.clear()
+        busy = [lane for lane in shard.lanes.values() if lane.pending]
+        if len(busy) <= 1:
+            return sum(self._process_batches(lane) for lane in busy)
+        with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix=f"{self.fn.logical_id}-lane") as pool:
+            return sum(pool.map(self._process_batches, busy))
+
+    def _report(self, source: str, subject: str, outcome: str, ms: float) -> None:
+        with self._report_lock:  # lanes report from their own threads
+            super()._report(source, subject, outcome, ms)
+
+    def _process_batches(self, shard: _Shard) -> int:
         invocations = 0
         while shard.pending:
             batch = shard.pending[: shard.cap]

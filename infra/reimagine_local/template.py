@@ -79,6 +79,7 @@ class StreamTrigger:
     bisect_on_error: bool = False
     on_failure: str | None = None  # destination ARN
     enabled: bool = True
+    parallelization_factor: int = 1  # concurrent batches per shard; one key's records stay in one
 
 
 @dataclass(frozen=True)
@@ -624,6 +625,7 @@ def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: 
         bisect_on_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
         on_failure=on_failure,
         enabled=str(props.get("Enabled", True)).lower() == "true",
+        parallelization_factor=int(props.get("ParallelizationFactor", 1)),
     )
 
 
