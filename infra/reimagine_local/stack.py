@@ -204,7 +204,16 @@ class EmbeddedStack:
         failures = FailureDestinations(clients.sqs)
         hook = self._after_invoke
         sources: list[_Source] = [
-            S3Notifications(q.function, q.trigger, q.queue_url, clients.sqs, self._invoker, failures, hook)
+            S3Notifications(
+                q.function,
+                q.trigger,
+                q.queue_url,
+                clients.sqs,
+                self._invoker,
+                failures,
+                hook,
+                concurrency=self._async_concurrency(q.function),
+            )
             for q in self.created.notification_queues
         ]
         streams = self.client("dynamodbstreams")
@@ -232,6 +241,12 @@ class EmbeddedStack:
             for trigger in fn.schedules
         ]
         return sources
+
+    def _async_concurrency(self, fn: Function) -> int:
+        # In this process a function runs one invocation at a time anyway; environments run up to its concurrency.
+        if self._processes is None:
+            return 1
+        return self._processes.environments(fn).concurrency
 
     def _after_invoke(self, delivered: Delivered) -> None:
         if self.outbox is not None:

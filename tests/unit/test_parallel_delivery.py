@@ -1,7 +1,8 @@
-"""Stream mappings with ParallelizationFactor: batches of one shard side by side, one item's records in order.
+"""Delivery side by side: stream batches up to ParallelizationFactor (one item's records in order), and
+S3 events up to the function's concurrency.
 
-The mapping is driven directly with an invoker that takes its time and counts how many invocations
-overlap, on moto's server with the table and stream of a small template.
+Each source is driven directly with an invoker that takes its time and counts how many invocations
+overlap, on moto's server with the table, stream, bucket and queue of a small template.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.delivery import FailureDestinations, StreamMapping
+from reimagine_local.delivery import FailureDestinations, S3Notifications, StreamMapping
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import Function, read_application
 from tests.unit.template_helpers import TEMPLATE as PROJECT_TEMPLATE
@@ -28,6 +29,20 @@ Globals:
     Runtime: python3.11
     Timeout: 20
 Resources:
+  Inbox:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Sub ${AWS::StackName}-inbox
+  OnUpload:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: tests.unit.fake_handlers.on_upload
+      Events:
+        Upload:
+          Type: S3
+          Properties:
+            Bucket: !Ref Inbox
+            Events: s3:ObjectCreated:*
   Table:
     Type: AWS::DynamoDB::Table
     Properties:
@@ -59,7 +74,7 @@ Resources:
             StartingPosition: TRIM_HORIZON
             BatchSize: 1
 """
-ITEMS, WRITES = 8, 3
+ITEMS, WRITES, UPLOADS = 8, 3, 6
 
 
 class SlowInvoker:
@@ -79,8 +94,9 @@ class SlowInvoker:
         with self._lock:
             self._running -= 1
             for record in event["Records"]:
-                image = record["dynamodb"]["NewImage"]
-                self.order[image["id"]["S"]].append(int(image["n"]["N"]))
+                if "dynamodb" in record:
+                    image = record["dynamodb"]["NewImage"]
+                    self.order[image["id"]["S"]].append(int(image["n"]["N"]))
         return {"batchItemFailures": []}
 
 
@@ -96,6 +112,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
                     TableName=table, Item={"id": {"S": f"item-{i}"}, "n": {"N": str(n)}}
                 )
         yield started
+
+
+def upload(stack: EmbeddedStack) -> None:
+    assert stack.app
+    for i in range(UPLOADS):
+        stack.client("s3").put_object(Bucket=stack.app.buckets["Inbox"].name, Key=f"photo-{i}", Body=b"x")
 
 
 def deliver(stack: EmbeddedStack, function: str) -> SlowInvoker:
@@ -133,3 +155,33 @@ def test_records_of_one_item_keep_their_order_across_lanes(stack: EmbeddedStack)
 def test_the_template_reader_takes_the_generate_mappings_factor_and_reserved_concurrency() -> None:
     generate = read_application(PROJECT_TEMPLATE).functions["GenerateFunction"]
     assert (generate.stream_triggers[0].parallelization_factor, generate.reserved_concurrency) == (10, 10)
+
+
+def deliver_uploads(stack: EmbeddedStack, concurrency: int) -> SlowInvoker:
+    assert stack.created
+    (queue,) = stack.created.notification_queues
+    invoker = SlowInvoker()
+    notifications = S3Notifications(
+        queue.function,
+        queue.trigger,
+        queue.queue_url,
+        stack.client("sqs"),
+        invoker,
+        FailureDestinations(stack.client("sqs")),
+        concurrency=concurrency,
+    )
+    while notifications.poll():
+        pass
+    return invoker
+
+
+@pytest.mark.parametrize(("concurrency", "peak"), [(3, 3), (1, 1)])
+def test_s3_events_are_invoked_up_to_the_functions_concurrency_at_once(
+    stack: EmbeddedStack, concurrency: int, peak: int
+) -> None:
+    # Given six uploads waiting in the trigger's queue
+    upload(stack)
+    # When they are delivered with room for `concurrency` invocations at once
+    invoker = deliver_uploads(stack, concurrency)
+    # Then no more than that overlap, and no fewer when there is work for them
+    assert invoker.peak == peak
