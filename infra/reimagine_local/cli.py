@@ -138,6 +138,33 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as AwsError
+
+    from reimagine_local.doctor import Doctor, aws_clients, configuration, report, stack_parameters
+    from reimagine_local.runner import find_template
+
+    stack_config = _stack_config(args)
+    template = stack_config.template or find_template()
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    aws = aws_clients(region, args.endpoint_url) if (args.stack or args.endpoint_url) else None
+    parameters = dict(stack_config.parameters)
+    source = f"{template} with {len(parameters)} override(s)"
+    if args.stack and aws is not None:
+        try:
+            deployed = stack_parameters(aws("cloudformation"), args.stack, template)
+        except (AwsError, BotoCoreError) as exc:
+            _say(f"reimagine: the stack {args.stack} could not be read: {exc}")
+            return EXIT_ERROR
+        parameters = {**deployed, **parameters}
+        source = f"stack {args.stack} in {region} with {len(stack_config.parameters)} override(s)"
+    config = configuration(template, parameters, stack_config.env_vars, source=source)
+    where = args.endpoint_url or ("the account of the ambient credentials" if aws else "none")
+    print(f"configuration: {config.source}; AWS: {where}")
+    return report(Doctor(config, aws=aws).run(), print)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from reimagine_local.demo import run_demo
 
@@ -204,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
     sam_options(p)
     p.set_defaults(run=cmd_local_up)
+
+    p = sub.add_parser("doctor", help="check a configuration against the live services, one line per check")
+    sam_options(p)
+    p.add_argument("--stack", help="read the parameters of this deployed stack (CloudFormation) instead")
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint of the SSM, SES and Bedrock checks (e.g. LocalStack); without it or --stack: skipped",
+    )
+    p.add_argument("--region", help="AWS region (default $AWS_REGION, else us-east-1)")
+    p.set_defaults(run=cmd_doctor)
 
     p = sub.add_parser("demo", help="run one image through a temporary local stack and keep the results")
     p.add_argument("image", nargs="?", help="an image (default: a bundled sample photo)")
