@@ -197,3 +197,23 @@ def test_nothing_is_stored_when_no_key_is_set():
 def test_overrides_mean_what_they_mean_to_sam_cli_itself(words):
     sam_types = pytest.importorskip("samcli.cli.types", reason="aws-sam-cli is installed by `make .venv/.installed`")
     assert parse_parameter_overrides(words) == sam_types.CfnParameterOverridesType().convert(words, None, None)
+
+
+# Through the running stack ------------------------------------------------------------------------------
+
+
+def test_the_running_stack_takes_template_overrides_env_vars_and_the_hf_token(monkeypatch: pytest.MonkeyPatch):
+    from reimagine_local.runner import StackConfig, running_stack
+
+    monkeypatch.setenv("HF_TOKEN", "hf_from_the_shell")
+    config = StackConfig(
+        template=TEMPLATE,
+        parameters={"SenderEmail": "ops@example.com"},
+        env_vars=EnvVars(per_function={"NotifyFunction": {"SENDER_EMAIL": "env@example.com"}}),
+    )
+    with running_stack(port=0, config=config) as running:
+        app = running.stack.app
+        assert app is not None
+        stored = running.stack.client("ssm").get_parameter(Name=app.parameters["HfTokenParameter"], WithDecryption=True)
+        seen = (app.parameters["SenderEmail"], app.functions["NotifyFunction"].environment["SENDER_EMAIL"])
+    assert (seen, stored["Parameter"]["Value"]) == (("ops@example.com", "env@example.com"), "hf_from_the_shell")
