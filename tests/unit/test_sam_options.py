@@ -217,3 +217,16 @@ def test_the_running_stack_takes_template_overrides_env_vars_and_the_hf_token(mo
         stored = running.stack.client("ssm").get_parameter(Name=app.parameters["HfTokenParameter"], WithDecryption=True)
         seen = (app.parameters["SenderEmail"], app.functions["NotifyFunction"].environment["SENDER_EMAIL"])
     assert (seen, stored["Parameter"]["Value"]) == (("ops@example.com", "env@example.com"), "hf_from_the_shell")
+
+
+def test_storing_the_token_logs_the_parameter_name_and_never_the_value(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    from reimagine_local.runner import StackConfig, running_stack
+
+    monkeypatch.setenv("HF_TOKEN", "hf_NeverLogThisToken0123")
+    with caplog.at_level("INFO", logger="reimagine_local"), running_stack(port=0, config=StackConfig(TEMPLATE)):
+        pass
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "SecureString /reimagine/huggingface/token" in logged
+    assert "hf_NeverLogThisToken0123" not in logged
