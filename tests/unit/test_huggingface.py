@@ -16,9 +16,8 @@ from PIL import Image
 
 from reimagine.config import Settings
 from reimagine.errors import ModelUnavailable, ProviderError
-from reimagine.providers import hf_routing
+from reimagine.providers import hf_routing, http
 from reimagine.providers import huggingface as hf
-from reimagine.providers import http
 from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy
 from tests.fixtures import images
@@ -76,7 +75,7 @@ def test_a_caption_is_a_chat_completion_with_the_image_inline() -> None:
     # message with the instruction and the image as a data URL; the answer's text is the caption
     request = responses.calls[0].request
     text_part, image_part = sent_json(0)["messages"][0]["content"]
-    assert (caption, request.headers["Authorization"], list(sent_json(0))[0]) == (
+    assert (caption, request.headers["Authorization"], next(iter(sent_json(0)))) == (
         "A red kite over a green field.",
         f"Bearer {TOKEN}",
         "model",
