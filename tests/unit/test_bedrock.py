@@ -67,7 +67,7 @@ def test_caption_through_converse_with_an_image_block(client) -> None:
                 ],
             }
         ],
-        "inferenceConfig": {"maxTokens": 120, "temperature": 0.2},
+        "inferenceConfig": {"maxTokens": bedrock.CAPTION_MAX_TOKENS, "temperature": 0.2},
     }
     client.stubber.add_response("converse", converse_answer("A red door", " in a white wall."), expected)
     clock = FakeClock(60)
@@ -372,3 +372,16 @@ def test_a_converse_text_that_is_not_a_string_is_a_bad_response(content) -> None
     with pytest.raises(ProviderError) as caught:
         captioner(Answers(), clock).caption(IMAGE, clock.deadline)
     assert caught.value.code == "PROVIDER_BAD_RESPONSE"
+
+
+def test_a_reasoning_block_before_the_answer_is_not_the_caption(client) -> None:
+    # Given a model that thinks first: Converse returns a reasoningContent block, then the text
+    answer = converse_answer("A red door.")
+    answer["output"]["message"]["content"].insert(
+        0, {"reasoningContent": {"reasoningText": {"text": "The user wants one sentence...", "signature": "sig"}}}
+    )
+    client.stubber.add_response("converse", answer)
+    clock = FakeClock(60)
+
+    # When it captions, Then only the answer's text is the caption
+    assert captioner(client, clock).caption(IMAGE, clock.deadline) == "A red door."

@@ -46,6 +46,7 @@ CAPTION_INSTRUCTION = (
     "the colours and the mood. Reply with the sentence only."
 )
 MAX_CAPTION_CHARS = 300
+CAPTION_MAX_TOKENS = 512
 RETRYABLE_CODES = {
     "ThrottlingException",
     "ServiceUnavailableException",
@@ -141,7 +142,9 @@ class BedrockCaptioner:
             lambda: self._client.converse(
                 modelId=self.model,
                 messages=[message],
-                inferenceConfig={"maxTokens": 120, "temperature": 0.2},
+                # Room for a model that reasons before it answers (Claude Haiku 5.5 thinks adaptively by
+                # default); the caption itself is cut to MAX_CAPTION_CHARS.
+                inferenceConfig={"maxTokens": CAPTION_MAX_TOKENS, "temperature": 0.2},
             ),
             deadline=deadline,
             what="caption",

@@ -112,9 +112,8 @@ class HttpClient:
         data: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        authorize: bool = True,
     ) -> requests.Response:
-        token = self._token() if (self._token and authorize) else ""
+        token = self._token() if self._token else ""
         all_headers = dict(headers or {})
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
