@@ -385,3 +385,11 @@ def test_a_reasoning_block_before_the_answer_is_not_the_caption(client) -> None:
 
     # When it captions, Then only the answer's text is the caption
     assert captioner(client, clock).caption(IMAGE, clock.deadline) == "A red door."
+
+
+def test_a_stability_inference_error_is_a_bad_response_not_a_refusal(client) -> None:
+    client.stubber.add_response("invoke_model", titan_answer({"finish_reasons": ["Inference error"], "images": []}))
+    clock = FakeClock(60)
+    with pytest.raises(ProviderError) as caught:
+        bedrock.BedrockGenerator(client, model="stability.stable-image-core-v1:1").generate("p", clock.deadline)
+    assert (caught.value.code, caught.value.retryable) == ("PROVIDER_BAD_RESPONSE", True)

@@ -242,9 +242,13 @@ class BedrockGenerator:
             raise _bad("the image model's answer is not JSON") from None
         if not isinstance(payload, dict):
             raise _bad("the image model's answer is not a JSON object")
-        refusal = payload.get("error") or next((r for r in payload.get("finish_reasons") or [] if r), None)
+        reasons = payload.get("finish_reasons")
+        refusal = payload.get("error") or (next((r for r in reasons if r), None) if isinstance(reasons, list) else None)
+        if refusal and str(refusal).startswith("Inference error"):
+            raise _bad(f"the image model failed: {str(refusal)[:200]}")  # Stability's own failure
         if refusal:
-            # Titan reports refusals in `error`, Stability in `finish_reasons`, both in a successful call.
+            # Titan reports refusals in `error`, Stability in `finish_reasons` ("Filter reason: …"),
+            # both in a successful call.
             raise ProviderError(
                 f"the image model refused the prompt: {str(refusal)[:200]}",
                 code="PROVIDER_REJECTED",
