@@ -503,3 +503,24 @@ def test_builders_make_a_chain_of_the_configured_models() -> None:
         ["a/one", "b/two"],
         [("c/three", 640), ("d/four", 640)],
     )
+
+
+@responses.activate
+def test_a_chain_captions_with_the_next_model_when_the_router_does_not_serve_the_first() -> None:
+    # Given the router serves only the second model of the caption chain
+    responses.post(
+        CHAT_URL,
+        status=400,
+        json=answers.router_model_not_supported("old/vlm"),
+        match=[responses.matchers.json_params_matcher({"model": "old/vlm"}, strict_match=False)],
+    )
+    responses.post(CHAT_URL, json=answers.chat_completion("A green door."))
+    clock = FakeClock(60)
+    client = make_client(clock)
+    chain = CaptionChain([hf.HuggingFaceCaptioner(client, router_url=ROUTER, model=m) for m in ("old/vlm", VLM)])
+
+    # When it captions, Then the second model wrote the caption
+    assert (chain.caption(IMAGE, clock.deadline).model, [sent_json(i)["model"] for i in range(2)]) == (
+        VLM,
+        ["old/vlm", VLM],
+    )
