@@ -21,7 +21,6 @@ failed. Secrets are never printed.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,9 @@ from typing import Any
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reimagine.errors import ProviderError
+from reimagine.providers.bedrock import base_model_id, image_family
+from reimagine.providers.hf_routing import choose, fetch_mapping
 from reimagine_local.sam_options import EnvVars
 from reimagine_local.template import read_application, template_parameters
 
@@ -219,13 +221,6 @@ class Doctor:
 
     def _hf_models(self, step: str, env: dict[str, str]) -> Iterator[Check]:
         variable = "HF_CAPTION_MODELS" if step == "caption" else "HF_IMAGE_MODELS"
-        try:
-            from reimagine.providers.hf_routing import choose, fetch_mapping
-        except ImportError:
-            yield Check(SKIPPED, variable, "this checkout has no Hub routing (reimagine.providers.hf_routing)")
-            return
-        from reimagine.errors import ProviderError
-
         task = TASKS[step]
         token = self._secret("HF_TOKEN", env.get("HF_TOKEN_PARAMETER", ""))[0]
         hub = self._hub_url(env)
@@ -250,13 +245,6 @@ class Doctor:
         models = chain(env.get(variable, ""))
         if self.aws is None:
             yield Check(SKIPPED, variable, f"{', '.join(models)}: {NO_AWS}")
-            return
-        # The provider's own reading of model ids (Issue 11's chains); older checkouts lack it.
-        provider = importlib.import_module("reimagine.providers.bedrock")
-        base_model_id = getattr(provider, "base_model_id", None)
-        image_family = getattr(provider, "image_family", None)
-        if base_model_id is None or image_family is None:
-            yield Check(SKIPPED, variable, "this checkout's Bedrock provider has no model families")
             return
         bedrock = self.aws("bedrock")
 

@@ -21,8 +21,6 @@ from tests.fixtures.hf_standin import HfStandin
 from tests.integration.conftest import SAMPLE_PHOTO, Pipeline, PipelineConfig
 
 pytestmark = pytest.mark.integration
-# The Hugging Face provider of Issue 11 (fallback chains, Hub routing) lands on its own branch.
-pytest.importorskip("reimagine.providers.hf_routing", reason="needs the Hugging Face provider layer of Issue 11")
 
 ADDRESS = "hf-chain@example.com"
 

@@ -56,7 +56,6 @@ def _line(checks: list[Check], subject: str) -> tuple[str, str]:
 
 @pytest.fixture
 def standin() -> Iterator[HfStandin]:
-    pytest.importorskip("reimagine.providers.hf_routing", reason="needs the Hugging Face provider layer of Issue 11")
     with HfStandin.serving("b", "d", retired_models=("a",)) as server:
         yield server
 
@@ -109,10 +108,9 @@ def test_a_refused_token_fails(standin: HfStandin):
 
 def test_no_token_and_no_aws_fails_saying_where_it_looked(standin: HfStandin):
     checks = Doctor(_hf(standin), aws=None, environ={}).run()
-    status, detail = _line(checks, "Hugging Face token")
-    assert (status, detail.startswith("HF_TOKEN is not set, and SSM /reimagine/huggingface/token cannot be read")) == (
+    assert _line(checks, "Hugging Face token") == (
         FAIL,
-        True,
+        f"HF_TOKEN is not set, and SSM /reimagine/huggingface/token cannot be read: {NO_AWS}",
     )
 
 
@@ -134,9 +132,6 @@ def test_the_token_is_never_printed(standin: HfStandin):
 
 @pytest.fixture
 def bedrock() -> Iterator[tuple[Any, Stubber]]:
-    provider = pytest.importorskip("reimagine.providers.bedrock")
-    if not hasattr(provider, "image_family"):
-        pytest.skip("needs the Bedrock model families of Issue 11")
     client = boto3.client("bedrock", region_name="us-east-1")
     with Stubber(client) as stubber:
         yield client, stubber
@@ -408,7 +403,8 @@ def test_a_deployed_stacks_parameters_are_read_for_the_declared_ones():
 def test_the_cli_with_the_template_defaults_and_no_aws_passes_and_skips_aws(capsys: pytest.CaptureFixture[str]):
     status = main(["doctor", "-t", str(TEMPLATE)])
     out = capsys.readouterr().out
-    assert (status, "skipped  SES:" in out) == (0, True)
+    assert status == 0
+    assert "skipped  SES: sender, sending and sandbox not checked" in out
 
 
 def test_the_cli_refuses_an_unknown_override_in_one_line(capsys: pytest.CaptureFixture[str]):
