@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from pydantic import ValidationError
 
 from reimagine import clients, mail
@@ -237,3 +237,26 @@ def test_every_email_names_the_configuration_set() -> None:
         # Then SendEmail named it (the Stubber fails on any other parameters)
         stub.assert_no_pending_responses()
     assert message_id == "0100018c2a5b7e11-000000"
+
+
+def test_notify_sends_through_the_stack_configuration_set(aws) -> None:
+    # Given a finished request and Notify configured with the stack's configuration set
+    record = _finished("3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e72", "jane.doe@example.com")
+    configured = settings().model_copy(update={"mail_configuration_set": "reimagine-mail"})
+    ses = boto3.client("ses", region_name="us-east-1")
+    with Stubber(ses) as stub:
+        stub.add_response(
+            "send_email",
+            {"MessageId": "0100018c2a5b7e11-000001"},
+            {
+                "Source": ANY,
+                "Destination": {"ToAddresses": ["jane.doe@example.com"]},
+                "Message": ANY,
+                "ConfigurationSetName": "reimagine-mail",
+            },
+        )
+        # When it notifies
+        outcome = notify_user(record.id, store=clients.store(), s3=clients.s3(), ses=ses, settings=configured)
+        # Then the one SendEmail named the set
+        stub.assert_no_pending_responses()
+    assert outcome.outcome == "done"
