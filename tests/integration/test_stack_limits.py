@@ -3,11 +3,12 @@ are created from the template, and the functions use them."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 
-from reimagine.quota import counter_id, email_digest
+from reimagine.quota import QUOTA_PREFIX, DailyBudgetExhausted, DailyQuota, counter_id, email_digest
 from tests.integration.conftest import SAMPLE_PHOTO, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -37,3 +38,24 @@ def test_the_result_email_is_sent_through_the_configuration_set(pipeline: Pipeli
     request_id = pipeline.submit(SAMPLE_PHOTO.read_bytes(), "image/jpeg", email="through-the-set@example.com")
     assert pipeline.status(request_id)["status"] == "COMPLETED"
     assert len(pipeline.mail_to("through-the-set@example.com")) == 1
+
+
+def test_concurrent_requests_never_take_more_than_the_budget(pipeline: Pipeline) -> None:
+    # Given a budget of 5 and 60 requests from distinct addresses and IPs, 20 at a time
+    table = pipeline.app.tables["RequestsTable"].name
+    quota = DailyQuota(pipeline.stack.client("dynamodb"), table, limit=1000, key=b"race-key", per_ip=1000, budget=5)
+
+    def one(n: int) -> bool:
+        try:
+            quota.consume(f"racer{n}@example.com", f"198.51.100.{n}")
+        except DailyBudgetExhausted:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        admitted = sum(pool.map(one, range(60)))
+    # Then exactly 5 got in, and the 55 refused gave back the IP and address counts they took
+    assert admitted == 5
+    items = pipeline.stack.client("dynamodb").scan(TableName=table)["Items"]
+    counts = [int(i["request_count"]["N"]) for i in items if i["id"]["S"].startswith(QUOTA_PREFIX)]
+    assert sorted(counts) == [0] * 110 + [1] * 10 + [5]
