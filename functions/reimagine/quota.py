@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from reimagine.models import utcnow
+from reimagine.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -226,5 +227,6 @@ class DailyQuota:
                 ConditionExpression="request_count > :zero",
                 ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
             )
-        except ClientError:
-            return
+        except ClientError as exc:
+            # The counter's id is a keyed hash: safe to name; the address or IP never is.
+            logger.warning("could not give back a daily count", extra={"counter": counter, "error": str(exc)})

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from reimagine.config import Settings, settings
 from reimagine.handlers import api
@@ -225,3 +226,31 @@ def test_the_api_hashes_under_the_generated_secret(aws, monkeypatch) -> None:
     today = datetime.now(UTC).date()
     assert _count(counter_id(email_digest("jane.doe@example.com", b"4p1-k3y"), today)) == 1
     assert _count(counter_id(email_digest("jane.doe@example.com", settings().quota_salt.encode()), today)) == 0
+
+
+class _GiveBackFails:
+    """A DynamoDB client whose give-backs (ADD -1) are throttled: everything else is the real moto client."""
+
+    def __init__(self, real) -> None:
+        self._real = real
+
+    def update_item(self, **kwargs):
+        if ":minus_one" in kwargs.get("ExpressionAttributeValues", {}):
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+        return self._real.update_item(**kwargs)
+
+
+def test_a_lost_give_back_still_refuses_cleanly_and_errs_strict(aws) -> None:
+    # Given an address over its quota, and give-backs that fail
+    real = boto3.client("dynamodb")
+    quota = DailyQuota(
+        _GiveBackFails(real), settings().table_name, limit=1, key=KEY, per_ip=10, budget=100, clock=lambda: T0
+    )
+    quota.consume("jane.doe@example.com", "203.0.113.7")
+    # When it asks again from another IP
+    with pytest.raises(QuotaExceeded) as refused:
+        quota.consume("jane.doe@example.com", "198.51.100.9")
+    # Then the client still gets the address's refusal (not an error), and that IP's count stays one
+    # high: stricter than it should be, never looser
+    assert refused.value.code == "QUOTA_EXCEEDED"
+    assert _count(ip_counter_id(ip_digest("198.51.100.9", KEY), T0.date())) == 1
