@@ -117,6 +117,8 @@ def view_request(record: RequestRecord, *, s3: S3Client, settings: Settings) -> 
         email=mask_email(record.email),
         caption=record.caption,
         caption_provider=record.caption_provider,
+        caption_model=record.caption_model,
+        image_model=record.image_model,
         result=result,
         error=record.error,
         created_at=record.created_at,

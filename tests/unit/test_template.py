@@ -98,6 +98,8 @@ ALLOWED_ACTIONS = {
         "dynamodb:UpdateItem",
         "ssm:GetParameter",
         "bedrock:InvokeModel",
+        "aws-marketplace:Subscribe",
+        "aws-marketplace:ViewSubscriptions",
         "sqs:SendMessage",
     },
     "GenerateFunction": {
@@ -110,6 +112,8 @@ ALLOWED_ACTIONS = {
         "dynamodb:ListStreams",
         "ssm:GetParameter",
         "bedrock:InvokeModel",
+        "aws-marketplace:Subscribe",
+        "aws-marketplace:ViewSubscriptions",
         "sqs:SendMessage",
     },
     "NotifyFunction": {
@@ -152,10 +156,12 @@ REQUIRED_ENV = {
         "CAPTION_JPEG_QUALITY",
         "MAX_ATTEMPTS",
         "HF_TOKEN_PARAMETER",
-        "HF_BASE_URL",
-        "HF_CAPTION_MODEL",
-        "HF_CAPTION_ROUTE",
-        "BEDROCK_CAPTION_MODEL",
+        "HF_ROUTER_URL",
+        "HF_CAPTION_MODELS",
+        "BEDROCK_CAPTION_MODELS",
+        "OPENAI_BASE_URL",
+        "OPENAI_CAPTION_MODELS",
+        "OPENAI_KEY_PARAMETER",
     },
     "GenerateFunction": {
         "PROVIDER",
@@ -164,9 +170,13 @@ REQUIRED_ENV = {
         "RESULT_SIZE",
         "MAX_ATTEMPTS",
         "HF_TOKEN_PARAMETER",
-        "HF_BASE_URL",
-        "HF_IMAGE_MODEL",
-        "BEDROCK_IMAGE_MODEL",
+        "HF_ROUTER_URL",
+        "HF_HUB_URL",
+        "HF_IMAGE_MODELS",
+        "BEDROCK_IMAGE_MODELS",
+        "OPENAI_BASE_URL",
+        "OPENAI_IMAGE_MODELS",
+        "OPENAI_KEY_PARAMETER",
     },
     "NotifyFunction": {
         "RESULTS_BUCKET",
@@ -426,7 +436,23 @@ def test_no_allow_statement_uses_a_wildcard_action(template: dict[str, Any]) -> 
     assert allows
     for statement in allows:
         assert all("*" not in action for action in as_list(statement["Action"])), statement
+        if all(action in MARKETPLACE_ACTIONS for action in as_list(statement["Action"])):
+            continue  # Marketplace has no resource types: see the next test
         assert all(r != "*" for r in as_list(statement["Resource"])), statement
+
+
+# AWS Marketplace defines no resource types for these, so a grant can only be on "*"; Subscribe is
+# held to the configured products, and ViewSubscriptions only reads.
+MARKETPLACE_ACTIONS = {"aws-marketplace:Subscribe", "aws-marketplace:ViewSubscriptions"}
+
+
+@pytest.mark.parametrize("function", ["CaptionFunction", "GenerateFunction"])
+def test_marketplace_subscription_is_held_to_the_configured_products(template: dict[str, Any], function: str) -> None:
+    (subscribe,) = [s for s in statements(template, function) if "aws-marketplace:Subscribe" in as_list(s["Action"])]
+    assert (as_list(subscribe["Action"]), subscribe["Condition"]) == (
+        ["aws-marketplace:Subscribe"],
+        {"ForAnyValue:StringEquals": {"aws-marketplace:ProductId": {"Ref": "BedrockMarketplaceProductIds"}}},
+    )
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -462,17 +488,74 @@ def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(template: 
     assert granted == OBJECT_GRANTS[function]
 
 
-def test_provider_grants_name_the_configured_models_and_token_parameter(template: dict[str, Any]) -> None:
-    def resource_of(function: str, action: str) -> str:
-        (statement,) = [s for s in statements(template, function) if action in as_list(s["Action"])]
+def _chain_items(resource: Any, parameter: str) -> list[tuple[str, int]]:
+    """(ARN template, item index) of a `!Sub [template, {Model: !Select [i, !Split [",", chain x3]]}]`."""
+    template_text, variables = resource["Fn::Sub"]
+    index, (delimiter, tripled) = variables["Model"]["Fn::Select"][0], variables["Model"]["Fn::Select"][1]["Fn::Split"]
+    assert (delimiter, tripled) == (",", {"Fn::Sub": f"${{{parameter}}},${{{parameter}}},${{{parameter}}}"})
+    return [(template_text, index)]
+
+
+MODEL_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${Model}"
+PROFILE_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/${Model}"
+
+
+@pytest.mark.parametrize(
+    ("function", "sid", "parameter"),
+    [
+        ("CaptionFunction", "CaptionModel", "BedrockCaptionModels"),
+        ("GenerateFunction", "ImageModel", "BedrockImageModels"),
+    ],
+)
+def test_bedrock_grants_cover_each_model_of_the_chain_as_id_and_as_profile(
+    template: dict[str, Any], function: str, sid: str, parameter: str
+) -> None:
+    by_sid = {s["Sid"]: s for s in statements(template, function)}
+    direct, via = by_sid[sid], by_sid[f"{sid}ViaProfile"]
+    items = [item for resource in direct["Resource"] for item in _chain_items(resource, parameter)]
+    profiles = [
+        item
+        for resource in via["Condition"]["StringEquals"]["bedrock:InferenceProfileArn"]
+        for item in _chain_items(resource, parameter)
+    ]
+    # Every one of the (at most three) models, as a model id here and as a profile of this account
+    assert sorted(items) == sorted([(MODEL_ARN, i) for i in range(3)] + [(PROFILE_ARN, i) for i in range(3)])
+    # The models a profile routes to, in any region, but only through the chain's profiles
+    assert (via["Resource"], sorted(profiles)) == (
+        {"Fn::Sub": "arn:${AWS::Partition}:bedrock:*::foundation-model/*"},
+        [(PROFILE_ARN, i) for i in range(3)],
+    )
+
+
+def test_a_chain_is_at_most_three_models(template: dict[str, Any]) -> None:
+    for name in ("BedrockCaptionModels", "BedrockImageModels", "HfCaptionModels", "HfImageModels"):
+        pattern = template["Parameters"][name]["AllowedPattern"]
+        assert (bool(re.fullmatch(pattern, "a.b,c-d,e_f")), bool(re.fullmatch(pattern, "a,b,c,d"))) == (
+            True,
+            False,
+        )
+
+
+def test_provider_secrets_are_the_named_parameters(template: dict[str, Any]) -> None:
+    def resource_of(function: str, sid: str) -> str:
+        (statement,) = [s for s in statements(template, function) if s.get("Sid") == sid]
         return statement["Resource"]["Fn::Sub"]
 
-    assert resource_of("CaptionFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockCaptionModel}")
-    assert resource_of("GenerateFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockImageModel}")
     for function in ("CaptionFunction", "GenerateFunction"):
-        assert resource_of(function, "ssm:GetParameter").endswith(":parameter${HfTokenParameter}")
+        assert resource_of(function, "ProviderToken").endswith(":parameter${HfTokenParameter}")
+        assert resource_of(function, "ProviderKey").endswith(":parameter${OpenAiKeyParameter}")
     (ses,) = [s for s in statements(template, "NotifyFunction") if s.get("Sid") == "SendFromSender"]
     assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+
+
+def test_chain_exhaustion_raises_an_alarm(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["ChainExhaustedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"], alarm["Threshold"]) == (
+        "Reimagine",
+        "ChainExhausted",
+        [{"Name": "service", "Value": "reimagine"}],
+        0,
+    )
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -497,15 +580,23 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
     parameters = template["Parameters"]
     assert all(p.get("Description") for p in parameters.values())
     defaults = Settings()
-    assert parameters["Provider"]["AllowedValues"] == ["offline", "huggingface", "bedrock"]
+    assert parameters["Provider"]["AllowedValues"] == ["offline", "huggingface", "bedrock", "openai"]
     assert parameters["Provider"]["Default"] == defaults.provider
     assert parameters["MaxUploadBytes"]["Default"] == defaults.max_upload_bytes
     assert parameters["HfTokenParameter"]["Default"] == defaults.hf_token_parameter
-    assert parameters["HfCaptionModel"]["Default"] == defaults.hf_caption_model
-    assert parameters["HfCaptionRoute"]["Default"] == defaults.hf_caption_route
-    assert parameters["HfImageModel"]["Default"] == defaults.hf_image_model
-    assert parameters["BedrockCaptionModel"]["Default"] == defaults.bedrock_caption_model
-    assert parameters["BedrockImageModel"]["Default"] == defaults.bedrock_image_model
+    for parameter, setting in {
+        "HfRouterUrl": "hf_router_url",
+        "HfHubUrl": "hf_hub_url",
+        "HfCaptionModels": "hf_caption_models",
+        "HfImageModels": "hf_image_models",
+        "BedrockCaptionModels": "bedrock_caption_models",
+        "BedrockImageModels": "bedrock_image_models",
+        "OpenAiBaseUrl": "openai_base_url",
+        "OpenAiCaptionModels": "openai_caption_models",
+        "OpenAiImageModels": "openai_image_models",
+        "OpenAiKeyParameter": "openai_key_parameter",
+    }.items():
+        assert parameters[parameter]["Default"] == getattr(defaults, setting), parameter
     assert parameters["GenerationStyle"]["Default"] == defaults.generation_style
     assert parameters["AllowedOrigins"]["Type"] == "CommaDelimitedList"
     assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
