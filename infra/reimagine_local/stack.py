@@ -149,7 +149,13 @@ class EmbeddedStack:
             parameters=self.parameters,
             env_overrides=self.env_overrides,
         )
-        clients = Clients(self.client("s3"), self.client("dynamodb"), self.client("sqs"), self.client("ses"))
+        clients = Clients(
+            self.client("s3"),
+            self.client("dynamodb"),
+            self.client("sqs"),
+            self.client("ses"),
+            self.client("secretsmanager"),
+        )
         self.created = create_all(self.app, clients)
         # The functions' configuration, as one process can hold it (see invoke.py).
         function_env = union_environment(self.app.functions.values())
