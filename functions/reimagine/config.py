@@ -31,8 +31,9 @@ class Settings(BaseModel):
     # Generation
     generation_style: str = "a vivid, detailed illustration"
     result_size: int = Field(default=768, ge=64, le=2048)
-    # Mail
+    # Mail: every send names the configuration set whose event destination records bounces and complaints.
     sender_email: str = "reimagine@example.com"
+    mail_configuration_set: str = ""
     # Providers. Every *_models setting is a fallback chain: comma-separated, tried in order.
     # Hugging Face Inference Providers (router) and the Hub (which provider serves which model)
     hf_token_parameter: str = "/reimagine/huggingface/token"  # noqa: S105 - a parameter name, not a secret
@@ -54,11 +55,16 @@ class Settings(BaseModel):
     stuck_after_seconds: int = Field(default=900, ge=60)
     max_redrives: int = Field(default=2, ge=0, le=10)
     sweep_max_items: int = Field(default=200, ge=1, le=5000)
-    # Abuse limits: new requests per email per UTC day, counted under a keyed hash of the address.
+    # Abuse limits: new requests per email, per source IP and for the whole stack per UTC day,
+    # counted under a keyed hash of the address or IP.
     daily_quota_per_email: int = Field(default=20, ge=1)
-    # Per-deployment salt of that hash (the stack id on AWS); a secret key from SSM wins when named.
+    daily_quota_per_ip: int = Field(default=200, ge=1)
+    daily_request_budget: int = Field(default=1000, ge=1)
+    # The key of that hash: an SSM SecureString when named, else the stack's generated secret (name or
+    # ARN); the fixed salt is for tests and bare local runs only.
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
+    quota_key_secret: str = ""
 
     @staticmethod
     def chain(value: str) -> list[str]:

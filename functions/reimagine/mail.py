@@ -118,9 +118,15 @@ def _failed(record: RequestRecord) -> Message:
     return Message(subject="We could not reimagine your picture", text=text, html=body)
 
 
-def send(ses: SESClient, *, sender: str, to: str, message: Message) -> str:
-    """Send through SES; returns SES's MessageId."""
+def send(ses: SESClient, *, sender: str, to: str, message: Message, configuration_set: str = "") -> str:
+    """Send through SES; returns SES's MessageId.
+
+    With a configuration set (always, on a deployed stack), SES publishes this message's bounces and
+    complaints to its event destination, which suppresses the address.
+    """
+    extra = {"ConfigurationSetName": configuration_set} if configuration_set else {}
     response = ses.send_email(
+        **extra,  # type: ignore[arg-type]
         Source=sender,
         Destination={"ToAddresses": [to]},
         Message={

@@ -154,7 +154,13 @@ class EmbeddedStack:
             env_overrides=self.env_overrides,
             env_vars=self.env_vars,
         )
-        clients = Clients(self.client("s3"), self.client("dynamodb"), self.client("sqs"), self.client("ses"))
+        clients = Clients(
+            self.client("s3"),
+            self.client("dynamodb"),
+            self.client("sqs"),
+            self.client("ses"),
+            self.client("secretsmanager"),
+        )
         self.created = create_all(self.app, clients)
         if endpoint_url != REAL_AWS:  # an emulator only: never overwrite an account's own parameters
             for name in store_provider_secrets(self.app.parameters, self.client("ssm"), os.environ):

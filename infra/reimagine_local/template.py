@@ -162,6 +162,25 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A Secrets Manager secret; `generate` is its GenerateSecretString (the value is made on creation)."""
+
+    logical_id: str
+    name: str
+    generate: dict[str, Any] = field(default_factory=dict)
+    secret_string: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigurationSet:
+    """An SES configuration set: every send names it (its event destinations are not emulated locally)."""
+
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Cors:
     """An HttpApi's CorsConfiguration: API Gateway answers preflights and adds the headers itself."""
 
@@ -184,6 +203,8 @@ class Application:
     queues: dict[str, Queue]
     template_dir: Path
     cors: Cors | None = None
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    configuration_sets: dict[str, ConfigurationSet] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)  # every template parameter, resolved
 
     def queue_for_arn(self, arn: str) -> Queue:
@@ -203,6 +224,8 @@ _TABLE = "AWS::DynamoDB::Table"
 _QUEUE = "AWS::SQS::Queue"
 _FUNCTION = "AWS::Serverless::Function"
 _HTTP_API = "AWS::Serverless::HttpApi"
+_SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
+_CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -251,6 +274,8 @@ class Resolver:
             _TABLE: "TableName",
             _QUEUE: "QueueName",
             _FUNCTION: "FunctionName",
+            _SECRET: "Name",
+            _CONFIGURATION_SET: "Name",
         }.get(self.resource_type(logical_id))
         if declared_key and props.get(declared_key) is not None:
             return str(self.resolve(props[declared_key]))
@@ -291,6 +316,8 @@ class Resolver:
             return f"https://sqs.{c.region}.{c.url_suffix}/{c.account_id}/{self.physical_name(name)}"
         if kind == _HTTP_API:
             return LOCAL_API_ID
+        # A secret's Ref is its ARN on AWS, which ends in a suffix chosen at creation; its name is
+        # accepted wherever the ARN is (GetSecretValue, Powertools get_secret), so it stands in here.
         return self.physical_name(name)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -421,6 +448,8 @@ def read_application(
     resolver = Resolver(template, context)
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     buckets, tables, queues, functions = {}, {}, {}, {}
+    secrets: dict[str, Secret] = {}
+    configuration_sets: dict[str, ConfigurationSet] = {}
     for logical_id, resource in resolver.resources.items():
         if resource.get("Condition") and not resolver.condition(resource["Condition"]):
             continue
@@ -431,6 +460,10 @@ def read_application(
             tables[logical_id] = _table(resolver, logical_id)
         elif kind == _QUEUE:
             queues[logical_id] = _queue(resolver, logical_id)
+        elif kind == _SECRET:
+            secrets[logical_id] = _secret(resolver, logical_id)
+        elif kind == _CONFIGURATION_SET:
+            configuration_sets[logical_id] = ConfigurationSet(logical_id, resolver.physical_name(logical_id))
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") == _FUNCTION:
             functions[logical_id] = _function(
@@ -444,6 +477,8 @@ def read_application(
         queues,
         Path(path).resolve().parent,
         _cors(resolver),
+        secrets,
+        configuration_sets,
         parameters=dict(resolver.parameters),
     )
 
@@ -512,6 +547,20 @@ def _table(resolver: Resolver, logical_id: str) -> Table:
         ttl_attribute=ttl.get("AttributeName") if str(ttl.get("Enabled")).lower() == "true" else None,
         stream_view_type=stream.get("StreamViewType"),
         global_secondary_indexes=tuple(props.get("GlobalSecondaryIndexes") or ()),
+    )
+
+
+def _secret(resolver: Resolver, logical_id: str) -> Secret:
+    props = resolver.resolve(_props(resolver, logical_id))
+    generate = dict(props.get("GenerateSecretString") or {})
+    if generate and "SecretString" in props:
+        raise TemplateError(f"{logical_id}: SecretString and GenerateSecretString are exclusive")
+    return Secret(
+        logical_id,
+        resolver.physical_name(logical_id),
+        generate=generate,
+        secret_string=props.get("SecretString"),
+        description=str(props.get("Description", "")),
     )
 
 

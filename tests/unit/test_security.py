@@ -124,7 +124,8 @@ ALLOWED_BEYOND_THE_STACK: dict[str, tuple[str, Callable[[Template, Statement], b
         _one_ssm_parameter,
     ),
     "QuotaKey": (
-        "the optional quota hashing key is an SSM parameter the operator creates; the grant names only it",
+        "the quota hashing key is an SSM parameter the operator creates when named (the grant names only "
+        "it); otherwise it is this stack's generated secret, which needs no exception",
         _one_ssm_parameter,
     ),
     "ProviderKey": (
@@ -165,6 +166,10 @@ _OWN_BUCKET = re.compile(
 )
 # `${SomeResource.Arn}` followed by a sub-resource path without wildcards (a table's index, say).
 _OWN_SUB = re.compile(r"\$\{(?P<resource>\w+)\.Arn\}(/[A-Za-z0-9_.-]+)*")
+# An ARN built from a resource's name, for types with no Arn attribute (an SES configuration set).
+_OWN_NAMED_ARN = re.compile(
+    r"arn:\$\{AWS::Partition\}:[a-z0-9-]+:\$\{AWS::Region\}:\$\{AWS::AccountId\}:[a-z-]+/\$\{(?P<resource>\w+)\}"
+)
 
 
 def _own_resource(template: Template, resource: Any) -> bool:
@@ -179,7 +184,7 @@ def _own_resource(template: Template, resource: Any) -> bool:
         text = resource["Fn::Sub"]
         if _OWN_BUCKET.fullmatch(text):
             return True
-        match = _OWN_SUB.fullmatch(text)
+        match = _OWN_SUB.fullmatch(text) or _OWN_NAMED_ARN.fullmatch(text)
         return match is not None and match.group("resource") in own
     return False
 
@@ -271,6 +276,11 @@ def _is_ssm_name_parameter(spec: dict[str, Any]) -> bool:
     return spec.get("AllowedPattern") in SSM_NAME_PATTERNS and (default == "" or default.startswith("/"))
 
 
+def _is_own_secret(template: Template, ref: Any) -> bool:
+    resource = template.get("Resources", {}).get(ref) if isinstance(ref, str) else None
+    return isinstance(resource, dict) and resource.get("Type") == "AWS::SecretsManager::Secret"
+
+
 def secret_findings(template: Template) -> list[str]:
     findings = []
     parameters = template.get("Parameters", {})
@@ -287,8 +297,14 @@ def secret_findings(template: Template) -> list[str]:
             if SECRET_NAME.search(variable):
                 for v in branches(value):
                     ref = v.get("Ref") if isinstance(v, dict) else None
+                    if _is_own_secret(template, ref):
+                        continue  # the ARN of a Secrets Manager secret of this stack, read at run time
                     if ref not in parameters or not _is_ssm_name_parameter(parameters[ref]):
-                        findings.append(f"{function}.{variable}: must be the NAME of an SSM parameter")
+                        findings.append(f"{function}.{variable}: must be the NAME of an SSM parameter or a secret")
+    for name, secret in resources(template, "AWS::SecretsManager::Secret").items():
+        # A secret's value is made at deploy time, never written into the template (or its history).
+        if "SecretString" in secret.get("Properties", {}) or "GenerateSecretString" not in secret.get("Properties", {}):
+            findings.append(f"{name}: the value must be generated (GenerateSecretString), not written")
     return findings
 
 
@@ -445,6 +461,12 @@ SECRET_WEAKENINGS: dict[str, Callable[[Template], None]] = {
     ),
     "a secret-named variable set to a literal": lambda t: props(t, "ApiFunction")["Environment"]["Variables"].update(
         QUOTA_KEY_PARAMETER="letmein"
+    ),
+    "a secret-named variable set to a parameter's value": lambda t: props(t, "ApiFunction")["Environment"][
+        "Variables"
+    ].update(QUOTA_KEY_SECRET={"Ref": "SenderEmail"}),
+    "a secret written into the template": lambda t: props(t, "QuotaKeySecret").update(
+        SecretString="Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
     ),
 }
 

@@ -45,7 +45,14 @@ from tests.unit.template_helpers import (
 EVENTS = ROOT / "events"
 BIN = Path(sys.executable).parent
 
-FUNCTIONS = ("ApiFunction", "CaptionFunction", "GenerateFunction", "NotifyFunction", "SweeperFunction")
+FUNCTIONS = (
+    "ApiFunction",
+    "CaptionFunction",
+    "GenerateFunction",
+    "NotifyFunction",
+    "SweeperFunction",
+    "MailEventsFunction",
+)
 REQUEST_ID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
 
 # The shared contract, restated on purpose: a change to either side must show up here.
@@ -71,6 +78,7 @@ HANDLERS = {
     "GenerateFunction": "reimagine.handlers.generate.handler",
     "NotifyFunction": "reimagine.handlers.notify.handler",
     "SweeperFunction": "reimagine.handlers.sweeper.handler",
+    "MailEventsFunction": "reimagine.handlers.mail_events.handler",
 }
 # Least privilege, stated as the exact set of allowed actions per function.
 ALLOWED_ACTIONS = {
@@ -81,6 +89,7 @@ ALLOWED_ACTIONS = {
         "s3:PutObject",
         "s3:GetObject",
         "ssm:GetParameter",
+        "secretsmanager:GetSecretValue",
     },
     "CaptionFunction": {
         "s3:GetObject",
@@ -118,8 +127,11 @@ ALLOWED_ACTIONS = {
         "ses:SendEmail",
         "ses:SendRawEmail",
         "sqs:SendMessage",
+        "ssm:GetParameter",
+        "secretsmanager:GetSecretValue",
     },
     "SweeperFunction": {"dynamodb:Query", "dynamodb:UpdateItem"},
+    "MailEventsFunction": {"dynamodb:PutItem", "ssm:GetParameter", "secretsmanager:GetSecretValue", "sqs:SendMessage"},
 }
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
@@ -131,8 +143,10 @@ REQUIRED_ENV = {
         "RESULT_URL_TTL_SECONDS",
         "RECORD_TTL_DAYS",
         "DAILY_QUOTA_PER_EMAIL",
-        "QUOTA_SALT",
+        "DAILY_QUOTA_PER_IP",
+        "DAILY_REQUEST_BUDGET",
         "QUOTA_KEY_PARAMETER",
+        "QUOTA_KEY_SECRET",
     },
     "CaptionFunction": {
         "PROVIDER",
@@ -164,8 +178,17 @@ REQUIRED_ENV = {
         "OPENAI_IMAGE_MODELS",
         "OPENAI_KEY_PARAMETER",
     },
-    "NotifyFunction": {"RESULTS_BUCKET", "RESULT_URL_TTL_SECONDS", "SENDER_EMAIL", "API_BASE_URL"},
+    "NotifyFunction": {
+        "RESULTS_BUCKET",
+        "RESULT_URL_TTL_SECONDS",
+        "SENDER_EMAIL",
+        "API_BASE_URL",
+        "MAIL_CONFIGURATION_SET",
+        "QUOTA_KEY_PARAMETER",
+        "QUOTA_KEY_SECRET",
+    },
     "SweeperFunction": {"STUCK_AFTER_SECONDS", "MAX_REDRIVES", "SWEEP_MAX_ITEMS"},
+    "MailEventsFunction": {"QUOTA_KEY_PARAMETER", "QUOTA_KEY_SECRET"},
 }
 GLOBAL_ENV = {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 
@@ -187,11 +210,16 @@ def events_of(template: dict[str, Any], function: str, kind: str) -> dict[str, d
 
 
 def matches(pattern: Any, value: Any) -> bool:
-    """Lambda event filtering, the subset this project uses: nested keys, literal lists, exists."""
+    """Lambda event filtering, the subset this project uses: nested keys, literal lists, exists.
+
+    As in EventBridge patterns, a value that is an array matches when any of its elements does.
+    """
     if isinstance(pattern, dict):
         node = value if isinstance(value, dict) else {}
         return all(matches(sub_pattern, node.get(key)) for key, sub_pattern in pattern.items())
     assert isinstance(pattern, list), pattern
+    if isinstance(value, list):
+        return any(matches(pattern, element) for element in value)
     for option in pattern:
         if isinstance(option, dict):
             assert set(option) == {"exists"}, f"matcher does not know {option}"
@@ -300,6 +328,7 @@ def test_log_groups_keep_logs_for_the_configured_days(template: dict[str, Any]) 
     groups = {
         res["Properties"]["LogGroupName"]["Fn::Sub"]: res["Properties"]
         for res in resources(template, "AWS::Logs::LogGroup").values()
+        if "LogGroupName" in res["Properties"]  # the API's access log group is named by CloudFormation
     }
     for name in FUNCTIONS:
         group = groups[f"/aws/lambda/${{{name}}}"]
@@ -438,6 +467,7 @@ OBJECT_GRANTS = {
     "GenerateFunction": {("s3:PutObject", "results")},
     "NotifyFunction": {("s3:GetObject", "results")},
     "SweeperFunction": set(),
+    "MailEventsFunction": set(),
 }
 
 
@@ -514,7 +544,7 @@ def test_provider_secrets_are_the_named_parameters(template: dict[str, Any]) -> 
     for function in ("CaptionFunction", "GenerateFunction"):
         assert resource_of(function, "ProviderToken").endswith(":parameter${HfTokenParameter}")
         assert resource_of(function, "ProviderKey").endswith(":parameter${OpenAiKeyParameter}")
-    (ses,) = [s for s in statements(template, "NotifyFunction") if "ses:SendEmail" in as_list(s["Action"])]
+    (ses,) = [s for s in statements(template, "NotifyFunction") if s.get("Sid") == "SendFromSender"]
     assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
 
 
@@ -570,21 +600,136 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
     assert parameters["GenerationStyle"]["Default"] == defaults.generation_style
     assert parameters["AllowedOrigins"]["Type"] == "CommaDelimitedList"
     assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
+    assert parameters["DailyQuotaPerIp"]["Default"] == defaults.daily_quota_per_ip
+    assert parameters["DailyRequestBudget"]["Default"] == defaults.daily_request_budget
 
 
 # ---------------------------------------------------------------- abuse limits
 
 
-def test_the_api_counts_requests_per_email_with_a_keyed_hash(template: dict[str, Any]) -> None:
+KEY_FROM_SSM = {"Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]}
+KEY_FROM_SECRET = {"Fn::If": ["GeneratesQuotaKey", {"Ref": "QuotaKeySecret"}, {"Ref": "AWS::NoValue"}]}
+# Each function that hashes an address (to count it, or to look it up in the suppression list).
+KEY_READERS = ("ApiFunction", "NotifyFunction", "MailEventsFunction")
+
+
+def test_the_api_counts_requests_per_email_ip_and_stack_with_a_keyed_hash(template: dict[str, Any]) -> None:
     env = function_env(template, "ApiFunction")
     assert env["DAILY_QUOTA_PER_EMAIL"] == {"Ref": "DailyQuotaPerEmail"}
-    # Per deployment: a stack's counters say nothing about another's.
-    assert env["QUOTA_SALT"] == {"Ref": "AWS::StackId"}
-    assert env["QUOTA_KEY_PARAMETER"] == {
-        "Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]
-    }
+    assert env["DAILY_QUOTA_PER_IP"] == {"Ref": "DailyQuotaPerIp"}
+    assert env["DAILY_REQUEST_BUDGET"] == {"Ref": "DailyRequestBudget"}
+    # The stack id is not secret, so it is no longer the salt.
+    assert "QUOTA_SALT" not in env
+    assert env["QUOTA_KEY_PARAMETER"] == KEY_FROM_SSM
     assert template["Conditions"]["HasQuotaKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}]}
     assert template["Parameters"]["QuotaKeyParameter"]["Default"] == ""
+
+
+def test_a_secret_quota_key_is_generated_at_deploy_time_unless_an_ssm_key_is_named(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["QuotaKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Condition"] == "GeneratesQuotaKey"
+    assert template["Conditions"]["GeneratesQuotaKey"] == {"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32
+    assert "SecretString" not in secret["Properties"]
+    for function in KEY_READERS:
+        env = function_env(template, function)
+        assert (env["QUOTA_KEY_PARAMETER"], env["QUOTA_KEY_SECRET"]) == (KEY_FROM_SSM, KEY_FROM_SECRET), function
+        policy = props(template, function)["Policies"][0]["Statement"]
+        (key_grant,) = [s for s in policy if "Fn::If" in s]
+        condition, ssm, generated_secret = key_grant["Fn::If"]
+        assert condition == "HasQuotaKey"
+        assert (ssm["Action"], ssm["Resource"]["Fn::Sub"][-len("${QuotaKeyParameter}") :]) == (
+            "ssm:GetParameter",
+            "${QuotaKeyParameter}",
+        )
+        assert generated_secret == {
+            "Sid": "QuotaKey",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {"Ref": "QuotaKeySecret"},
+        }
+    # Nobody else may read it.
+    readers = {
+        f for f in FUNCTIONS for s in statements(template, f) if "secretsmanager:GetSecretValue" in as_list(s["Action"])
+    }
+    assert readers == set(KEY_READERS)
+
+
+def test_mail_events_may_write_suppression_entries_and_nothing_else(template: dict[str, Any]) -> None:
+    (put,) = [s for s in statements(template, "MailEventsFunction") if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert put["Resource"] == {"Fn::GetAtt": ["RequestsTable", "Arn"]}
+    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["suppressed#*"]}}
+
+
+def test_every_email_goes_through_the_configuration_set_that_records_bounces_and_complaints(
+    template: dict[str, Any],
+) -> None:
+    assert template["Resources"]["MailConfigurationSet"]["Type"] == "AWS::SES::ConfigurationSet"
+    assert function_env(template, "NotifyFunction")["MAIL_CONFIGURATION_SET"] == {"Ref": "MailConfigurationSet"}
+    # Sending through a set is authorised against the set too, for mail from the sender only.
+    (through_set,) = [
+        s for s in statements(template, "NotifyFunction") if s.get("Sid") == "SendThroughConfigurationSet"
+    ]
+    assert through_set["Resource"]["Fn::Sub"] == (
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${MailConfigurationSet}"
+    )
+    assert set(through_set["Action"]) == {"ses:SendEmail", "ses:SendRawEmail"}
+    assert through_set["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    destination = props(template, "MailEventDestination")
+    assert destination["ConfigurationSetName"] == {"Ref": "MailConfigurationSet"}
+    assert destination["EventDestination"]["Enabled"] is True
+    assert sorted(destination["EventDestination"]["MatchingEventTypes"]) == ["bounce", "complaint"]
+    assert sub(destination["EventDestination"]["EventBridgeDestination"]["EventBusArn"]) == (
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    )
+    (rule,) = events_of(template, "MailEventsFunction", "EventBridgeRule").values()
+    assert rule["Pattern"] == {
+        "source": ["aws.ses"],
+        "detail-type": ["Email Bounced", "Email Complaint Received"],
+        "detail": {"mail": {"tags": {"ses:configuration-set": [{"Ref": "MailConfigurationSet"}]}}},
+    }
+    invoke = props(template, "MailEventsFunction")["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+
+
+@pytest.mark.parametrize("name", ["eventbridge_ses_bounce.json", "eventbridge_ses_complaint.json"])
+def test_ses_samples_reach_the_mail_events_rule(template: dict[str, Any], name: str) -> None:
+    (rule,) = events_of(template, "MailEventsFunction", "EventBridgeRule").values()
+    event = load_event(name)
+    (configuration_set,) = event["detail"]["mail"]["tags"]["ses:configuration-set"]
+    pattern = json.loads(
+        json.dumps(rule["Pattern"]).replace('{"Ref": "MailConfigurationSet"}', f'"{configuration_set}"')
+    )
+    assert matches(pattern, event)
+    other_stack = json.loads(json.dumps(event).replace(f'"{configuration_set}"', '"someone-elses-set"'))
+    assert not matches(pattern, other_stack)
+
+
+# ---------------------------------------------------------------- access logs
+
+
+def test_http_api_access_logs_go_to_a_kept_log_group_and_carry_no_address(template: dict[str, Any]) -> None:
+    settings = props(template, "HttpApi")["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert props(template, "ApiAccessLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    fields = json.loads(settings["Format"])
+    assert {"requestId", "routeKey", "status", "responseLatency"} <= set(fields)
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", settings["Format"]))
+    # The route template only: the raw path, query string, headers, body and caller identity could
+    # all carry an address (or an IP, which the logs need not keep).
+    assert variables <= {
+        "$context.requestId",
+        "$context.requestTimeEpoch",
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLength",
+        "$context.responseLatency",
+        "$context.integrationLatency",
+        "$context.integrationStatus",
+        "$context.error.message",
+    }, variables
 
 
 def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[str, Any]) -> None:
@@ -593,10 +738,11 @@ def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[
     assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}}
     (ssm,) = [s for s in statements(template, "ApiFunction") if "ssm:GetParameter" in as_list(s["Action"])]
     assert ssm["Resource"]["Fn::Sub"].endswith(":parameter${QuotaKeyParameter}")
-    # That grant exists only when a key parameter is named.
+    # That grant exists only when a key parameter is named; otherwise the generated secret's does.
     policy = props(template, "ApiFunction")["Policies"][0]["Statement"]
     (conditional,) = [s for s in policy if "Fn::If" in s]
-    assert conditional["Fn::If"][0] == "HasQuotaKey" and conditional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert conditional["Fn::If"][0] == "HasQuotaKey"
+    assert conditional["Fn::If"][2]["Resource"] == {"Ref": "QuotaKeySecret"}
 
 
 # ---------------------------------------------------------------- alarms
@@ -765,6 +911,8 @@ def test_every_trigger_has_a_sample_event_about_the_same_request() -> None:
         ("dynamodb_stream_captioned.json", DynamoDBStreamModel),
         ("dynamodb_stream_completed.json", DynamoDBStreamModel),
         ("schedule_sweeper.json", EventBridgeModel),
+        ("eventbridge_ses_bounce.json", EventBridgeModel),
+        ("eventbridge_ses_complaint.json", EventBridgeModel),
     ],
 )
 def test_samples_have_the_shape_powertools_parses(name: str, model: type[BaseModel]) -> None:
