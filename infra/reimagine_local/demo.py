@@ -15,7 +15,7 @@ import requests
 
 from reimagine_local.api_client import ApiClient, ClientError
 from reimagine_local.outbox import list_outbox
-from reimagine_local.runner import running_stack
+from reimagine_local.runner import StackConfig, running_stack
 
 Say = Callable[[str], None]
 
@@ -31,12 +31,19 @@ def _email_link(eml: Path) -> str:
 
 
 def run_demo(
-    image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0, environments: bool = False
+    image: Path,
+    *,
+    email: str,
+    out: Path,
+    say: Say,
+    timeout: float = 120.0,
+    config: StackConfig | None = None,
+    environments: bool = False,
 ) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
         say("starting the local stack (embedded AWS emulator, no network)...")
-        with running_stack(port=0, outbox=Path(outbox), environments=environments) as running:
+        with running_stack(port=0, outbox=Path(outbox), config=config, environments=environments) as running:
             client = ApiClient(running.api_url)
             say(f"  API {running.api_url}; submitting {image}")
             started = time.monotonic()

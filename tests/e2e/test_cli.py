@@ -143,6 +143,14 @@ def test_an_unreachable_api_is_one_clear_line(tmp_path: Path):
     )
 
 
+def test_local_up_refuses_an_unknown_parameter_override_in_one_line(tmp_path: Path):
+    done = run("local", "up", "--port", str(_free_port()), "--parameter-overrides", "NoSuchParameter=1", cwd=tmp_path)
+    assert (done.returncode, done.stderr.strip().splitlines()) == (
+        2,
+        ["reimagine: unknown parameters: NoSuchParameter"],
+    )
+
+
 def test_demo_in_execution_environments_runs_each_function_as_lambda_does(tmp_path: Path):
     # When the demo runs with every function in its own awslambdaric environments
     done = run("demo", "--out", "out", "--environments", cwd=tmp_path)
