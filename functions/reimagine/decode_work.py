@@ -1,0 +1,93 @@
+"""Bounds on the work one image's decode may cost, beyond its bytes and its pixels.
+
+A progressive JPEG is decoded scan by scan, and every scan passes over the whole coefficient buffer
+whatever `draft` scale is asked for. A file can repeat a scan hundreds of times for a few bytes
+each, so a small upload under every byte and pixel limit can cost minutes of CPU (libjpeg-turbo's
+"Two Issues with the JPEG Standard" describes it; its TurboJPEG API has a scan limit for it). Two
+bounds stop it: the scans are counted from the markers before any pixel is decoded, and the decode
+itself runs under a CPU-time budget, checked as each block of input is handed to the decoder.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+# libjpeg's standard progressive script writes 10 scans for colour and 6 for greyscale; scan
+# optimisers (mozjpeg, jpegrescan) stay well under that again. 64 leaves a wide margin for any real
+# encoder, and 64 scans at the 64 MP pixel limit is seconds of work, not minutes.
+MAX_JPEG_SCANS = 64
+# CPU seconds one decode may take. The slowest legitimate decode measured (a 64 MP progressive
+# photo at draft scale) takes about 1 s of CPU on the bench machine (docs/benchmarks.md).
+DECODE_CPU_SECONDS = 3.0
+# How much input the decoder gets between two budget checks: small enough that one block cannot
+# hold much work (a scan is at least 14 bytes, and the scan count is bounded before decoding), big
+# enough that a 20 MiB upload costs a few thousand checks.
+DECODE_BLOCK_BYTES = 4096
+
+# After 0xFF in entropy-coded data, 0x00 is a stuffed byte, 0xD0-0xD7 a restart marker, 0xFF fill;
+# anything else is the marker that ends the scan.
+_MARKER_AFTER_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
+
+
+class TooComplex(Exception):
+    """Decoding would cost more than the budget allows."""
+
+
+def count_jpeg_scans(data: bytes, *, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """The number of scans (SOS segments) of the first image in a JPEG, counted from its markers.
+
+    Stops counting past `stop_after`. Segment lengths are followed exactly, so markers inside
+    metadata (an EXIF thumbnail is a JPEG with its own scans) are not counted. Malformed structure
+    ends the count: the decoder reports corrupt data in its own words.
+    """
+    if data[:2] != bytes((0xFF, _SOI)):
+        return 0
+    scans, pos, size = 0, 2, len(data)
+    while pos + 1 < size and scans <= stop_after:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == _EOI:
+            break
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == _SOS:
+            scans += 1
+            found = _MARKER_AFTER_SCAN.search(data, end)
+            if found is None:
+                break
+            end = found.start()
+        pos = end
+    return scans
+
+
+class BudgetedInput(io.BytesIO):
+    """The upload as a file the decoder reads from, refusing to go on once the CPU budget is spent.
+
+    Pillow feeds its decoders from `read`, one block at a time; `arm` starts the clock (the header
+    was already read cheaply by then). The clock is this thread's CPU time, so a busy machine does
+    not make a good image fail, and a bad one cannot buy time by sleeping.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._limit: float | None = None
+
+    def arm(self, cpu_seconds: float) -> None:
+        self._limit = time.thread_time() + cpu_seconds
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if self._limit is not None and time.thread_time() > self._limit:
+            raise TooComplex
+        return super().read(size)
