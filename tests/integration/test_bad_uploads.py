@@ -51,6 +51,10 @@ CORPUS = [
     Upload("exif-rotated-jpeg", images.exif_rotated_jpeg, "image/jpeg", "COMPLETED"),
     Upload("cmyk-jpeg", images.cmyk_jpeg, "image/jpeg", "COMPLETED"),
     Upload("16-bit-png", images.png_16bit, "image/png", "COMPLETED"),
+    *(
+        Upload(name, *images.ODD_SHAPES[name], "COMPLETED")  # type: ignore[arg-type]
+        for name in ("1x1-png", "1x1-gif", "4000x40-jpeg", "640x3-png")
+    ),
     Upload("jpeg-scan-bomb", images.scan_bomb_jpeg, "image/jpeg", "FAILED", "IMAGE_TOO_COMPLEX"),
 ]
 
