@@ -16,7 +16,8 @@ from reimagine.models import ContentType
 class CreateRequestBody(BaseModel):
     """Body of `POST /requests`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Strict: `"size": true` or `"100"` is a client's mistake to report, not to guess at.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     email: Annotated[EmailStr, Field(max_length=254, description="Where the result is sent.")]
     content_type: ContentType = Field(description="MIME type of the image that will be uploaded.")

@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients, intake
+from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.config import settings
 from reimagine.models import (
     CreateRequestResponse,
@@ -107,7 +108,9 @@ def _no_route(exc: NotFoundError) -> Response:
     responses={
         201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
         400: _error_doc("The body is not UTF-8 JSON"),
-        413: _error_doc("The declared size is over the upload limit (details.max_bytes)"),
+        413: _error_doc(
+            f"The declared size is over the upload limit (details.max_bytes), or the body over {MAX_BODY_BYTES} bytes"
+        ),
         415: _error_doc("The body is not application/json"),
         422: _error_doc("The body is not valid"),
         429: _error_doc("This email address has made its requests for today; see Retry-After"),
@@ -215,27 +218,46 @@ def page():
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return _unparseable_body(event) or app.resolve(event, context)
+    return _unparseable_body(event) or app.resolve(_json_type_in_lower_case(event), context)
+
+
+def _media_type(event: dict) -> str:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _unparseable_body(event: dict) -> dict | None:
-    """Bodies the validator would choke on (not JSON, not UTF-8) are the client's error: 415 or 400, not 500."""
+    """Bodies the validator would choke on (not JSON, not UTF-8, too big, nested too deep, numbers too
+    long) are the client's error: 415, 400, 413 or 422 in the error shape, never a 500."""
     if not event.get("body"):
         return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _media_type(event)
     if content_type and content_type != "application/json":
         return _raw_error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
     if event.get("isBase64Encoded"):
         try:
-            base64.b64decode(event["body"]).decode("utf-8")
-        except ValueError:  # binascii.Error and UnicodeDecodeError are both ValueErrors
+            body = base64.b64decode(event["body"])
+        except ValueError:  # binascii.Error
             return _raw_error(400, "INVALID_BODY", "the body is not UTF-8 JSON")
-    return None
+    else:
+        body = str(event["body"]).encode("utf-8")
+    problem = check_json_body(body)
+    return _raw_error(problem.status, problem.code, problem.message, problem.details) if problem else None
 
 
-def _raw_error(status: int, code: str, message: str) -> dict:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+def _json_type_in_lower_case(event: dict) -> dict:
+    """Media types are case-insensitive (RFC 9110); the validator matches `application/json` exactly."""
+    if _media_type(event) != "application/json":
+        return event
+    headers = {
+        k: ("application/json" + v.strip()[len("application/json") :] if k.lower() == "content-type" else v)
+        for k, v in event["headers"].items()
+    }
+    return {**event, "headers": headers}
+
+
+def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
     return {
         "statusCode": status,
         "headers": {"Content-Type": _JSON, **_NO_STORE},
