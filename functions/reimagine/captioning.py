@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reimagine import imaging, storage
+from reimagine.captions import clean_caption
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.observability import logger
@@ -64,7 +65,7 @@ def caption_upload(
             },
         )
         model = captioner()
-        caption = model.caption(prepared, deadline)
+        caption = clean_caption(model.caption(prepared, deadline))
         return {"caption": caption, "caption_provider": model.name}
 
     return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
