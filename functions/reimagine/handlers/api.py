@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, intake
+from reimagine import clients, intake, storage
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.config import settings
 from reimagine.models import (
@@ -30,6 +30,7 @@ from reimagine.models import (
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
+from reimagine.web.policy import content_security_policy
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -197,18 +198,31 @@ def _page_html(max_upload_bytes: int) -> str:
     return re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
 
 
+def _page_policy(max_upload_bytes: int, uploads_bucket: str, results_bucket: str) -> str:
+    return _policy_for(max_upload_bytes, uploads_bucket, results_bucket, clients.s3().meta.endpoint_url)
+
+
+@functools.cache
+def _policy_for(max_upload_bytes: int, uploads_bucket: str, results_bucket: str, s3_endpoint: str) -> str:
+    """Computed once per container (and S3 endpoint): the buckets' origins are those of URLs signed here."""
+    s3 = clients.s3()
+    return content_security_policy(
+        _page_html(max_upload_bytes),
+        upload_origin=storage.upload_origin(s3, bucket=uploads_bucket),
+        result_origin=storage.result_origin(s3, bucket=results_bucket),
+    )
+
+
 @app.get("/", summary="The web page", include_in_schema=False)
 def page():
-    html = _page_html(settings().max_upload_bytes)
+    cfg = settings()
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
-        body=html,
+        body=_page_html(cfg.max_upload_bytes),
         headers={
-            # The page talks to this API and posts straight to S3; nothing else is loaded.
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data: https: http:; "
-            "connect-src 'self' https: http:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
+            # The page talks to this API and posts straight to S3; nothing else is loaded or run.
+            "Content-Security-Policy": _page_policy(cfg.max_upload_bytes, cfg.uploads_bucket, cfg.results_bucket),
             "X-Content-Type-Options": "nosniff",
         },
     )
