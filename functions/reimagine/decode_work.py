@@ -29,6 +29,8 @@ DECODE_BLOCK_BYTES = 4096
 # After 0xFF in entropy-coded data, 0x00 is a stuffed byte, 0xD0-0xD7 a restart marker, 0xFF fill;
 # anything else is the marker that ends the scan.
 _MARKER_AFTER_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+# Where libjpeg resumes after bytes that are not a marker: it skips them (with a warning, not an error).
+_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xff])")
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
 
@@ -41,15 +43,19 @@ def count_jpeg_scans(data: bytes, *, stop_after: int = MAX_JPEG_SCANS) -> int:
     """The number of scans (SOS segments) of the first image in a JPEG, counted from its markers.
 
     Stops counting past `stop_after`. Segment lengths are followed exactly, so markers inside
-    metadata (an EXIF thumbnail is a JPEG with its own scans) are not counted. Malformed structure
-    ends the count: the decoder reports corrupt data in its own words.
+    metadata (an EXIF thumbnail is a JPEG with its own scans) are not counted; stray bytes between
+    segments are skipped, as libjpeg skips them, so they cannot hide the scans after them.
     """
     if data[:2] != bytes((0xFF, _SOI)):
         return 0
     scans, pos, size = 0, 2, len(data)
     while pos + 1 < size and scans <= stop_after:
         if data[pos] != 0xFF:
-            break
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1

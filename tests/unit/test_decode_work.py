@@ -35,6 +35,15 @@ def test_scans_inside_metadata_are_not_counted() -> None:
     assert count_jpeg_scans(data) == 1
 
 
+def test_stray_bytes_between_scans_do_not_hide_the_scans_after_them() -> None:
+    # Given the bomb with garbage after its first scan (libjpeg skips it with a warning and decodes on)
+    data = images.scan_bomb_jpeg(repeats=100)
+    end_of_first_scan = images.jpeg_scans(data)[0][1]
+    data = data[:end_of_first_scan] + b"\x00garbage" + data[end_of_first_scan:]
+    # Then every scan is still counted
+    assert count_jpeg_scans(data, stop_after=1000) == 110
+
+
 def test_counting_stops_past_the_limit() -> None:
     data = images.scan_bomb_jpeg(repeats=1000)
     assert count_jpeg_scans(data, stop_after=20) == 21
