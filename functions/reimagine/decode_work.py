@@ -4,8 +4,9 @@ A progressive JPEG is decoded scan by scan, and every scan passes over the whole
 whatever `draft` scale is asked for. A file can repeat a scan hundreds of times for a few bytes
 each, so a small upload under every byte and pixel limit can cost minutes of CPU (libjpeg-turbo's
 "Two Issues with the JPEG Standard" describes it; its TurboJPEG API has a scan limit for it). Two
-bounds stop it: the scans are counted from the markers before any pixel is decoded, and the decode
-itself runs under a CPU-time budget, checked as each block of input is handed to the decoder.
+bounds stop it: the scans are counted from the markers before any pixel is decoded (a number, and
+a number for the picture's size: the work is scans x pixels), and the decode itself runs under a
+CPU-time budget, checked as each block of input is handed to the decoder.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import io
 import re
 import time
 
-# libjpeg's standard progressive script writes 10 scans for colour and 6 for greyscale; scan
-# optimisers (mozjpeg, jpegrescan) stay well under that again. 64 leaves a wide margin for any real
-# encoder, and 64 scans at the 64 MP pixel limit is seconds of work, not minutes.
+# libjpeg's standard progressive script writes 10 scans for colour and 6 for greyscale, and scan
+# optimisers (mozjpeg, jpegrescan) about as many: 64 leaves a wide margin for any real encoder.
 MAX_JPEG_SCANS = 64
+# Each scan is a pass over every coefficient, so the work is scans x pixels. This many pixel-scans
+# is 16 passes at the 64 MP pixel limit, about 1 s of CPU on the bench machine on top of the decode
+# itself; a smaller picture may have more scans, up to MAX_JPEG_SCANS.
+MAX_SCAN_PIXELS = 16 * 64_000_000
+# Never fewer than libjpeg's own script and a margin, whatever pixel limit a stack is given.
+MIN_JPEG_SCANS = 12
 # CPU seconds one decode may take. The slowest legitimate decode measured (a 64 MP progressive
 # photo at draft scale) takes about 1 s of CPU on the bench machine (docs/benchmarks.md).
 DECODE_CPU_SECONDS = 3.0
 # How much input the decoder gets between two budget checks: small enough that one block cannot
-# hold much work (a scan is at least 14 bytes, and the scan count is bounded before decoding), big
-# enough that a 20 MiB upload costs a few thousand checks.
-DECODE_BLOCK_BYTES = 4096
+# hold much work (for a JPEG, the scans in it are bounded by the count made before decoding), big
+# enough that the checks cost a 20 MiB upload nothing measurable (about 1300 of them; at 4 KiB the
+# per-block overhead was a few percent of a large PNG's preparation).
+DECODE_BLOCK_BYTES = 16384
 
 # After 0xFF in entropy-coded data, 0x00 is a stuffed byte, 0xD0-0xD7 a restart marker, 0xFF fill;
 # anything else is the marker that ends the scan.
@@ -37,6 +44,11 @@ _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
 
 class TooComplex(Exception):
     """Decoding would cost more than the budget allows."""
+
+
+def scan_limit(width: int, height: int) -> int:
+    """The most scans a JPEG of this size may have."""
+    return max(MIN_JPEG_SCANS, min(MAX_JPEG_SCANS, MAX_SCAN_PIXELS // max(1, width * height)))
 
 
 def count_jpeg_scans(data: bytes, *, stop_after: int = MAX_JPEG_SCANS) -> int:

@@ -18,10 +18,10 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from reimagine.decode_work import (
     DECODE_BLOCK_BYTES,
     DECODE_CPU_SECONDS,
-    MAX_JPEG_SCANS,
     BudgetedInput,
     TooComplex,
     count_jpeg_scans,
+    scan_limit,
 )
 from reimagine.errors import InvalidImage
 from reimagine.providers.base import ModelInput
@@ -60,7 +60,7 @@ def prepare_for_model(
         _check_pixels(source_width, source_height, max_pixels)
         target = _fit(img.size, max_side)
         if img.format in ("JPEG", "MPO"):
-            _check_scans(data)
+            _check_scans(data, source_width, source_height)
             # Decode at 1/2, 1/4 or 1/8 scale, never below the target size.
             img.draft("RGB", target)
         try:
@@ -184,13 +184,13 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _check_scans(data: bytes) -> None:
+def _check_scans(data: bytes, width: int, height: int) -> None:
     """Refuse, before decoding, a JPEG with more scans than any encoder writes (each costs a full pass)."""
-    scans = count_jpeg_scans(data, stop_after=MAX_JPEG_SCANS)
-    if scans > MAX_JPEG_SCANS:
+    limit = scan_limit(width, height)
+    if count_jpeg_scans(data, stop_after=limit) > limit:
         raise InvalidImage(
-            f"the JPEG has more than {MAX_JPEG_SCANS} scans (cameras and editors write about 10); "
-            "save it again as an ordinary JPEG",
+            f"the JPEG has more than {limit} scans for its {width}x{height} pixels (cameras and editors "
+            "write about 10); save it again as an ordinary JPEG",
             code="IMAGE_TOO_COMPLEX",
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import ImageFile
 
-from reimagine.decode_work import MAX_JPEG_SCANS, count_jpeg_scans
+from reimagine.decode_work import MAX_JPEG_SCANS, count_jpeg_scans, scan_limit
 from reimagine.errors import InvalidImage
 from reimagine.imaging import prepare_for_model
 from tests.fixtures import images
@@ -74,6 +74,25 @@ def test_the_scan_bomb_is_refused_before_any_pixel_is_decoded(monkeypatch: pytes
         prepare_for_model(images.scan_bomb_jpeg(repeats=300), max_pixels=BIG)
     # Then the decoder never ran
     assert loads == []
+
+
+@pytest.mark.parametrize(
+    ("size", "limit"), [((256, 256), MAX_JPEG_SCANS), ((4000, 4000), 64), ((8000, 8000), 16), ((20_000, 20_000), 12)]
+)
+def test_the_scan_limit_shrinks_as_the_picture_grows(size: tuple[int, int], limit: int) -> None:
+    # Each scan is a pass over every coefficient: 16 passes at the 64 MP pixel limit, never under 12
+    assert scan_limit(*size) == limit
+
+
+def test_a_large_jpeg_over_the_scan_limit_for_its_size_is_refused_before_decoding() -> None:
+    # Given a 5000x5000 progressive JPEG with 50 scans: under the absolute limit, over the 40 its size allows
+    data = images.scan_bomb_jpeg((5000, 5000), repeats=40)
+    with pytest.raises(InvalidImage) as caught:
+        prepare_for_model(data, max_pixels=BIG)
+    assert (caught.value.code, "more than 40 scans for its 5000x5000 pixels" in caught.value.message) == (
+        "IMAGE_TOO_COMPLEX",
+        True,
+    )
 
 
 def test_a_jpeg_at_the_scan_limit_is_accepted() -> None:
