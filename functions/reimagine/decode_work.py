@@ -24,8 +24,8 @@ MAX_JPEG_SCANS = 64
 MAX_SCAN_PIXELS = 16 * 64_000_000
 # Never fewer than libjpeg's own script and a margin, whatever pixel limit a stack is given.
 MIN_JPEG_SCANS = 12
-# CPU seconds one decode may take. The slowest legitimate decode measured (a 64 MP progressive
-# photo at draft scale) takes about 1 s of CPU on the bench machine (docs/benchmarks.md).
+# CPU seconds one decode may take: three times the slowest legitimate decode measured on the bench
+# machine (a 64 MP progressive photo at draft scale, about 1 s of CPU).
 DECODE_CPU_SECONDS = 3.0
 # How much input the decoder gets between two budget checks: small enough that one block cannot
 # hold much work (for a JPEG, the scans in it are bounded by the count made before decoding), big
