@@ -41,6 +41,7 @@ def test_a_long_caption_is_capped() -> None:
 
 class InvisibleCaptioner:
     name = "fake"
+    model = "fake-vision-1"
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
         return INVISIBLE

@@ -10,6 +10,7 @@ from reimagine.config import settings
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
 from reimagine.observability import logger, metrics, tracer
+from reimagine.suppression import SuppressionList
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,6 +22,11 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
         context,
         step_name="notify",
         step=lambda request_id: notify_user(
-            request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=settings()
+            request_id,
+            store=clients.store(),
+            s3=clients.s3(),
+            ses=clients.ses(),
+            settings=settings(),
+            suppressions=SuppressionList.from_settings(clients.dynamodb(), settings()),
         ),
     )
