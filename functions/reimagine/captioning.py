@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reimagine import imaging, storage
+from reimagine.captions import clean_caption
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.observability import logger
@@ -66,6 +67,7 @@ def caption_upload(
         )
         chain = caption_chain(captioner())
         caption = chain.caption(prepared, deadline)
-        return {"caption": caption.text, "caption_provider": chain.name, "caption_model": caption.model}
+        text = clean_caption(caption.text)
+        return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
     return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)

@@ -23,7 +23,7 @@ class PipelineError(Exception):
 
 class InvalidImage(PipelineError):
     """The uploaded bytes are not an image we accept (codes: NOT_AN_IMAGE, IMAGE_TRUNCATED,
-    UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE, UPLOAD_TOO_LARGE, UPLOAD_EMPTY)."""
+    UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE, IMAGE_TOO_COMPLEX, UPLOAD_TOO_LARGE, UPLOAD_EMPTY)."""
 
     code = "NOT_AN_IMAGE"
 

@@ -1,9 +1,10 @@
 """Turn untrusted upload bytes into a small RGB JPEG a captioning model can take.
 
 Safety first: the format is sniffed from the bytes (never the declared type), the pixel count is
-checked from the header before anything is decoded, and truncated data is an error, not a grey
-half-picture. Speed second: JPEGs are decoded at reduced scale (DCT scaling via `draft`), so a
-24-megapixel photo costs a fraction of a full decode in time and memory.
+checked from the header before anything is decoded, the decode's work is bounded (a JPEG's scans
+are counted first, and the decode runs under a CPU budget: `reimagine.decode_work`), and truncated
+data is an error, not a grey half-picture. Speed second: JPEGs are decoded at reduced scale (DCT
+scaling via `draft`), so a 24-megapixel photo costs a fraction of a full decode in time and memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from typing import Any
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from reimagine.decode_work import (
+    DECODE_BLOCK_BYTES,
+    DECODE_CPU_SECONDS,
+    BudgetedInput,
+    TooComplex,
+    count_jpeg_scans,
+    scan_limit,
+)
 from reimagine.errors import InvalidImage
 from reimagine.providers.base import ModelInput
 
@@ -29,28 +38,45 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
-def prepare_for_model(data: bytes, *, max_pixels: int, max_side: int = 1024, jpeg_quality: int = 85) -> ModelInput:
+def prepare_for_model(
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_side: int = 1024,
+    jpeg_quality: int = 85,
+    decode_cpu_seconds: float = DECODE_CPU_SECONDS,
+) -> ModelInput:
     """Validate `data` as an image and return it as an RGB JPEG whose longest side is <= max_side.
 
     Raises InvalidImage (UPLOAD_EMPTY, NOT_AN_IMAGE, UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE,
-    IMAGE_TRUNCATED).
+    IMAGE_TOO_COMPLEX, IMAGE_TRUNCATED).
     """
     if not data:
         raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
-    with _open(data) as img:
+    source = BudgetedInput(data)
+    with _open(data, source) as img:
         source_format = _FORMAT_ALIASES.get(img.format or "", img.format or "")
         source_width, source_height = img.size
         _check_pixels(source_width, source_height, max_pixels)
         target = _fit(img.size, max_side)
         if img.format in ("JPEG", "MPO"):
+            _check_scans(data, source_width, source_height)
             # Decode at 1/2, 1/4 or 1/8 scale, never below the target size.
             img.draft("RGB", target)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
+                if isinstance(img, ImageFile.ImageFile):  # always, once opened; narrows the type
+                    img.decodermaxblock = DECODE_BLOCK_BYTES  # the budget is checked between blocks
+                source.arm(decode_cpu_seconds)
                 img.load()
         except _BOMB:
             raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+        except TooComplex:
+            raise InvalidImage(
+                f"the image takes more than {decode_cpu_seconds:g} s of CPU to decode; send a simpler file",
+                code="IMAGE_TOO_COMPLEX",
+            ) from None
         except _DECODE_ERRORS as exc:
             raise InvalidImage(
                 f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
@@ -113,15 +139,15 @@ def describe(model_input: ModelInput) -> dict[str, Any]:
     }
 
 
-def _open(data: bytes) -> Image.Image:
-    """Open lazily (header only), accepting only the formats we support."""
+def _open(data: bytes, source: io.BytesIO | None = None) -> Image.Image:
+    """Open lazily (header only), accepting only the formats we support (`source`: `data` as a file)."""
     # Decoding must fail on truncated data; a process-wide switch must not silently change that.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            return Image.open(source or io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except _BOMB:
         raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
     except UnidentifiedImageError:
@@ -155,6 +181,17 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise InvalidImage(
             f"the image is {width}x{height}; at most {max_pixels} pixels are accepted",
             code="IMAGE_TOO_LARGE",
+        )
+
+
+def _check_scans(data: bytes, width: int, height: int) -> None:
+    """Refuse, before decoding, a JPEG with more scans than any encoder writes (each costs a full pass)."""
+    limit = scan_limit(width, height)
+    if count_jpeg_scans(data, stop_after=limit) > limit:
+        raise InvalidImage(
+            f"the JPEG has more than {limit} scans for its {width}x{height} pixels (cameras and editors "
+            "write about 10); save it again as an ordinary JPEG",
+            code="IMAGE_TOO_COMPLEX",
         )
 
 

@@ -19,10 +19,13 @@ class Message:
     html: str
 
 
-def _lifetime(link: ResultLink) -> str:
+def _at_most(link: ResultLink) -> str:
+    """How long the direct link can last at most: no promise of a time, because a URL signed with a
+    Lambda role's session credentials stops working when that session ends, which can be sooner."""
     minutes = max(1, round((link.expires_at - utcnow()).total_seconds() / 60))
-    span = f"{minutes // 60} hour{'s' if minutes >= 120 else ''}" if minutes % 60 == 0 else f"{minutes} minutes"
-    return f"for {span}, until {link.expires_at:%Y-%m-%d %H:%M} UTC"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hour{'s' if minutes >= 120 else ''}"
+    return f"{minutes} minutes"
 
 
 def _caption_source(record: RequestRecord) -> str:
@@ -49,7 +52,7 @@ def compose(record: RequestRecord, link: ResultLink | None, *, api_base_url: str
 
 def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
     caption = record.caption or ""
-    lifetime = _lifetime(link)
+    direct = f"a direct download link, short-lived: at most {_at_most(link)}, and possibly less"
     text = "\n".join(
         [
             "Your picture has been reimagined.",
@@ -58,35 +61,37 @@ def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
             f"  {caption}",
             "",
             *([_painter(record), ""] if _painter(record) else []),
-            f"Download the new picture (this link works {lifetime}):",
-            f"  {link.url}",
-            "",
             *(
                 [
-                    "After that, this link always fetches a fresh download while the picture is kept:",
+                    "Download the new picture (this link fetches a fresh download every time, while the",
+                    "picture is kept):",
                     f"  {stable}",
                     "",
+                    f"Or use {direct}:",
                 ]
                 if stable
-                else []
+                else [f"Download the new picture ({direct}):"]
             ),
+            f"  {link.url}",
+            "",
             f"Request id: {record.id}",
         ]
     )
     e = html.escape
-    stable_html = (
-        f'<p>After that, <a href="{e(stable)}">this link</a> always fetches a fresh download '
-        f"while the picture is kept.</p>"
-        if stable
-        else ""
-    )
+    if stable:
+        links_html = (
+            f'<p><a href="{e(stable)}">Download the new picture</a> (this link fetches a fresh download '
+            f"every time, while the picture is kept).</p>"
+            f'<p>Or use <a href="{e(link.url)}">{e(direct)}</a>.</p>'
+        )
+    else:
+        links_html = f'<p><a href="{e(link.url)}">Download the new picture</a> ({e(direct)}).</p>'
     body = (
         "<!doctype html><html><body>"
         "<h1>Your picture has been reimagined</h1>"
         f"<p>Caption ({e(_caption_source(record))}):</p><blockquote>{e(caption)}</blockquote>"
         f"{f'<p>{e(_painter(record))}</p>' if _painter(record) else ''}"
-        f'<p><a href="{e(link.url)}">Download the new picture</a> (this link works {e(lifetime)}).</p>'
-        f"{stable_html}"
+        f"{links_html}"
         f"<p>Request id: <code>{e(record.id)}</code></p>"
         "</body></html>"
     )

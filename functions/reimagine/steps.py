@@ -64,6 +64,9 @@ def run_step(
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:
         fields = work(record)
+        # Saving the result is part of the work: if it fails, the claim is given back or the request
+        # ended like any other failure, never left leased so that later deliveries skip it.
+        store.advance(record.id, from_status=step.working, to=step.done, **fields)
     except Exception as exc:
         # A bug or an AWS error is retried like a transient provider failure; on the last attempt it
         # ends the request where the user is told, and still propagates for the alarms.
@@ -75,5 +78,4 @@ def run_step(
         if error is not exc:
             raise
         return StepOutcome(record.id, "failed", error.code)
-    store.advance(record.id, from_status=step.working, to=step.done, **fields)
     return StepOutcome(record.id, "done")

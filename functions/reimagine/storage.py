@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +44,21 @@ def presigned_result(s3: S3Client, *, bucket: str, key: str, expires_in: int) ->
         ExpiresIn=expires_in,
     )
     return ResultLink(url=url, expires_at=utcnow() + timedelta(seconds=expires_in))
+
+
+def upload_origin(s3: S3Client, *, bucket: str) -> str:
+    """Where this client's presigned POSTs to `bucket` go (signed locally, no request is made)."""
+    return _origin(s3.generate_presigned_post(Bucket=bucket, Key="uploads/origin")["url"])
+
+
+def result_origin(s3: S3Client, *, bucket: str) -> str:
+    """Where this client's presigned result URLs for `bucket` point (signed locally, no request is made)."""
+    return _origin(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "results/origin.png"}))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def read_upload(s3: S3Client, *, bucket: str, key: str, max_bytes: int) -> bytes:

@@ -160,10 +160,27 @@ def has_localstack_mail(endpoint_url: str) -> bool:
     return True
 
 
+def _header_address(address: str) -> str:
+    """An address as a header must carry it: an internationalised domain as punycode (IDNA).
+
+    Written as is, Python's email package puts an encoded word inside the address
+    (`user@=?utf-8?q?b=C3=BCcher?=.de`), which RFC 2047 forbids and no mail program reads back.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def to_eml(mail: SentMail) -> EmailMessage:
-    message = EmailMessage()
+    to = ", ".join(_header_address(address) for address in mail.to)
+    # A non-ASCII local part has no 7-bit form: such a header is written as UTF-8 (RFC 6532).
+    message = EmailMessage(policy=policy.default if to.isascii() else policy.default.clone(utf8=True))
     message["From"] = mail.sender
-    message["To"] = ", ".join(mail.to)
+    message["To"] = to
     message["Subject"] = mail.subject
     sent_at = mail.sent_at if mail.sent_at.tzinfo else mail.sent_at.replace(tzinfo=UTC)
     message["Date"] = format_datetime(sent_at)

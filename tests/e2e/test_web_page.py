@@ -200,3 +200,24 @@ def test_a_file_that_is_not_an_image_ends_with_the_failure_shown(
     expect(page.get_by_role("status")).to_have_text("Something went wrong: see the message below.")
     expect(page.get_by_role("heading", name="Your new picture")).to_be_hidden()
     assert script_errors == []
+
+
+def test_an_injected_inline_script_does_not_run(page: Page) -> None:
+    # Given the page as served (its own script ran: the hint carries the limit it read from the tag)
+    expect(page.locator("#photo-hint")).to_contain_text("up to 20 MiB")
+    # When markup smuggled into the page carries an inline script and an inline event handler
+    page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.injected = 'script'";
+            document.body.append(script);
+            const img = document.createElement("img");
+            img.setAttribute("src", "data:,");
+            img.setAttribute("onerror", "window.injected = 'handler'");
+            const settled = new Promise((resolve) => img.addEventListener("error", resolve));
+            document.body.append(img);
+            return settled;  // the handler attribute is called before this listener, when allowed
+        }"""
+    )
+    # Then the policy blocks both: neither ever ran
+    assert page.evaluate("() => window.injected === undefined") is True

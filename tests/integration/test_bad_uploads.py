@@ -51,6 +51,11 @@ CORPUS = [
     Upload("exif-rotated-jpeg", images.exif_rotated_jpeg, "image/jpeg", "COMPLETED"),
     Upload("cmyk-jpeg", images.cmyk_jpeg, "image/jpeg", "COMPLETED"),
     Upload("16-bit-png", images.png_16bit, "image/png", "COMPLETED"),
+    *(
+        Upload(name, *images.ODD_SHAPES[name], "COMPLETED")  # type: ignore[arg-type]
+        for name in ("1x1-png", "1x1-gif", "4000x40-jpeg", "640x3-png")
+    ),
+    Upload("jpeg-scan-bomb", images.scan_bomb_jpeg, "image/jpeg", "FAILED", "IMAGE_TOO_COMPLEX"),
 ]
 
 
@@ -127,3 +132,25 @@ def test_what_survives_preparation_is_the_right_picture(pipeline: Pipeline) -> N
     assert "red" in pipeline.status(gif)["caption"]
     rotated = pipeline.submit(images.exif_rotated_jpeg(), "image/jpeg", email="rotated@example.com")
     assert "portrait" in pipeline.status(rotated)["caption"]
+
+
+def test_a_decode_bomb_fails_at_once_while_a_photo_sent_beside_it_completes(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a decode-work bomb (a 2000x2000 progressive JPEG repeating its last scan 1000 times, a few
+    # seconds of CPU to decode in full) and an ordinary photo, both uploaded before either is processed
+    caplog.set_level(logging.INFO, logger="reimagine_local")
+    bomb, photo = images.scan_bomb_jpeg((2000, 2000), repeats=1000), images.photo_like(1600, 1200)
+    sent = {}
+    for address, data in (("bomb@example.com", bomb), ("beside@example.com", photo)):
+        created = pipeline.create(address, "image/jpeg", len(data))
+        assert pipeline.upload(created, data).status_code == 204
+        sent[address] = created["id"]
+    # When the pipeline runs
+    pipeline.stack.drain()
+    # Then the bomb is FAILED IMAGE_TOO_COMPLEX with no crash or retry on the way, and the photo COMPLETED
+    _expect(
+        pipeline, sent["bomb@example.com"], "bomb@example.com", Upload("bomb", bytes, "", "FAILED", "IMAGE_TOO_COMPLEX")
+    )
+    _expect(pipeline, sent["beside@example.com"], "beside@example.com", Upload("photo", bytes, "", "COMPLETED"))
+    _assert_nothing_crashed(pipeline, caplog, sent["bomb@example.com"])

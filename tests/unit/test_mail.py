@@ -1,4 +1,4 @@
-"""The email: caption, a presigned link whose lifetime it states, the stable link; or the reason it failed."""
+"""The email: caption, the stable link first, a short-lived presigned link; or the reason it failed."""
 
 from datetime import timedelta
 
@@ -25,7 +25,7 @@ def _record(**changes) -> RequestRecord:
     return RequestRecord(**{**base, **changes})
 
 
-def test_completed_email_has_caption_both_links_and_the_link_lifetime():
+def test_completed_email_has_caption_both_links_and_the_stable_one_first():
     link = ResultLink(
         url="https://s3.example/results/x.png?X-Amz-Signature=abc&b=1",
         expires_at=utcnow() + timedelta(hours=1),
@@ -35,7 +35,7 @@ def test_completed_email_has_caption_both_links_and_the_link_lifetime():
     assert "A <b>bold</b> red square & more." in message.text
     assert link.url in message.text
     assert f"https://api.example.com/requests/{RID}/result" in message.text
-    assert "for 1 hour, until" in message.text
+    assert message.text.index(f"/requests/{RID}/result") < message.text.index(link.url)
     assert "not AI" in message.text  # the offline provider is never presented as AI
     # HTML: the caption is escaped, the links are there (with & escaped in attributes)
     assert "A &lt;b&gt;bold&lt;/b&gt; red square &amp; more." in message.html
@@ -47,7 +47,20 @@ def test_ai_caption_names_its_model_provider():
     link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
     message = compose(_record(caption_provider="huggingface"), link, api_base_url="https://api.example.com")
     assert "AI model through huggingface" in message.text
-    assert "for 15 minutes" in message.text
+
+
+def test_the_presigned_link_is_promised_no_time_only_an_upper_bound():
+    # A URL signed with a Lambda role's session credentials dies with the session, which can be sooner
+    # than its expiry: the email must not promise it works "until HH:MM".
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(hours=1))
+    message = compose(_record(), link, api_base_url="https://api.example.com")
+    assert ("until" in message.text, "at most 1 hour, and possibly less" in message.text) == (False, True)
+
+
+def test_without_an_api_address_the_direct_link_is_the_only_one_and_says_it_is_short_lived():
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
+    message = compose(_record(), link, api_base_url="")
+    assert "Download the new picture (a direct download link, short-lived: at most 15 minutes" in message.text
 
 
 def test_failed_email_gives_the_reason_and_code():

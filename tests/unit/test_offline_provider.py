@@ -58,6 +58,30 @@ def test_caption_describes_measured_orientation_and_colour() -> None:
     assert "square image" in caption_of(picture((100, 100), (245, 245, 245)))
 
 
+@pytest.mark.parametrize("kind", sorted(images.ODD_SHAPES))
+def test_every_valid_shape_and_kind_is_captioned(kind: str) -> None:
+    # Given a valid image of an awkward shape (1x1, 100:1 or thinner) or kind
+    make, _ = images.ODD_SHAPES[kind]
+    # When the offline captioner measures it
+    caption = caption_of(make())
+    # Then it gets a sentence in the usual form
+    assert re.fullmatch(r"An? [\w-]+ (landscape|portrait|square) image dominated by .+\.", caption), caption
+
+
+@pytest.mark.parametrize(
+    ("size", "orientation"), [((1, 1), "square"), ((4000, 40), "landscape"), ((40, 4000), "portrait")]
+)
+def test_orientation_of_extreme_shapes(size: tuple[int, int], orientation: str) -> None:
+    assert f" {orientation} image" in caption_of(images.png(size))
+
+
+@pytest.mark.parametrize("size", [(640, 3), (3, 640)])
+def test_detail_along_a_strip_is_measured(size: tuple[int, int]) -> None:
+    # Given a strip 3 pixels thin, striped along its length
+    # Then its detail is measured (a strip has no inside for the edge filter; it must not read as smooth)
+    assert "busy, intricate detail" in caption_of(images.stripes_png(size))
+
+
 def test_caption_names_two_colours_when_both_cover_the_picture() -> None:
     text = caption_of(split_picture((200, 200), (22, 30, 85), (235, 135, 35)))
     assert re.search(r"dominated by (navy and orange|orange and navy),", text), text

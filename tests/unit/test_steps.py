@@ -6,6 +6,7 @@ import io
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from PIL import Image
 
 from reimagine import clients, intake
@@ -247,6 +248,49 @@ def test_an_unexpected_error_on_the_last_attempt_ends_the_request_and_still_prop
     assert _caption(aws, request_id, broken).outcome == "skipped"
     assert _notify(aws, request_id).outcome == "done"
     assert _sent(aws) == 1
+
+
+def _throttled(operation: str) -> ClientError:
+    error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds the allowed"}
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+def test_a_failure_to_save_the_result_gives_the_claim_back_for_a_retry(aws, monkeypatch):
+    # Given a caption whose work succeeds but whose save (store.advance) is throttled once
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    store = clients.store()
+    advance = store.advance
+    failures = [_throttled("UpdateItem")]
+
+    def throttled_once(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return advance(*args, **kwargs)
+
+    monkeypatch.setattr(store, "advance", throttled_once)
+    # When the first delivery fails to save, it propagates (so the event source retries)
+    with pytest.raises(ClientError):
+        _caption(aws, request_id, FakeCaptioner())
+    # Then the retry finds the step waiting, not leased, and completes it (it said "skipped" before)
+    assert _caption(aws, request_id, FakeCaptioner()).outcome == "done"
+
+
+def test_a_failure_to_save_on_the_last_attempt_ends_the_request(aws, monkeypatch):
+    # Given a save that is throttled on every attempt
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+
+    def always_throttled(*args, **kwargs):
+        raise _throttled("UpdateItem")
+
+    monkeypatch.setattr(clients.store(), "advance", always_throttled)
+    for _ in range(aws.max_attempts):
+        with pytest.raises(ClientError):
+            _caption(aws, request_id, FakeCaptioner())
+    # Then the last attempt ends it FAILED with INTERNAL_ERROR, where the user is told
+    record = clients.store().get(request_id)
+    assert (record.status, record.error.code, record.lease_until) == (Status.FAILED, "INTERNAL_ERROR", None)
 
 
 def test_notify_waits_for_a_final_state(aws):

@@ -17,7 +17,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, intake
+from reimagine import clients, intake, storage
+from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.config import settings
 from reimagine.models import (
     CreateRequestResponse,
@@ -30,6 +31,7 @@ from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
 from reimagine.suppression import AddressSuppressed, SuppressionList
+from reimagine.web.policy import content_security_policy
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -121,7 +123,9 @@ def _no_route(exc: NotFoundError) -> Response:
     responses={
         201: {"description": "Created", "content": {_JSON: {"model": CreateRequestResponse}}},
         400: _error_doc("The body is not UTF-8 JSON"),
-        413: _error_doc("The declared size is over the upload limit (details.max_bytes)"),
+        413: _error_doc(
+            f"The declared size is over the upload limit (details.max_bytes), or the body over {MAX_BODY_BYTES} bytes"
+        ),
         415: _error_doc("The body is not application/json"),
         422: _error_doc("The body is not valid, or the address gets no more mail (ADDRESS_SUPPRESSED)"),
         429: _error_doc(
@@ -213,18 +217,31 @@ def _page_html(max_upload_bytes: int) -> str:
     return re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
 
 
+def _page_policy(max_upload_bytes: int, uploads_bucket: str, results_bucket: str) -> str:
+    return _policy_for(max_upload_bytes, uploads_bucket, results_bucket, clients.s3().meta.endpoint_url)
+
+
+@functools.cache
+def _policy_for(max_upload_bytes: int, uploads_bucket: str, results_bucket: str, s3_endpoint: str) -> str:
+    """Computed once per container (and S3 endpoint): the buckets' origins are those of URLs signed here."""
+    s3 = clients.s3()
+    return content_security_policy(
+        _page_html(max_upload_bytes),
+        upload_origin=storage.upload_origin(s3, bucket=uploads_bucket),
+        result_origin=storage.result_origin(s3, bucket=results_bucket),
+    )
+
+
 @app.get("/", summary="The web page", include_in_schema=False)
 def page():
-    html = _page_html(settings().max_upload_bytes)
+    cfg = settings()
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
-        body=html,
+        body=_page_html(cfg.max_upload_bytes),
         headers={
-            # The page talks to this API and posts straight to S3; nothing else is loaded.
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data: https: http:; "
-            "connect-src 'self' https: http:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
+            # The page talks to this API and posts straight to S3; nothing else is loaded or run.
+            "Content-Security-Policy": _page_policy(cfg.max_upload_bytes, cfg.uploads_bucket, cfg.results_bucket),
             "X-Content-Type-Options": "nosniff",
         },
     )
@@ -234,27 +251,46 @@ def page():
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    return _unparseable_body(event) or app.resolve(event, context)
+    return _unparseable_body(event) or app.resolve(_json_type_in_lower_case(event), context)
+
+
+def _media_type(event: dict) -> str:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _unparseable_body(event: dict) -> dict | None:
-    """Bodies the validator would choke on (not JSON, not UTF-8) are the client's error: 415 or 400, not 500."""
+    """Bodies the validator would choke on (not JSON, not UTF-8, too big, nested too deep, numbers too
+    long) are the client's error: 415, 400, 413 or 422 in the error shape, never a 500."""
     if not event.get("body"):
         return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _media_type(event)
     if content_type and content_type != "application/json":
         return _raw_error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
     if event.get("isBase64Encoded"):
         try:
-            base64.b64decode(event["body"]).decode("utf-8")
-        except ValueError:  # binascii.Error and UnicodeDecodeError are both ValueErrors
+            body = base64.b64decode(event["body"])
+        except ValueError:  # binascii.Error
             return _raw_error(400, "INVALID_BODY", "the body is not UTF-8 JSON")
-    return None
+    else:
+        body = str(event["body"]).encode("utf-8")
+    problem = check_json_body(body)
+    return _raw_error(problem.status, problem.code, problem.message, problem.details) if problem else None
 
 
-def _raw_error(status: int, code: str, message: str) -> dict:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+def _json_type_in_lower_case(event: dict) -> dict:
+    """Media types are case-insensitive (RFC 9110); the validator matches `application/json` exactly."""
+    if _media_type(event) != "application/json":
+        return event
+    headers = {
+        k: ("application/json" + v.strip()[len("application/json") :] if k.lower() == "content-type" else v)
+        for k, v in event["headers"].items()
+    }
+    return {**event, "headers": headers}
+
+
+def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
     return {
         "statusCode": status,
         "headers": {"Content-Type": _JSON, **_NO_STORE},

@@ -86,9 +86,7 @@ def measure(image_bytes: bytes) -> Measurements:
     stats = ImageStat.Stat(luma)
     # Lightness as HSV value, so a saturated red reads as bright, not as its low luma.
     value = ImageStat.Stat(small.convert("HSV").getchannel("V"))
-    # The filter leaves the 1-pixel border unfiltered; leave it out of the measure.
-    edge_map = luma.filter(ImageFilter.FIND_EDGES)
-    edges = ImageStat.Stat(edge_map.crop((1, 1, edge_map.width - 1, edge_map.height - 1)))
+    edges = ImageStat.Stat(_edge_map(luma))
     return Measurements(
         orientation=_orientation(width, height),
         colours=_dominant_colours(small),
@@ -96,6 +94,18 @@ def measure(image_bytes: bytes) -> Measurements:
         contrast=stats.stddev[0],
         edge_density=edges.mean[0],
     )
+
+
+def _edge_map(luma: Image.Image) -> Image.Image:
+    """Edge strength inside the 1-pixel border, which the filter leaves unfiltered.
+
+    A picture thinner than 3 pixels (1x1, or a 100:1 strip once thumbnailed) has no inside: its
+    rows or columns are repeated to 3 first, which adds no edges across them and keeps those along.
+    """
+    if luma.width < 3 or luma.height < 3:
+        luma = luma.resize((max(3, luma.width), max(3, luma.height)), Image.Resampling.NEAREST)
+    edge_map = luma.filter(ImageFilter.FIND_EDGES)
+    return edge_map.crop((1, 1, edge_map.width - 1, edge_map.height - 1))
 
 
 def describe_measurements(m: Measurements) -> str:
