@@ -457,6 +457,29 @@ def test_marketplace_subscription_is_held_to_the_configured_products(template: d
     )
 
 
+# The Marketplace products of the default chains' third-party models (Amazon's have none): Claude
+# Haiku 5.5 from its model card; Stable Image Core and SD3.5 Large from the Bedrock user guide's
+# product-id table (model-access-product-ids), read 2026-12-01.
+DEFAULT_PRODUCTS = {
+    "us.anthropic.claude-haiku-5-5": "prod-6cyn7tgqazjhu",
+    "stability.stable-image-core-v1:1": "prod-eacdrmv7zfc5e",
+    "stability.sd3-5-large-v1:0": "prodview-ajc3gw4mjy7my",
+}
+
+
+def test_the_default_chains_may_subscribe_to_their_third_party_models(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    third_party = [
+        model
+        for chain in ("BedrockCaptionModels", "BedrockImageModels")
+        for model in Settings.chain(parameters[chain]["Default"])
+        if ".amazon." not in f".{model}"
+    ]
+    assert parameters["BedrockMarketplaceProductIds"]["Default"].split(",") == [
+        DEFAULT_PRODUCTS[model] for model in third_party
+    ]
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_is_allowed_exactly_what_it_needs(template: dict[str, Any], function: str) -> None:
     granted = {a for s in statements(template, function) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
