@@ -14,6 +14,8 @@ from typing import Any
 
 from cfn_tools import load_yaml
 
+from reimagine_local.sam_options import EnvVars
+
 DEFAULT_STACK = "reimagine"
 MOTO_ACCOUNT = "123456789012"
 LOCAL_API_ID = "localapi"
@@ -203,6 +205,7 @@ class Application:
     cors: Cors | None = None
     secrets: dict[str, Secret] = field(default_factory=dict)
     configuration_sets: dict[str, ConfigurationSet] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # every template parameter, resolved
 
     def queue_for_arn(self, arn: str) -> Queue:
         for queue in self.queues.values():
@@ -246,6 +249,9 @@ class Resolver:
             raw = overrides.get(name, spec.get("Default"))
             if raw is None:
                 raise TemplateError(f"parameter {name} has no default and no value")
+            allowed = [_text(v) for v in spec.get("AllowedValues") or []]
+            if name in overrides and allowed and _text(raw) not in allowed:
+                raise TemplateError(f"parameter {name} must be one of {', '.join(allowed)}, not {raw!r}")
             kind = str(spec.get("Type", "String"))
             if kind == "CommaDelimitedList" or kind.startswith("List<"):
                 values[name] = raw if isinstance(raw, list) else [part.strip() for part in str(raw).split(",")]
@@ -433,8 +439,10 @@ def read_application(
     region: str = "us-east-1",
     parameters: dict[str, str] | None = None,
     env_overrides: dict[str, str] | None = None,
+    env_vars: EnvVars | None = None,
 ) -> Application:
-    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function."""
+    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function;
+    `env_vars` (SAM's `--env-vars`) then replace variables a function declares."""
     context = StackContext(stack_name, account_id, region, dict(parameters or {}))
     template = load_template(path)
     resolver = Resolver(template, context)
@@ -458,7 +466,9 @@ def read_application(
             configuration_sets[logical_id] = ConfigurationSet(logical_id, resolver.physical_name(logical_id))
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") == _FUNCTION:
-            functions[logical_id] = _function(resolver, logical_id, globals_fn, tables, dict(env_overrides or {}))
+            functions[logical_id] = _function(
+                resolver, logical_id, globals_fn, tables, dict(env_overrides or {}), env_vars or EnvVars()
+            )
     return Application(
         context,
         functions,
@@ -469,7 +479,13 @@ def read_application(
         _cors(resolver),
         secrets,
         configuration_sets,
+        parameters=dict(resolver.parameters),
     )
+
+
+def template_parameters(path: str | Path, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """The template's parameters as a stack would get them: defaults, then `overrides` (checked)."""
+    return Resolver(load_template(path), StackContext(parameters=dict(overrides or {}))).parameters
 
 
 def _cors(resolver: Resolver) -> Cors | None:
@@ -571,6 +587,7 @@ def _function(
     globals_fn: dict[str, Any],
     tables: dict[str, Table],
     env_overrides: dict[str, str],
+    env_vars: EnvVars,
 ) -> Function:
     raw = _props(resolver, logical_id)
     merged = {**globals_fn, **raw}
@@ -580,6 +597,7 @@ def _function(
     }
     environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
     environment.update(env_overrides)
+    environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
     routes, s3_triggers, stream_triggers, schedules = [], [], [], []
     for event_name, event in (raw.get("Events") or {}).items():
         kind, event_props = event.get("Type"), event.get("Properties") or {}
