@@ -134,3 +134,15 @@ def test_the_sweeper_runs_every_five_minutes_per_the_template():
     [trigger] = app.functions["SweeperFunction"].schedules
     assert trigger.period_seconds == 300 and trigger.enabled
     assert all(not fn.schedules for name, fn in app.functions.items() if name != "SweeperFunction")
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expression", "seconds"),
+    [("1", "rate(1 minute)", 60), ("2", "rate(2 minutes)", 120), ("30", "rate(30 minutes)", 1800)],
+)
+def test_the_local_stack_runs_the_sweeper_at_the_sweep_every_minutes_parameter(minutes, expression, seconds):
+    # Given SweepEveryMinutes overridden as `--parameter-overrides` would
+    app = read_application(ROOT / "template.yaml", parameters={"SweepEveryMinutes": minutes})
+    # Then the schedule is that rate, in EventBridge's own spelling (singular for one), and runs at it
+    [trigger] = app.functions["SweeperFunction"].schedules
+    assert (trigger.expression, trigger.period_seconds) == (expression, seconds)
