@@ -101,6 +101,18 @@ def test_the_event_is_eventbridges_scheduled_event():
     assert event["detail"] == {}
 
 
+def test_firing_runs_at_once_and_leaves_the_period_alone():
+    # Given a schedule not yet due
+    source, clock, _ = schedule()
+    clock.now += 100
+    # When it is fired by hand
+    source.fire()
+    # Then it ran once now, and still runs when its period comes
+    assert len(calls()) == 1 and calls()[0]["detail-type"] == "Scheduled Event"
+    clock.now += 200
+    assert source.poll() == 1 and len(calls()) == 2
+
+
 def test_a_long_pause_fires_once_not_once_per_missed_period():
     source, clock, _ = schedule()
     clock.now += 300 * 10 + 1
