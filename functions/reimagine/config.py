@@ -53,6 +53,9 @@ class Settings(BaseModel):
     # Per-deployment salt of that hash (the stack id on AWS); a secret key from SSM wins when named.
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
+    # The AWS fault lane (reimagine.faults): a share of DynamoDB/S3/SES calls fail. Never set on AWS.
+    injected_aws_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    injected_aws_fault_seed: int | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
