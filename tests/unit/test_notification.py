@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,10 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reimagine import clients, mail
+from reimagine.handlers import notify, streams
 from reimagine.models import RequestRecord, Status, new_request_id, utcnow
 from reimagine.notification import notify_user
 from reimagine.records import RequestStore
+from tests.fixtures.lambda_context import lambda_context
 
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 SENDER = "reimagine@example.com"
 
 
@@ -213,3 +218,42 @@ def test_a_permanent_rejection_is_recorded_masked_and_never_retried(aws):
 def test_ses_errors_are_permanent_only_when_the_message_itself_is_refused(code, message, status, permanent):
     failure = mail.send_failure(_ses_error(code, message, status), sender=SENDER)
     assert failure.permanent is permanent
+
+
+# ---------------------------------------------------------------- through the handler
+
+
+def _stream_event(request_id: str) -> dict:
+    event = json.loads((EVENTS / "dynamodb_stream_completed.json").read_text())
+    for record in event["Records"]:
+        record["dynamodb"]["Keys"]["id"]["S"] = request_id
+        record["dynamodb"]["NewImage"]["id"]["S"] = request_id
+    return event
+
+
+def test_a_permanent_rejection_is_counted_and_the_record_is_not_retried(aws, monkeypatch):
+    # Given SES refuses this recipient for good
+    request_id = _finished()
+    refusing = FailingSes(_ses_error("MessageRejected", "Address blacklisted."))
+    monkeypatch.setattr(clients, "ses", lambda: refusing)
+    counted: list[str] = []
+    monkeypatch.setattr(streams.metrics, "add_metric", lambda name, **_: counted.append(name))
+    # When Notify handles the stream record
+    response = notify.handler(_stream_event(request_id), lambda_context("NotifyFunction", 30, 256))
+    # Then it is counted as a rejection and reported as handled (the stream does not retry it)
+    assert counted == ["Notify_rejected"]
+    assert response == {"batchItemFailures": []}
+
+
+def test_a_transient_ses_error_makes_the_stream_retry_the_record(aws, monkeypatch):
+    request_id = _finished()
+    throttled = FailingSes(_ses_error("Throttling", "Maximum sending rate exceeded."))
+    monkeypatch.setattr(clients, "ses", lambda: throttled)
+    event = _stream_event(request_id)
+
+    response = notify.handler(event, lambda_context("NotifyFunction", 30, 256))
+
+    sequence = event["Records"][0]["dynamodb"]["SequenceNumber"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": sequence}]}
+    record = clients.store().get(request_id)
+    assert record is not None and record.notify_claimed_until == 0  # given back for the retry
