@@ -74,7 +74,7 @@ class FaultInjector:
 
 class FlakyCaptioner:
     def __init__(self, inner: Any, faults: FaultInjector) -> None:
-        self.inner, self.faults, self.name = inner, faults, inner.name
+        self.inner, self.faults, self.name, self.model = inner, faults, inner.name, inner.model
 
     def caption(self, image: Any, deadline: Any) -> str:
         self.faults.maybe_fail("caption")
@@ -83,7 +83,7 @@ class FlakyCaptioner:
 
 class FlakyGenerator:
     def __init__(self, inner: Any, faults: FaultInjector) -> None:
-        self.inner, self.faults, self.name = inner, faults, inner.name
+        self.inner, self.faults, self.name, self.model = inner, faults, inner.name, inner.model
 
     def generate(self, prompt: str, deadline: Any) -> bytes:
         self.faults.maybe_fail("generate")

@@ -9,6 +9,7 @@ from reimagine import imaging, storage
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.observability import logger
+from reimagine.providers.chain import CaptionChain, caption_chain
 from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def caption_upload(
     store: RequestStore,
     s3: S3Client,
     settings: Settings,
-    captioner: Callable[[], Captioner],
+    captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
@@ -63,8 +64,8 @@ def caption_upload(
                 "model_input_bytes": len(prepared.data),
             },
         )
-        model = captioner()
-        caption = model.caption(prepared, deadline)
-        return {"caption": caption, "caption_provider": model.name}
+        chain = caption_chain(captioner())
+        caption = chain.caption(prepared, deadline)
+        return {"caption": caption.text, "caption_provider": chain.name, "caption_model": caption.model}
 
     return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)

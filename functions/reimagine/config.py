@@ -17,7 +17,7 @@ class Settings(BaseModel):
     table_name: str = "reimagine-requests"
     uploads_bucket: str = "reimagine-uploads"
     results_bucket: str = "reimagine-results"
-    provider: Literal["offline", "huggingface", "bedrock"] = "offline"
+    provider: Literal["offline", "huggingface", "bedrock", "openai"] = "offline"
     # API
     max_upload_bytes: int = Field(default=20 * MiB, gt=0)
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=3600)
@@ -31,31 +31,48 @@ class Settings(BaseModel):
     # Generation
     generation_style: str = "a vivid, detailed illustration"
     result_size: int = Field(default=768, ge=64, le=2048)
-    # Mail
+    # Mail: every send names the configuration set whose event destination records bounces and complaints.
     sender_email: str = "reimagine@example.com"
-    # Hugging Face
+    mail_configuration_set: str = ""
+    # Providers. Every *_models setting is a fallback chain: comma-separated, tried in order.
+    # Hugging Face Inference Providers (router) and the Hub (which provider serves which model)
     hf_token_parameter: str = "/reimagine/huggingface/token"  # noqa: S105 - a parameter name, not a secret
-    hf_base_url: str = "https://router.huggingface.co"
-    hf_caption_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    hf_caption_route: Literal["chat", "image-to-text"] = "chat"
-    hf_image_model: str = "black-forest-labs/FLUX.1-schnell"
-    # Bedrock
-    bedrock_caption_model: str = "anthropic.claude-3-haiku-20240307-v1:0"
-    bedrock_image_model: str = "amazon.titan-image-generator-v2:0"
+    hf_router_url: str = "https://router.huggingface.co"
+    hf_hub_url: str = "https://huggingface.co"
+    hf_caption_models: str = "Qwen/Qwen3-VL-235B-A22B-Instruct,Qwen/Qwen3-VL-8B-Instruct"
+    hf_image_models: str = "black-forest-labs/FLUX.1-schnell,stabilityai/stable-diffusion-xl-base-1.0"
+    # Bedrock: model ids or inference profile ids (us.…, global.…)
+    bedrock_caption_models: str = "us.anthropic.claude-haiku-5-5,us.amazon.nova-2-lite-v1:0"
+    bedrock_image_models: str = "stability.stable-image-core-v1:1,stability.sd3-5-large-v1:0"
+    # Any OpenAI-compatible server; the key is the NAME of an SSM SecureString, empty for none (Ollama)
+    openai_base_url: str = "https://api.openai.com"
+    openai_caption_models: str = "gpt-4.1-mini"
+    openai_image_models: str = "gpt-image-1"
+    openai_key_parameter: str = ""
     # Retries of provider calls (attempts of one step before the request ends FAILED)
     max_attempts: int = Field(default=3, ge=1, le=10)
     # Sweeper: requests in a non-final state untouched this long are stuck; re-drives are bounded.
     stuck_after_seconds: int = Field(default=900, ge=60)
     max_redrives: int = Field(default=2, ge=0, le=10)
     sweep_max_items: int = Field(default=200, ge=1, le=5000)
-    # Abuse limits: new requests per email per UTC day, counted under a keyed hash of the address.
+    # Abuse limits: new requests per email, per source IP and for the whole stack per UTC day,
+    # counted under a keyed hash of the address or IP.
     daily_quota_per_email: int = Field(default=20, ge=1)
-    # Per-deployment salt of that hash (the stack id on AWS); a secret key from SSM wins when named.
+    daily_quota_per_ip: int = Field(default=200, ge=1)
+    daily_request_budget: int = Field(default=1000, ge=1)
+    # The key of that hash: an SSM SecureString when named, else the stack's generated secret (name or
+    # ARN); the fixed salt is for tests and bare local runs only.
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
+    quota_key_secret: str = ""
     # The AWS fault lane (reimagine.faults): a share of DynamoDB/S3/SES calls fail. Never set on AWS.
     injected_aws_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     injected_aws_fault_seed: int | None = None
+
+    @staticmethod
+    def chain(value: str) -> list[str]:
+        """A comma-separated chain as its models, in order, blanks and repeats dropped."""
+        return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -33,8 +33,20 @@ class ProviderError(PipelineError):
 
     Codes: PROVIDER_UNAVAILABLE (retryable: 429, 503, 5xx, timeouts, throttling),
     PROVIDER_REJECTED (a 4xx that retrying cannot fix), PROVIDER_BAD_RESPONSE (not what was asked),
-    PROVIDER_TIMEOUT (the function's time budget ran out while retrying).
+    PROVIDER_TIMEOUT (the function's time budget ran out while retrying),
+    NO_MODEL_AVAILABLE (every model of a fallback chain was unavailable; not retryable).
     """
 
     code = "PROVIDER_UNAVAILABLE"
     retryable = True
+
+
+class ModelUnavailable(ProviderError):
+    """One model is not served, has reached end of life, or this account has no access to it.
+
+    Retrying the same model cannot help; a fallback chain moves on to its next model. When every
+    model of a chain is unavailable the step fails with NO_MODEL_AVAILABLE, naming the models tried.
+    """
+
+    code = "MODEL_UNAVAILABLE"
+    retryable = False

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from reimagine import storage
 from reimagine.models import RequestRecord, Status, result_key
 from reimagine.prompts import build_prompt
+from reimagine.providers.chain import PictureChain, picture_chain
 from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
@@ -27,15 +28,15 @@ def generate_result(
     store: RequestStore,
     s3: S3Client,
     settings: Settings,
-    generator: Callable[[], ImageGenerator],
+    generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         prompt = build_prompt(record.caption or "", settings.generation_style)
-        png = generator().generate(prompt, deadline)
+        painted = picture_chain(generator()).generate(prompt, deadline)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
-        storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
-        return {"result_key": key}
+        storage.put_result(s3, bucket=settings.results_bucket, key=key, png=painted.png)
+        return {"result_key": key, "image_model": painted.model}
 
     return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)

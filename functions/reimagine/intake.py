@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reimagine.config import Settings
     from reimagine.quota import DailyQuota
     from reimagine.records import RequestStore
+    from reimagine.suppression import SuppressionList
 
 
 class UploadTooLarge(Exception):
@@ -52,13 +53,20 @@ def create_request(
     s3: S3Client,
     settings: Settings,
     quota: DailyQuota | None = None,
+    source_ip: str | None = None,
+    suppressions: SuppressionList | None = None,
 ) -> CreateRequestResponse:
-    """Create the record and its upload slot; with a quota, count it first (QuotaExceeded stops here)."""
+    """Create the record and its upload slot; with a quota, count it first (QuotaExceeded stops here).
+
+    A suppressed address is refused before the quota counts anything (AddressSuppressed).
+    """
     # Otherwise the policy would be bound to exactly the declared size, over the limit.
     if body.size is not None and body.size > settings.max_upload_bytes:
         raise UploadTooLarge(body.size, settings.max_upload_bytes)
+    if suppressions is not None:
+        suppressions.check(str(body.email))
     if quota is not None:
-        quota.consume(str(body.email))
+        quota.consume(str(body.email), source_ip)
     now = utcnow()
     record = RequestRecord(
         id=new_request_id(),
@@ -109,6 +117,8 @@ def view_request(record: RequestRecord, *, s3: S3Client, settings: Settings) -> 
         email=mask_email(record.email),
         caption=record.caption,
         caption_provider=record.caption_provider,
+        caption_model=record.caption_model,
+        image_model=record.image_model,
         result=result,
         error=record.error,
         created_at=record.created_at,

@@ -35,7 +35,16 @@ def _lifetime(link: ResultLink) -> str:
 def _caption_source(record: RequestRecord) -> str:
     if record.caption_provider == "offline":
         return "measured from the image by the offline provider, not AI"
-    return f"written by an AI model through {record.caption_provider}"
+    model = f" ({record.caption_model})" if record.caption_model else ""
+    return f"written by an AI model{model} through {record.caption_provider}"
+
+
+def _painter(record: RequestRecord) -> str:
+    if record.caption_provider == "offline":
+        return "Picture: rendered from the caption's words by the offline provider, not AI."
+    if record.image_model:
+        return f"Picture: painted by {record.image_model} through {record.caption_provider}."
+    return ""
 
 
 def compose(record: RequestRecord, link: ResultLink | None, *, api_base_url: str) -> Message:
@@ -55,6 +64,7 @@ def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
             f"Caption ({_caption_source(record)}):",
             f"  {caption}",
             "",
+            *([_painter(record), ""] if _painter(record) else []),
             f"Download the new picture (this link works {lifetime}):",
             f"  {link.url}",
             "",
@@ -81,6 +91,7 @@ def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
         "<!doctype html><html><body>"
         "<h1>Your picture has been reimagined</h1>"
         f"<p>Caption ({e(_caption_source(record))}):</p><blockquote>{e(caption)}</blockquote>"
+        f"{f'<p>{e(_painter(record))}</p>' if _painter(record) else ''}"
         f'<p><a href="{e(link.url)}">Download the new picture</a> (this link works {e(lifetime)}).</p>'
         f"{stable_html}"
         f"<p>Request id: <code>{e(record.id)}</code></p>"
@@ -114,9 +125,15 @@ def _failed(record: RequestRecord) -> Message:
     return Message(subject="We could not reimagine your picture", text=text, html=body)
 
 
-def send(ses: SESClient, *, sender: str, to: str, message: Message) -> str:
-    """Send through SES; returns SES's MessageId."""
+def send(ses: SESClient, *, sender: str, to: str, message: Message, configuration_set: str = "") -> str:
+    """Send through SES; returns SES's MessageId.
+
+    With a configuration set (always, on a deployed stack), SES publishes this message's bounces and
+    complaints to its event destination, which suppresses the address.
+    """
+    extra = {"ConfigurationSetName": configuration_set} if configuration_set else {}
     response = ses.send_email(
+        **extra,  # type: ignore[arg-type]
         Source=sender,
         Destination={"ToAddresses": [to]},
         Message={

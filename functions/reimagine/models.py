@@ -95,6 +95,8 @@ class RequestRecord(BaseModel):
     declared_size: int | None = None
     caption: str | None = None
     caption_provider: str | None = None
+    caption_model: str | None = None  # the model of the chain that wrote the caption
+    image_model: str | None = None  # the model of the chain that painted the picture
     result_key: str | None = None
     error: ErrorInfo | None = None
     created_at: datetime
@@ -148,6 +150,8 @@ class RequestView(BaseModel):
     caption_provider: str | None = Field(
         default=None, description="Who wrote the caption: `offline` means measured, not AI."
     )
+    caption_model: str | None = Field(default=None, description="The model that wrote the caption.")
+    image_model: str | None = Field(default=None, description="The model that painted the picture.")
     result: ResultLink | None = None
     error: ErrorInfo | None = None
     created_at: datetime

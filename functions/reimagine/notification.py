@@ -18,6 +18,7 @@ from reimagine import mail, storage
 from reimagine.models import Status, mask_email
 from reimagine.observability import logger
 from reimagine.steps import StepOutcome
+from reimagine.suppression import SuppressionList
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
     from reimagine.config import Settings
     from reimagine.records import RequestStore
+
+SUPPRESSED_CODE = "ADDRESS_SUPPRESSED"
 
 # Longer than the function may run (its Timeout), so a claim outlives the worker that holds it.
 DEFAULT_LEASE_SECONDS = 60
@@ -44,6 +47,7 @@ def notify_user(
     ses: SESClient,
     settings: Settings,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    suppressions: SuppressionList | None = None,
 ) -> StepOutcome:
     """Send the one email a finished request gets; a redelivery finds it claimed or notified and stops."""
     if request_id in _sent_unrecorded:
@@ -53,6 +57,10 @@ def notify_user(
         return StepOutcome(request_id, "skipped", "not final, already notified, refused or claimed")
     assert record.notify_claimed_until is not None
     try:
+        # The address bounced or complained after this request was made: it gets no more mail, for good.
+        if suppressions is not None and suppressions.is_suppressed(record.email):
+            store.reject_notification(request_id, SUPPRESSED_CODE, "the address bounced or complained; no more mail")
+            return StepOutcome(request_id, "rejected", SUPPRESSED_CODE)
         link = None
         if record.status is Status.COMPLETED and record.result_key:
             link = storage.presigned_result(
@@ -62,7 +70,13 @@ def notify_user(
                 expires_in=settings.result_url_ttl_seconds,
             )
         message = mail.compose(record, link, api_base_url=settings.api_base_url)
-        mail.send(ses, sender=settings.sender_email, to=record.email, message=message)
+        mail.send(
+            ses,
+            sender=settings.sender_email,
+            to=record.email,
+            message=message,
+            configuration_set=settings.mail_configuration_set,
+        )
     except ClientError as exc:
         failure = mail.send_failure(exc, sender=settings.sender_email)
         if failure.permanent:

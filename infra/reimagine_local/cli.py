@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from reimagine_local.api_client import ApiClient, ClientError
-from reimagine_local.template import DEFAULT_STACK
+from reimagine_local.invoke import EnvironmentConflict
+from reimagine_local.sam_options import SamOptionError
+from reimagine_local.template import DEFAULT_STACK, TemplateError
 
 DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
 DEFAULT_OUTBOX = Path(os.environ.get("REIMAGINE_OUTBOX", ".reimagine/outbox"))
@@ -103,6 +105,18 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stack_config(args: argparse.Namespace) -> Any:
+    """The SAM options (-t, --parameter-overrides, --env-vars) as the local stack takes them."""
+    from reimagine_local.runner import StackConfig
+    from reimagine_local.sam_options import load_env_vars, parse_parameter_overrides
+
+    return StackConfig(
+        template=Path(args.template) if args.template else None,
+        parameters=parse_parameter_overrides(args.parameter_overrides),
+        env_vars=load_env_vars(args.env_vars) if args.env_vars else None,
+    )
+
+
 def cmd_local_up(args: argparse.Namespace) -> int:
     import logging
 
@@ -110,7 +124,10 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # credential and endpoint chatter
-    with running_stack(port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox)) as running:
+    config = _stack_config(args)
+    with running_stack(
+        port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox), config=config
+    ) as running:
         _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
         _say(f"  web page:  {running.api_url}/")
         _say(f"  outbox:    {args.outbox}   (reimagine outbox)")
@@ -121,13 +138,42 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as AwsError
+
+    from reimagine_local.doctor import Doctor, aws_clients, configuration, report, stack_parameters
+    from reimagine_local.runner import find_template
+
+    stack_config = _stack_config(args)
+    template = stack_config.template or find_template()
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    aws = aws_clients(region, args.endpoint_url) if (args.stack or args.endpoint_url) else None
+    parameters = dict(stack_config.parameters)
+    source = f"{template} with {len(parameters)} override(s)"
+    if args.stack and aws is not None:
+        try:
+            deployed = stack_parameters(aws("cloudformation"), args.stack, template)
+        except (AwsError, BotoCoreError) as exc:
+            _say(f"reimagine: the stack {args.stack} could not be read: {exc}")
+            return EXIT_ERROR
+        parameters = {**deployed, **parameters}
+        source = f"stack {args.stack} in {region} with {len(stack_config.parameters)} override(s)"
+    config = configuration(template, parameters, stack_config.env_vars, source=source)
+    where = args.endpoint_url or ("the account of the ambient credentials" if aws else "none")
+    print(f"configuration: {config.source}; AWS: {where}")
+    return report(Doctor(config, aws=aws).run(), print)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from reimagine_local.demo import run_demo
 
     image = Path(args.image) if args.image else None
     sample = resources.files("reimagine_local.assets").joinpath("sample.jpg")
     with resources.as_file(sample) as sample_path:
-        return run_demo(image or sample_path, email=args.email, out=Path(args.out), say=_say)
+        return run_demo(
+            image or sample_path, email=args.email, out=Path(args.out), say=_say, config=_stack_config(args)
+        )
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
@@ -188,6 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     def api_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--api", default=DEFAULT_API, help=f"API base URL (default {DEFAULT_API}, or $REIMAGINE_API)")
 
+    def sam_options(p: argparse.ArgumentParser) -> None:
+        # As `sam local` spells them; --parameter-overrides takes several words, like SAM's OptionNargs.
+        p.add_argument("-t", "--template", help="the SAM template (default: the nearest template.yaml)")
+        p.add_argument(
+            "--parameter-overrides",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="KEY=VALUE",
+            help="template parameters, in SAM's syntax: Key=Value ... or ParameterKey=Key,ParameterValue=Value",
+        )
+        p.add_argument(
+            "--env-vars",
+            metavar="FILE",
+            help='SAM\'s JSON: {"FunctionLogicalId": {"VAR": "value"}, "Parameters": {"VAR": "value"}}',
+        )
+
     p = sub.add_parser("submit", help="send an image; with --wait, follow it to the end")
     p.add_argument("image")
     p.add_argument("--email", required=True)
@@ -217,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use this AWS endpoint (e.g. LocalStack) instead of starting the embedded emulator",
     )
     p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
+    sam_options(p)
     p.set_defaults(run=cmd_local_up)
 
     p = sub.add_parser("redrive", help="move what sits in the on-failure queue back through the pipeline")
@@ -235,10 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change and delete nothing")
     p.set_defaults(run=cmd_redrive)
 
+    p = sub.add_parser("doctor", help="check a configuration against the live services, one line per check")
+    sam_options(p)
+    p.add_argument("--stack", help="read the parameters of this deployed stack (CloudFormation) instead")
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint of the SSM, SES and Bedrock checks (e.g. LocalStack); without it or --stack: skipped",
+    )
+    p.add_argument("--region", help="AWS region (default $AWS_REGION, else us-east-1)")
+    p.set_defaults(run=cmd_doctor)
+
     p = sub.add_parser("demo", help="run one image through a temporary local stack and keep the results")
     p.add_argument("image", nargs="?", help="an image (default: a bundled sample photo)")
     p.add_argument("--email", default="you@example.com")
     p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
+    sam_options(p)
     p.set_defaults(run=cmd_demo)
     return parser
 
@@ -248,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ClientError as exc:
+        _say(f"reimagine: {exc}")
+        return EXIT_ERROR
+    except (SamOptionError, TemplateError, EnvironmentConflict) as exc:  # the configuration, not the code
         _say(f"reimagine: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import requests
 
 from reimagine_local.api_client import ApiClient, ClientError
 from reimagine_local.outbox import list_outbox
-from reimagine_local.runner import running_stack
+from reimagine_local.runner import StackConfig, running_stack
 
 Say = Callable[[str], None]
 
@@ -30,11 +30,13 @@ def _email_link(eml: Path) -> str:
     return match.group(0)
 
 
-def run_demo(image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0) -> int:
+def run_demo(
+    image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0, config: StackConfig | None = None
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
         say("starting the local stack (embedded AWS emulator, no network)...")
-        with running_stack(port=0, outbox=Path(outbox)) as running:
+        with running_stack(port=0, outbox=Path(outbox), config=config) as running:
             client = ApiClient(running.api_url)
             say(f"  API {running.api_url}; submitting {image}")
             started = time.monotonic()

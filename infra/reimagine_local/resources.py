@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from reimagine_local.template import Application, Function, S3Trigger
+from reimagine_local.template import Application, Function, S3Trigger, Secret, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sqs import SQSClient
 
@@ -30,6 +31,7 @@ class Clients:
     dynamodb: DynamoDBClient
     sqs: SQSClient
     ses: SESClient
+    secretsmanager: SecretsManagerClient | None = None  # needed only when the template declares secrets
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,62 @@ def verify_senders(app: Application, ses: SESClient) -> None:
         ses.verify_email_identity(EmailAddress=sender)
 
 
+# GenerateSecretString's options that GetRandomPassword takes under the same names.
+_PASSWORD_FLAGS = (
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
+
+
+def _generated_value(secret: Secret, secretsmanager: SecretsManagerClient) -> str:
+    """What CloudFormation stores for GenerateSecretString: a random password from the service itself,
+    alone or under GenerateStringKey in SecretStringTemplate."""
+    options: dict[str, Any] = {
+        flag: str(secret.generate[flag]).lower() == "true" for flag in _PASSWORD_FLAGS if flag in secret.generate
+    }
+    if "PasswordLength" in secret.generate:
+        options["PasswordLength"] = int(secret.generate["PasswordLength"])
+    if "ExcludeCharacters" in secret.generate:
+        options["ExcludeCharacters"] = str(secret.generate["ExcludeCharacters"])
+    password = secretsmanager.get_random_password(**options)["RandomPassword"]
+    template, key = secret.generate.get("SecretStringTemplate"), secret.generate.get("GenerateStringKey")
+    if bool(template) != bool(key):
+        raise TemplateError(f"{secret.logical_id}: SecretStringTemplate and GenerateStringKey go together")
+    return json.dumps({**json.loads(str(template)), str(key): password}) if template else password
+
+
+def create_secrets(app: Application, secretsmanager: SecretsManagerClient | None) -> None:
+    """Each declared secret, once: an existing one keeps its value (as a stack update does)."""
+    if app.secrets and secretsmanager is None:
+        raise TemplateError("the template declares secrets: pass a Secrets Manager client")
+    for secret in app.secrets.values():
+        assert secretsmanager is not None
+        try:
+            secretsmanager.describe_secret(SecretId=secret.name)
+            continue
+        except ClientError as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
+        value = secret.secret_string if secret.secret_string is not None else _generated_value(secret, secretsmanager)
+        secretsmanager.create_secret(Name=secret.name, SecretString=value, Description=secret.description)
+        log.info("created secret %s", secret.name)
+
+
+def create_configuration_sets(app: Application, ses: SESClient) -> None:
+    for configuration_set in app.configuration_sets.values():
+        try:
+            ses.describe_configuration_set(ConfigurationSetName=configuration_set.name)
+        except ClientError as exc:
+            if _error_code(exc) != "ConfigurationSetDoesNotExist":
+                raise
+            ses.create_configuration_set(ConfigurationSet={"Name": configuration_set.name})
+            log.info("created SES configuration set %s", configuration_set.name)
+
+
 def connect_notifications(app: Application, clients: Clients, created: Created) -> None:
     """Bucket notifications -> one SQS queue per S3 trigger, with the trigger's events and key filter."""
     by_bucket: dict[str, list[NotificationQueue]] = {}
@@ -198,5 +256,7 @@ def create_all(app: Application, clients: Clients) -> Created:
     create_tables(app, clients.dynamodb, created)
     create_queues(app, clients.sqs)
     verify_senders(app, clients.ses)
+    create_configuration_sets(app, clients.ses)
+    create_secrets(app, clients.secretsmanager)
     connect_notifications(app, clients, created)
     return created

@@ -7,10 +7,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reimagine_local.http_server import ApiServer
+from reimagine_local.sam_options import EnvVars
 from reimagine_local.stack import EmbeddedStack
 
 
@@ -49,11 +50,26 @@ class RunningStack:
                 signal.signal(sig, handler)
 
 
+@dataclass(frozen=True)
+class StackConfig:
+    """What `sam local` takes too: `-t/--template`, `--parameter-overrides`, `--env-vars`."""
+
+    template: Path | None = None  # None: find_template()
+    parameters: dict[str, str] = field(default_factory=dict)
+    env_vars: EnvVars | None = None
+
+
 @contextmanager
 def running_stack(
-    *, port: int = 3000, endpoint_url: str | None = None, outbox: Path | None = None, host: str = "127.0.0.1"
+    *,
+    port: int = 3000,
+    endpoint_url: str | None = None,
+    outbox: Path | None = None,
+    host: str = "127.0.0.1",
+    config: StackConfig | None = None,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on the way out, whatever happened."""
+    config = config or StackConfig()
     # Readable output: the stack's one line per event; the functions' own JSON logs only for warnings.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -62,7 +78,13 @@ def running_stack(
     # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
     try:
-        stack = EmbeddedStack(find_template(), api_base_url=server.url, outbox_dir=outbox)
+        stack = EmbeddedStack(
+            config.template or find_template(),
+            parameters=config.parameters,
+            env_vars=config.env_vars,
+            api_base_url=server.url,
+            outbox_dir=outbox,
+        )
         holder["stack"] = stack
         stack.start(endpoint_url)
         try:

@@ -52,7 +52,9 @@ from reimagine_local.invoke import (
     union_environment,
 )
 from reimagine_local.outbox import MailSource, Outbox, has_localstack_mail, localstack_mail, moto_mail
+from reimagine_local.provider_secrets import store_provider_secrets
 from reimagine_local.resources import Clients, Created, create_all
+from reimagine_local.sam_options import EnvVars
 from reimagine_local.template import DEFAULT_STACK, Application, Function, read_application
 
 log = logging.getLogger("reimagine_local")
@@ -85,6 +87,7 @@ class EmbeddedStack:
         parameters: dict[str, str] | None = None,
         api_base_url: str = "http://127.0.0.1:3000",
         env_overrides: dict[str, str] | None = None,
+        env_vars: EnvVars | None = None,
         outbox_dir: str | Path | None = None,
     ) -> None:
         self.template_path = Path(template_path)
@@ -93,6 +96,7 @@ class EmbeddedStack:
         self.parameters = dict(parameters or {})
         self.api_base_url = api_base_url.rstrip("/")
         self.env_overrides = {"API_BASE_URL": self.api_base_url, **(env_overrides or {})}
+        self.env_vars = env_vars
         self.outbox_dir = Path(outbox_dir) if outbox_dir else None
         self.endpoint_url: str | None = None
         self.app: Application | None = None
@@ -148,9 +152,19 @@ class EmbeddedStack:
             region=self.region,
             parameters=self.parameters,
             env_overrides=self.env_overrides,
+            env_vars=self.env_vars,
         )
-        clients = Clients(self.client("s3"), self.client("dynamodb"), self.client("sqs"), self.client("ses"))
+        clients = Clients(
+            self.client("s3"),
+            self.client("dynamodb"),
+            self.client("sqs"),
+            self.client("ses"),
+            self.client("secretsmanager"),
+        )
         self.created = create_all(self.app, clients)
+        if endpoint_url != REAL_AWS:  # an emulator only: never overwrite an account's own parameters
+            for name in store_provider_secrets(self.app.parameters, self.client("ssm"), os.environ):
+                log.info("stored the provider key from the environment as the SecureString %s", name)
         # The functions' configuration, as one process can hold it (see invoke.py).
         function_env = union_environment(self.app.functions.values())
         self._saved_env.update(

@@ -14,6 +14,8 @@ from typing import Any
 
 from cfn_tools import load_yaml
 
+from reimagine_local.sam_options import EnvVars
+
 DEFAULT_STACK = "reimagine"
 MOTO_ACCOUNT = "123456789012"
 LOCAL_API_ID = "localapi"
@@ -160,6 +162,25 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A Secrets Manager secret; `generate` is its GenerateSecretString (the value is made on creation)."""
+
+    logical_id: str
+    name: str
+    generate: dict[str, Any] = field(default_factory=dict)
+    secret_string: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigurationSet:
+    """An SES configuration set: every send names it (its event destinations are not emulated locally)."""
+
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Cors:
     """An HttpApi's CorsConfiguration: API Gateway answers preflights and adds the headers itself."""
 
@@ -182,6 +203,9 @@ class Application:
     queues: dict[str, Queue]
     template_dir: Path
     cors: Cors | None = None
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    configuration_sets: dict[str, ConfigurationSet] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # every template parameter, resolved
 
     def queue_for_arn(self, arn: str) -> Queue:
         for queue in self.queues.values():
@@ -200,6 +224,8 @@ _TABLE = "AWS::DynamoDB::Table"
 _QUEUE = "AWS::SQS::Queue"
 _FUNCTION = "AWS::Serverless::Function"
 _HTTP_API = "AWS::Serverless::HttpApi"
+_SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
+_CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -223,6 +249,9 @@ class Resolver:
             raw = overrides.get(name, spec.get("Default"))
             if raw is None:
                 raise TemplateError(f"parameter {name} has no default and no value")
+            allowed = [_text(v) for v in spec.get("AllowedValues") or []]
+            if name in overrides and allowed and _text(raw) not in allowed:
+                raise TemplateError(f"parameter {name} must be one of {', '.join(allowed)}, not {raw!r}")
             kind = str(spec.get("Type", "String"))
             if kind == "CommaDelimitedList" or kind.startswith("List<"):
                 values[name] = raw if isinstance(raw, list) else [part.strip() for part in str(raw).split(",")]
@@ -245,6 +274,8 @@ class Resolver:
             _TABLE: "TableName",
             _QUEUE: "QueueName",
             _FUNCTION: "FunctionName",
+            _SECRET: "Name",
+            _CONFIGURATION_SET: "Name",
         }.get(self.resource_type(logical_id))
         if declared_key and props.get(declared_key) is not None:
             return str(self.resolve(props[declared_key]))
@@ -285,6 +316,8 @@ class Resolver:
             return f"https://sqs.{c.region}.{c.url_suffix}/{c.account_id}/{self.physical_name(name)}"
         if kind == _HTTP_API:
             return LOCAL_API_ID
+        # A secret's Ref is its ARN on AWS, which ends in a suffix chosen at creation; its name is
+        # accepted wherever the ARN is (GetSecretValue, Powertools get_secret), so it stands in here.
         return self.physical_name(name)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -406,13 +439,17 @@ def read_application(
     region: str = "us-east-1",
     parameters: dict[str, str] | None = None,
     env_overrides: dict[str, str] | None = None,
+    env_vars: EnvVars | None = None,
 ) -> Application:
-    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function."""
+    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function;
+    `env_vars` (SAM's `--env-vars`) then replace variables a function declares."""
     context = StackContext(stack_name, account_id, region, dict(parameters or {}))
     template = load_template(path)
     resolver = Resolver(template, context)
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     buckets, tables, queues, functions = {}, {}, {}, {}
+    secrets: dict[str, Secret] = {}
+    configuration_sets: dict[str, ConfigurationSet] = {}
     for logical_id, resource in resolver.resources.items():
         if resource.get("Condition") and not resolver.condition(resource["Condition"]):
             continue
@@ -423,10 +460,32 @@ def read_application(
             tables[logical_id] = _table(resolver, logical_id)
         elif kind == _QUEUE:
             queues[logical_id] = _queue(resolver, logical_id)
+        elif kind == _SECRET:
+            secrets[logical_id] = _secret(resolver, logical_id)
+        elif kind == _CONFIGURATION_SET:
+            configuration_sets[logical_id] = ConfigurationSet(logical_id, resolver.physical_name(logical_id))
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") == _FUNCTION:
-            functions[logical_id] = _function(resolver, logical_id, globals_fn, tables, dict(env_overrides or {}))
-    return Application(context, functions, buckets, tables, queues, Path(path).resolve().parent, _cors(resolver))
+            functions[logical_id] = _function(
+                resolver, logical_id, globals_fn, tables, dict(env_overrides or {}), env_vars or EnvVars()
+            )
+    return Application(
+        context,
+        functions,
+        buckets,
+        tables,
+        queues,
+        Path(path).resolve().parent,
+        _cors(resolver),
+        secrets,
+        configuration_sets,
+        parameters=dict(resolver.parameters),
+    )
+
+
+def template_parameters(path: str | Path, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """The template's parameters as a stack would get them: defaults, then `overrides` (checked)."""
+    return Resolver(load_template(path), StackContext(parameters=dict(overrides or {}))).parameters
 
 
 def _cors(resolver: Resolver) -> Cors | None:
@@ -491,6 +550,20 @@ def _table(resolver: Resolver, logical_id: str) -> Table:
     )
 
 
+def _secret(resolver: Resolver, logical_id: str) -> Secret:
+    props = resolver.resolve(_props(resolver, logical_id))
+    generate = dict(props.get("GenerateSecretString") or {})
+    if generate and "SecretString" in props:
+        raise TemplateError(f"{logical_id}: SecretString and GenerateSecretString are exclusive")
+    return Secret(
+        logical_id,
+        resolver.physical_name(logical_id),
+        generate=generate,
+        secret_string=props.get("SecretString"),
+        description=str(props.get("Description", "")),
+    )
+
+
 # Queue properties that map one to one onto SQS attributes (the rest do not matter locally).
 _QUEUE_ATTRIBUTES = (
     "DelaySeconds",
@@ -514,6 +587,7 @@ def _function(
     globals_fn: dict[str, Any],
     tables: dict[str, Table],
     env_overrides: dict[str, str],
+    env_vars: EnvVars,
 ) -> Function:
     raw = _props(resolver, logical_id)
     merged = {**globals_fn, **raw}
@@ -523,6 +597,7 @@ def _function(
     }
     environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
     environment.update(env_overrides)
+    environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
     routes, s3_triggers, stream_triggers, schedules = [], [], [], []
     for event_name, event in (raw.get("Events") or {}).items():
         kind, event_props = event.get("Type"), event.get("Properties") or {}

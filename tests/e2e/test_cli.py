@@ -141,3 +141,11 @@ def test_an_unreachable_api_is_one_clear_line(tmp_path: Path):
         done.stderr.strip()
         == f"reimagine: cannot reach the API at http://127.0.0.1:{port} (is `reimagine local up` running?)"
     )
+
+
+def test_local_up_refuses_an_unknown_parameter_override_in_one_line(tmp_path: Path):
+    done = run("local", "up", "--port", str(_free_port()), "--parameter-overrides", "NoSuchParameter=1", cwd=tmp_path)
+    assert (done.returncode, done.stderr.strip().splitlines()) == (
+        2,
+        ["reimagine: unknown parameters: NoSuchParameter"],
+    )

@@ -215,8 +215,24 @@ class Pipeline:
         return len(calls)
 
 
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How a module's stack is configured: template parameter overrides, and variables set while it runs."""
+
+    parameters: dict[str, str] = field(default_factory=dict)
+    environ: dict[str, str] = field(default_factory=dict)
+
+
 @pytest.fixture(scope="module")
-def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline_config() -> PipelineConfig:
+    """The template's defaults (the offline provider); a test module overrides this fixture to change them."""
+    return PipelineConfig()
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pipeline_config: PipelineConfig
+) -> Iterator[Pipeline]:
     backend: str = request.param
     endpoint_url: str | None = None  # moto: the stack starts its own server
     stack_name = DEFAULT_STACK
@@ -235,7 +251,11 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Invoker, "invoke", recording)
-        stack = EmbeddedStack(ROOT / "template.yaml", stack_name=stack_name, outbox_dir=outbox)
+        for name, value in pipeline_config.environ.items():
+            patch.setenv(name, value)
+        stack = EmbeddedStack(
+            ROOT / "template.yaml", stack_name=stack_name, parameters=pipeline_config.parameters, outbox_dir=outbox
+        )
         with stack.start(endpoint_url):
             yield Pipeline(stack, outbox, recorder, backend)
 

@@ -24,6 +24,7 @@ import responses
 from reimagine.observability import logger
 from reimagine_local.invoke import cold_start
 from tests.fixtures import images
+from tests.fixtures.provider_answers import hub_model_info, mapping
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -36,8 +37,12 @@ TOKEN_LIKE = [
     re.compile(r"X-Amz-Signature|x-amz-security-token|\"signature\"", re.IGNORECASE),  # presigned URLs, POST policies
 ]
 HF_BASE = "https://router.huggingface.co"
+HF_HUB = "https://huggingface.co"
+CAPTION_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
+IMAGE_MODEL = "black-forest-labs/FLUX.1-schnell"
 CHAT_URL = f"{HF_BASE}/v1/chat/completions"
-IMAGE_URL = f"{HF_BASE}/hf-inference/models/black-forest-labs/FLUX.1-schnell"
+HUB_URL = f"{HF_HUB}/api/models/{IMAGE_MODEL}"
+IMAGE_URL = f"{HF_BASE}/hf-inference/models/{IMAGE_MODEL}"
 TOKEN_PARAMETER = "/reimagine/test/huggingface/token"
 
 
@@ -113,8 +118,10 @@ def huggingface_provider(pipeline: Pipeline) -> Iterator[responses.RequestsMock]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROVIDER", "huggingface")
         patch.setenv("HF_TOKEN_PARAMETER", TOKEN_PARAMETER)
-        patch.setenv("HF_BASE_URL", HF_BASE)
-        patch.setenv("HF_CAPTION_ROUTE", "chat")
+        patch.setenv("HF_ROUTER_URL", HF_BASE)
+        patch.setenv("HF_HUB_URL", HF_HUB)
+        patch.setenv("HF_CAPTION_MODELS", CAPTION_MODEL)
+        patch.setenv("HF_IMAGE_MODELS", IMAGE_MODEL)
         cold_start("reimagine")  # settings and providers are read again, like a new container
         with responses.RequestsMock(assert_all_requests_are_fired=False) as router:
             # Uploads and presigned links go to the stack's endpoint for real.
@@ -135,6 +142,7 @@ def test_a_hugging_face_run_never_logs_its_token(
 ) -> None:
     router = huggingface_provider
     router.post(CHAT_URL, json=_chat("A small red square on a plain background."))
+    router.get(HUB_URL, json=hub_model_info(IMAGE_MODEL, [mapping("hf-inference", IMAGE_MODEL)]))
     router.post(IMAGE_URL, body=images.png((64, 64)), content_type="image/png")
     done = pipeline.submit(images.jpeg((96, 64)), "image/jpeg", email="hf.ok.person@example.com")
     record = pipeline.status(done)

@@ -143,6 +143,36 @@ def test_completed_request_shows_a_fresh_result_link_and_redirects(aws):
     assert status == 302 and f"results/{rid}.png" in headers["location"]
 
 
+def test_status_names_the_models_that_did_each_step(aws):
+    rid = _create()["id"]
+    store = clients.store()
+    store.claim(rid, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
+    store.advance(
+        rid,
+        from_status=Status.CAPTIONING,
+        to=Status.CAPTIONED,
+        caption="A cup.",
+        caption_provider="huggingface",
+        caption_model="Qwen/Qwen3-VL-8B-Instruct",
+    )
+    store.claim(rid, from_status=Status.CAPTIONED, working=Status.GENERATING, lease_seconds=60)
+    store.advance(
+        rid,
+        from_status=Status.GENERATING,
+        to=Status.COMPLETED,
+        result_key=f"results/{rid}.png",
+        image_model="black-forest-labs/FLUX.1-schnell",
+    )
+
+    _, _, body = call("GET", f"/requests/{rid}")
+
+    assert (body["caption_provider"], body["caption_model"], body["image_model"]) == (
+        "huggingface",
+        "Qwen/Qwen3-VL-8B-Instruct",
+        "black-forest-labs/FLUX.1-schnell",
+    )
+
+
 def test_result_before_completion_is_a_conflict(aws):
     rid = _create()["id"]
     status, _, body = call("GET", f"/requests/{rid}/result")

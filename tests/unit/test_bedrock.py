@@ -12,7 +12,7 @@ from botocore.stub import ANY, Stubber
 from PIL import Image
 
 from reimagine.config import Settings
-from reimagine.errors import ProviderError
+from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.providers import bedrock
 from tests.fixtures import images
 from tests.fixtures.provider_fakes import IMAGE, FakeClock
@@ -67,7 +67,7 @@ def test_caption_through_converse_with_an_image_block(client) -> None:
                 ],
             }
         ],
-        "inferenceConfig": {"maxTokens": 120, "temperature": 0.2},
+        "inferenceConfig": {"maxTokens": bedrock.CAPTION_MAX_TOKENS, "temperature": 0.2},
     }
     client.stubber.add_response("converse", converse_answer("A red door", " in a white wall."), expected)
     clock = FakeClock(60)
@@ -175,22 +175,53 @@ def test_read_timeouts_are_retried() -> None:
 # --- refusals and wrong answers ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("code", "status"),
-    [("ValidationException", 400), ("AccessDeniedException", 403), ("ResourceNotFoundException", 404)],
-)
-def test_requests_retrying_cannot_fix_are_rejected_at_once(client, code: str, status: int) -> None:
+def test_a_malformed_request_is_rejected_at_once(client) -> None:
     client.stubber.add_client_error(
-        "converse", service_error_code=code, service_message="no such model", http_status_code=status
+        "converse",
+        service_error_code="ValidationException",
+        service_message="Malformed input request: #: extraneous key [foo] is not permitted",
+        http_status_code=400,
     )
     clock = FakeClock(60)
-
     with pytest.raises(ProviderError) as caught:
         captioner(client, clock).caption(IMAGE, clock.deadline)
+    assert (caught.value.code, caught.value.retryable, clock.sleeps) == ("PROVIDER_REJECTED", False, [])
 
-    assert caught.value.code == "PROVIDER_REJECTED" and not caught.value.retryable
-    assert code in str(caught.value)
-    assert clock.sleeps == []
+
+# The errors Bedrock answers for a model that is gone, unknown, not granted, or callable only
+# through an inference profile (messages as the service words them).
+UNAVAILABLE_ANSWERS = {
+    "end of life": (
+        "ResourceNotFoundException",
+        "This model version has reached the end of its life. Please refer to the AWS documentation for more details.",
+        404,
+    ),
+    "end of life (validation)": (
+        "ValidationException",
+        "This model version has reached the end of its life. Please refer to the AWS documentation for more details.",
+        400,
+    ),
+    "unknown id": ("ValidationException", "The provided model identifier is invalid.", 400),
+    "no access": ("AccessDeniedException", "You don't have access to the model with the specified model ID.", 403),
+    "profile only": (
+        "ValidationException",
+        "Invocation of model ID anthropic.claude-haiku-5-5 with on-demand throughput isn\u2019t supported. Retry "
+        "your request with the ID or ARN of an inference profile that contains this model.",
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", UNAVAILABLE_ANSWERS.values(), ids=list(UNAVAILABLE_ANSWERS))
+def test_a_model_bedrock_cannot_use_is_unavailable_at_once(client, answer: tuple[str, str, int]) -> None:
+    code, message, status = answer
+    client.stubber.add_client_error(
+        "converse", service_error_code=code, service_message=message, http_status_code=status
+    )
+    clock = FakeClock(60)
+    with pytest.raises(ModelUnavailable) as caught:
+        captioner(client, clock).caption(IMAGE, clock.deadline)
+    assert (caught.value.code, code in str(caught.value), clock.sleeps) == ("MODEL_UNAVAILABLE", True, [])
 
 
 def test_titan_error_field_is_a_rejection(client) -> None:
@@ -245,11 +276,120 @@ def test_client_is_built_once_with_timeouts_and_standard_retries() -> None:
     bedrock.runtime_client.cache_clear()
 
 
-def test_builders_follow_settings() -> None:
+def test_builders_make_chains_of_the_configured_models() -> None:
     bedrock.runtime_client.cache_clear()
-    settings = Settings(provider="bedrock", result_size=1024)
-    cap = bedrock.build_captioner(settings)
-    gen = bedrock.build_generator(settings)
-    assert cap.model == settings.bedrock_caption_model and gen.model == settings.bedrock_image_model
-    assert gen.size == 1024 and cap.name == gen.name == "bedrock"
+    settings = Settings(
+        provider="bedrock",
+        bedrock_caption_models="us.anthropic.claude-haiku-5-5,us.amazon.nova-2-lite-v1:0",
+        bedrock_image_models="stability.stable-image-core-v1:1,amazon.nova-canvas-v1:0",
+        result_size=1024,
+    )
+    cap, gen = bedrock.build_captioner(settings), bedrock.build_generator(settings)
+    assert ([c.model for c in cap.links], [(g.model, g.family, g.size) for g in gen.links]) == (
+        ["us.anthropic.claude-haiku-5-5", "us.amazon.nova-2-lite-v1:0"],
+        [("stability.stable-image-core-v1:1", "stability", 1024), ("amazon.nova-canvas-v1:0", "titan", 1024)],
+    )
     bedrock.runtime_client.cache_clear()
+
+
+# --- families and inference profiles -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_id", "family"),
+    [
+        ("amazon.titan-image-generator-v2:0", "titan"),
+        ("amazon.nova-canvas-v1:0", "titan"),
+        ("us.amazon.nova-canvas-v1:0", "titan"),
+        ("stability.stable-image-core-v1:1", "stability"),
+        ("us.stability.stable-image-ultra-v1:1", "stability"),
+        ("global.stability.sd3-5-large-v1:0", "stability"),
+        ("stability.stable-diffusion-xl-v1", None),
+        ("anthropic.claude-haiku-5-5", None),
+        ("us.meta.llama4-maverick-17b-instruct-v1:0", None),
+    ],
+)
+def test_the_image_family_is_read_behind_any_profile_prefix(model_id: str, family: str | None) -> None:
+    assert bedrock.image_family(model_id) == family
+
+
+def test_a_model_of_no_known_family_is_unavailable_without_a_call(client) -> None:
+    clock = FakeClock(60)
+    with pytest.raises(ModelUnavailable):
+        bedrock.BedrockGenerator(client, model="cohere.command-r-v1:0").generate("p", clock.deadline)
+
+
+def test_stability_pictures_send_a_prompt_and_read_images(client) -> None:
+    # Given Stable Image Core's documented request and answer shapes
+    gen = bedrock.BedrockGenerator(client, model="stability.stable-image-core-v1:1", sleep=lambda _: None)
+    body = gen.request_body("a lighthouse")
+    png = base64.b64encode(images.png((48, 48))).decode()
+    client.stubber.add_response(
+        "invoke_model",
+        titan_answer({"seeds": [body["seed"]], "finish_reasons": [None], "images": [png]}),
+        {"modelId": "stability.stable-image-core-v1:1", "body": json.dumps(body), "contentType": ANY, "accept": ANY},
+    )
+    clock = FakeClock(60)
+
+    # When a picture is generated
+    data = gen.generate("a lighthouse", clock.deadline)
+
+    # Then the body is the prompt with a square PNG asked for, and the image is the answer's
+    assert ({k: v for k, v in body.items() if k != "seed"}, Image.open(io.BytesIO(data)).size) == (
+        {"prompt": "a lighthouse", "aspect_ratio": "1:1", "output_format": "png"},
+        (48, 48),
+    )
+
+
+def test_a_stability_filter_reason_is_a_rejection(client) -> None:
+    client.stubber.add_response("invoke_model", titan_answer({"finish_reasons": ["Filter reason: prompt"]}))
+    gen = bedrock.BedrockGenerator(client, model="stability.sd3-5-large-v1:0")
+    clock = FakeClock(60)
+    with pytest.raises(ProviderError) as caught:
+        gen.generate("a prompt", clock.deadline)
+    assert (caught.value.code, "Filter reason: prompt" in str(caught.value)) == ("PROVIDER_REJECTED", True)
+
+
+def test_an_inference_profile_id_is_sent_as_the_model_id(client) -> None:
+    profile = "us.anthropic.claude-haiku-5-5"
+    client.stubber.add_response(
+        "converse", converse_answer("A boat."), {"modelId": profile, "messages": ANY, "inferenceConfig": ANY}
+    )
+    clock = FakeClock(60)
+    assert bedrock.BedrockCaptioner(client, model=profile).caption(IMAGE, clock.deadline) == "A boat."
+
+
+@pytest.mark.parametrize("content", [[{"text": 7}], [{"text": ["a"]}], "text"], ids=["number", "list", "not a list"])
+def test_a_converse_text_that_is_not_a_string_is_a_bad_response(content) -> None:
+    # botocore's parser would not produce these; a client that does not validate (a proxy, a fake) might
+    class Answers:
+        def converse(self, **kwargs):
+            answer = converse_answer("x")
+            answer["output"]["message"]["content"] = content
+            return answer
+
+    clock = FakeClock(60)
+    with pytest.raises(ProviderError) as caught:
+        captioner(Answers(), clock).caption(IMAGE, clock.deadline)
+    assert caught.value.code == "PROVIDER_BAD_RESPONSE"
+
+
+def test_a_reasoning_block_before_the_answer_is_not_the_caption(client) -> None:
+    # Given a model that thinks first: Converse returns a reasoningContent block, then the text
+    answer = converse_answer("A red door.")
+    answer["output"]["message"]["content"].insert(
+        0, {"reasoningContent": {"reasoningText": {"text": "The user wants one sentence...", "signature": "sig"}}}
+    )
+    client.stubber.add_response("converse", answer)
+    clock = FakeClock(60)
+
+    # When it captions, Then only the answer's text is the caption
+    assert captioner(client, clock).caption(IMAGE, clock.deadline) == "A red door."
+
+
+def test_a_stability_inference_error_is_a_bad_response_not_a_refusal(client) -> None:
+    client.stubber.add_response("invoke_model", titan_answer({"finish_reasons": ["Inference error"], "images": []}))
+    clock = FakeClock(60)
+    with pytest.raises(ProviderError) as caught:
+        bedrock.BedrockGenerator(client, model="stability.stable-image-core-v1:1").generate("p", clock.deadline)
+    assert (caught.value.code, caught.value.retryable) == ("PROVIDER_BAD_RESPONSE", True)

@@ -38,6 +38,12 @@ FORBIDDEN = {
     "generate": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
     "notify": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
     "sweeper": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.batch"),
+    "mail_events": (
+        *IMAGING,
+        *EMAIL,
+        "aws_lambda_powertools.event_handler",
+        "aws_lambda_powertools.utilities.batch",
+    ),
 }
 
 

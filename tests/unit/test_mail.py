@@ -57,3 +57,24 @@ def test_failed_email_gives_the_reason_and_code():
     assert "the upload is not an image (NOT_AN_IMAGE)" in message.text
     assert "<code>NOT_AN_IMAGE</code>" in message.html
     assert "/result" not in message.text
+
+
+def test_an_ai_email_names_the_model_that_wrote_the_caption_and_the_one_that_painted():
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
+    record = _record(
+        caption_provider="bedrock",
+        caption_model="us.anthropic.claude-haiku-5-5",
+        image_model="stability.sd3-5-large-v1:0",
+    )
+    message = compose(record, link, api_base_url="https://api.example.com")
+    assert (
+        "written by an AI model (us.anthropic.claude-haiku-5-5) through bedrock" in message.text,
+        "Picture: painted by stability.sd3-5-large-v1:0 through bedrock." in message.text,
+        "painted by stability.sd3-5-large-v1:0" in message.html,
+    ) == (True, True, True)
+
+
+def test_an_offline_email_says_the_picture_is_not_ai_either():
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
+    message = compose(_record(image_model="offline-rendering"), link, api_base_url="")
+    assert "rendered from the caption's words by the offline provider, not AI" in message.text

@@ -59,6 +59,58 @@ def _one_foundation_model(t: Template, s: Statement) -> bool:
     return _parameter_named(t, s["Resource"]["Fn::Sub"], _FOUNDATION_MODEL)
 
 
+_CHAIN_MODEL = (
+    r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}:"
+    r"(\$\{AWS::AccountId\}:inference-profile|:foundation-model)/\$\{Model\}"
+)
+
+
+def _chain_item(t: Template, resource: Any) -> bool:
+    """`!Sub [<model or profile ARN>, {Model: !Select [i, !Split [",", "${Chain},${Chain},${Chain}"]]}]`."""
+    try:
+        text, variables = resource["Fn::Sub"]
+        index, (delimiter, tripled) = (
+            variables["Model"]["Fn::Select"][0],
+            variables["Model"]["Fn::Select"][1]["Fn::Split"],
+        )
+        chain = re.fullmatch(r"\$\{(\w+)\},\$\{\1\},\$\{\1\}", tripled["Fn::Sub"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (
+        re.fullmatch(_CHAIN_MODEL, text) is not None
+        and index in (0, 1, 2)
+        and delimiter == ","
+        and chain is not None
+        and chain.group(1) in t.get("Parameters", {})
+    )
+
+
+def _each_model_of_a_chain(t: Template, s: Statement) -> bool:
+    return all(_chain_item(t, r) for r in as_list(s["Resource"]))
+
+
+def _models_only_through_the_chains_profiles(t: Template, s: Statement) -> bool:
+    profiles = s.get("Condition", {}).get("StringEquals", {}).get("bedrock:InferenceProfileArn", [])
+    return (
+        s["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:bedrock:*::foundation-model/*"}
+        and bool(profiles)
+        and all(_chain_item(t, p) and ":inference-profile/" in p["Fn::Sub"][0] for p in as_list(profiles))
+    )
+
+
+def _subscribe_to_the_configured_products(t: Template, s: Statement) -> bool:
+    return (
+        s["Action"] == "aws-marketplace:Subscribe"
+        and s["Resource"] == "*"
+        and s.get("Condition")
+        == {"ForAnyValue:StringEquals": {"aws-marketplace:ProductId": {"Ref": "BedrockMarketplaceProductIds"}}}
+    )
+
+
+def _view_subscriptions_only(t: Template, s: Statement) -> bool:
+    return s["Action"] == "aws-marketplace:ViewSubscriptions" and s["Resource"] == "*"
+
+
 def _identities_sending_from_the_sender(t: Template, s: Statement) -> bool:
     return s["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
@@ -72,14 +124,34 @@ ALLOWED_BEYOND_THE_STACK: dict[str, tuple[str, Callable[[Template, Statement], b
         _one_ssm_parameter,
     ),
     "QuotaKey": (
-        "the optional quota hashing key is an SSM parameter the operator creates; the grant names only it",
+        "the quota hashing key is an SSM parameter the operator creates when named (the grant names only "
+        "it); otherwise it is this stack's generated secret, which needs no exception",
+        _one_ssm_parameter,
+    ),
+    "ProviderKey": (
+        "the optional OpenAI-compatible API key is an SSM parameter the operator creates; the grant names only it",
         _one_ssm_parameter,
     ),
     "CaptionModel": (
-        "Bedrock foundation models belong to AWS, not to a stack; the grant names the one configured model",
-        _one_foundation_model,
+        "Bedrock models belong to AWS, not to a stack; the grant names each model of the configured chain, "
+        "as a model id in this region and as an inference profile of this account",
+        _each_model_of_a_chain,
     ),
-    "ImageModel": ("as CaptionModel, for the image model", _one_foundation_model),
+    "CaptionModelViaProfile": (
+        "an inference profile invokes its model in whichever region it routes to; allowed only through "
+        "the chain's own profiles (bedrock:InferenceProfileArn), each of which routes to one model",
+        _models_only_through_the_chains_profiles,
+    ),
+    "CaptionModelSubscription": (
+        "Marketplace has no resource types; Bedrock subscribes on a third-party model's first use, "
+        "held to the configured product ids",
+        _subscribe_to_the_configured_products,
+    ),
+    "CaptionModelSubscriptions": ("Marketplace has no resource types; a read-only check", _view_subscriptions_only),
+    "ImageModel": ("as CaptionModel, for the image chain", _each_model_of_a_chain),
+    "ImageModelViaProfile": ("as CaptionModelViaProfile", _models_only_through_the_chains_profiles),
+    "ImageModelSubscription": ("as CaptionModelSubscription", _subscribe_to_the_configured_products),
+    "ImageModelSubscriptions": ("as CaptionModelSubscriptions", _view_subscriptions_only),
     "SendFromSender": (
         "SES authorises against every identity involved (in the sandbox, recipients too), so the grant "
         "covers this account's identities, but only for mail from the configured sender",
@@ -94,6 +166,10 @@ _OWN_BUCKET = re.compile(
 )
 # `${SomeResource.Arn}` followed by a sub-resource path without wildcards (a table's index, say).
 _OWN_SUB = re.compile(r"\$\{(?P<resource>\w+)\.Arn\}(/[A-Za-z0-9_.-]+)*")
+# An ARN built from a resource's name, for types with no Arn attribute (an SES configuration set).
+_OWN_NAMED_ARN = re.compile(
+    r"arn:\$\{AWS::Partition\}:[a-z0-9-]+:\$\{AWS::Region\}:\$\{AWS::AccountId\}:[a-z-]+/\$\{(?P<resource>\w+)\}"
+)
 
 
 def _own_resource(template: Template, resource: Any) -> bool:
@@ -108,7 +184,7 @@ def _own_resource(template: Template, resource: Any) -> bool:
         text = resource["Fn::Sub"]
         if _OWN_BUCKET.fullmatch(text):
             return True
-        match = _OWN_SUB.fullmatch(text)
+        match = _OWN_SUB.fullmatch(text) or _OWN_NAMED_ARN.fullmatch(text)
         return match is not None and match.group("resource") in own
     return False
 
@@ -123,13 +199,13 @@ def iam_findings(template: Template) -> list[str]:
                 findings.append(f"{where}: wildcard action {action}")
         if "NotAction" in statement or "NotResource" in statement:
             findings.append(f"{where}: NotAction/NotResource grants everything else")
+        allowed = ALLOWED_BEYOND_THE_STACK.get(statement.get("Sid", ""))
         for resource in as_list(statement.get("Resource", [])):
-            if resource == "*":
-                findings.append(f"{where}: Resource *")
-            elif not _own_resource(template, resource):
-                allowed = ALLOWED_BEYOND_THE_STACK.get(statement.get("Sid", ""))
-                if allowed is None or not allowed[1](template, statement):
-                    findings.append(f"{where}: {json.dumps(resource)} is not this stack's")
+            if _own_resource(template, resource):
+                continue
+            if allowed is None or not allowed[1](template, statement):
+                what = "Resource *" if resource == "*" else f"{json.dumps(resource)} is not this stack's"
+                findings.append(f"{where}: {what}")
     return findings
 
 
@@ -200,6 +276,11 @@ def _is_ssm_name_parameter(spec: dict[str, Any]) -> bool:
     return spec.get("AllowedPattern") in SSM_NAME_PATTERNS and (default == "" or default.startswith("/"))
 
 
+def _is_own_secret(template: Template, ref: Any) -> bool:
+    resource = template.get("Resources", {}).get(ref) if isinstance(ref, str) else None
+    return isinstance(resource, dict) and resource.get("Type") == "AWS::SecretsManager::Secret"
+
+
 def secret_findings(template: Template) -> list[str]:
     findings = []
     parameters = template.get("Parameters", {})
@@ -216,8 +297,14 @@ def secret_findings(template: Template) -> list[str]:
             if SECRET_NAME.search(variable):
                 for v in branches(value):
                     ref = v.get("Ref") if isinstance(v, dict) else None
+                    if _is_own_secret(template, ref):
+                        continue  # the ARN of a Secrets Manager secret of this stack, read at run time
                     if ref not in parameters or not _is_ssm_name_parameter(parameters[ref]):
-                        findings.append(f"{function}.{variable}: must be the NAME of an SSM parameter")
+                        findings.append(f"{function}.{variable}: must be the NAME of an SSM parameter or a secret")
+    for name, secret in resources(template, "AWS::SecretsManager::Secret").items():
+        # A secret's value is made at deploy time, never written into the template (or its history).
+        if "SecretString" in secret.get("Properties", {}) or "GenerateSecretString" not in secret.get("Properties", {}):
+            findings.append(f"{name}: the value must be generated (GenerateSecretString), not written")
     return findings
 
 
@@ -260,7 +347,7 @@ def _weaken(template: Template, change: Callable[[Template], None]) -> Template:
 
 
 def _first_statement(t: Template, function: str, sid: str) -> Statement:
-    (statement,) = [s for s in props(t, function)["Policies"][0]["Statement"] if s.get("Sid") == sid]
+    (statement,) = [s for s in _policy_statements(props(t, function)["Policies"][0]) if s.get("Sid") == sid]
     return statement
 
 
@@ -297,6 +384,18 @@ IAM_WEAKENINGS: dict[str, Callable[[Template], None]] = {
     ),
     "any model": lambda t: _first_statement(t, "CaptionFunction", "CaptionModel").update(
         Resource={"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/*"}
+    ),
+    "a model outside the chain": lambda t: _first_statement(t, "GenerateFunction", "ImageModel")["Resource"].append(
+        {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/amazon.nova-reel-v1:0"}
+    ),
+    "any model through any profile": lambda t: _first_statement(t, "CaptionFunction", "CaptionModelViaProfile").pop(
+        "Condition"
+    ),
+    "subscribe to any product": lambda t: _first_statement(t, "GenerateFunction", "ImageModelSubscription").pop(
+        "Condition"
+    ),
+    "unsubscribe too": lambda t: _first_statement(t, "CaptionFunction", "CaptionModelSubscriptions").update(
+        Action=["aws-marketplace:ViewSubscriptions", "aws-marketplace:Unsubscribe"]
     ),
     "SES without the sender condition": lambda t: _first_statement(t, "NotifyFunction", "SendFromSender").pop(
         "Condition"
@@ -362,6 +461,12 @@ SECRET_WEAKENINGS: dict[str, Callable[[Template], None]] = {
     ),
     "a secret-named variable set to a literal": lambda t: props(t, "ApiFunction")["Environment"]["Variables"].update(
         QUOTA_KEY_PARAMETER="letmein"
+    ),
+    "a secret-named variable set to a parameter's value": lambda t: props(t, "ApiFunction")["Environment"][
+        "Variables"
+    ].update(QUOTA_KEY_SECRET={"Ref": "SenderEmail"}),
+    "a secret written into the template": lambda t: props(t, "QuotaKeySecret").update(
+        SecretString="Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
     ),
 }
 

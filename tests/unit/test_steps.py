@@ -10,11 +10,12 @@ from PIL import Image
 
 from reimagine import clients, intake
 from reimagine.captioning import caption_upload
-from reimagine.errors import ProviderError
+from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.generation import generate_result
 from reimagine.models import Status
 from reimagine.notification import notify_user
 from reimagine.providers.base import Deadline, ModelInput
+from reimagine.providers.chain import CaptionChain
 from reimagine.request_body import CreateRequestBody
 
 
@@ -26,6 +27,7 @@ def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
 
 class FakeCaptioner:
     name = "fake"
+    model = "fake-vision-1"
 
     def __init__(self, errors: list[Exception] | None = None) -> None:
         self.calls: list[ModelInput] = []
@@ -40,6 +42,7 @@ class FakeCaptioner:
 
 class FakeGenerator:
     name = "fake"
+    model = "fake-painter-2"
 
     def __init__(self, errors: list[Exception] | None = None) -> None:
         self.prompts: list[str] = []
@@ -101,10 +104,11 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
     assert len(captioner.calls) == 1
     assert captioner.calls[0].source_format == "PNG"
     record = clients.store().get(request_id)
-    assert (record.status, record.caption, record.caption_provider) == (
+    assert (record.status, record.caption, record.caption_provider, record.caption_model) == (
         Status.CAPTIONED,
         "A red rectangle.",
         "fake",
+        "fake-vision-1",
     )
 
     assert _generate(aws, request_id, generator).outcome == "done"
@@ -112,6 +116,7 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
     assert len(generator.prompts) == 1 and "A red rectangle" in generator.prompts[0]
     record = clients.store().get(request_id)
     assert record.status is Status.COMPLETED and record.result_key == f"results/{request_id}.png"
+    assert record.image_model == "fake-painter-2"
     listed = clients.s3().list_objects_v2(Bucket=aws.results_bucket)["Contents"]
     assert [o["Key"] for o in listed] == [record.result_key]
 
@@ -185,6 +190,34 @@ def test_a_permanent_provider_error_fails_at_once(aws):
     rejected = ProviderError("bad request", code="PROVIDER_REJECTED", retryable=False)
     outcome = _caption(aws, request_id, FakeCaptioner(errors=[rejected]))
     assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_REJECTED")
+
+
+def _unavailable_captioner(model: str) -> FakeCaptioner:
+    captioner = FakeCaptioner(errors=[ModelUnavailable(f"{model} is not served")])
+    captioner.model = model
+    return captioner
+
+
+def test_the_record_names_the_model_of_the_chain_that_wrote_the_caption(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    chain = CaptionChain([_unavailable_captioner("gone-vlm"), FakeCaptioner()])
+    assert _caption(aws, request_id, chain).outcome == "done"
+    record = clients.store().get(request_id)
+    assert (record.status, record.caption_model) == (Status.CAPTIONED, "fake-vision-1")
+
+
+def test_a_chain_with_no_model_left_fails_at_once_naming_the_models(aws):
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    chain = CaptionChain([_unavailable_captioner("vlm-a"), _unavailable_captioner("vlm-b")])
+    outcome = _caption(aws, request_id, chain)
+    error = clients.store().get(request_id).error
+    assert (outcome.outcome, error.code, "vlm-a" in error.message and "vlm-b" in error.message) == (
+        "failed",
+        "NO_MODEL_AVAILABLE",
+        True,
+    )
 
 
 def test_an_unexpected_error_releases_the_claim_and_propagates(aws):

@@ -45,7 +45,14 @@ from tests.unit.template_helpers import (
 EVENTS = ROOT / "events"
 BIN = Path(sys.executable).parent
 
-FUNCTIONS = ("ApiFunction", "CaptionFunction", "GenerateFunction", "NotifyFunction", "SweeperFunction")
+FUNCTIONS = (
+    "ApiFunction",
+    "CaptionFunction",
+    "GenerateFunction",
+    "NotifyFunction",
+    "SweeperFunction",
+    "MailEventsFunction",
+)
 REQUEST_ID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
 
 # The shared contract, restated on purpose: a change to either side must show up here.
@@ -73,6 +80,7 @@ HANDLERS = {
     "GenerateFunction": "reimagine.handlers.generate.handler",
     "NotifyFunction": "reimagine.handlers.notify.handler",
     "SweeperFunction": "reimagine.handlers.sweeper.handler",
+    "MailEventsFunction": "reimagine.handlers.mail_events.handler",
 }
 # Least privilege, stated as the exact set of allowed actions per function.
 ALLOWED_ACTIONS = {
@@ -83,6 +91,7 @@ ALLOWED_ACTIONS = {
         "s3:PutObject",
         "s3:GetObject",
         "ssm:GetParameter",
+        "secretsmanager:GetSecretValue",
     },
     "CaptionFunction": {
         "s3:GetObject",
@@ -91,6 +100,8 @@ ALLOWED_ACTIONS = {
         "dynamodb:UpdateItem",
         "ssm:GetParameter",
         "bedrock:InvokeModel",
+        "aws-marketplace:Subscribe",
+        "aws-marketplace:ViewSubscriptions",
         "sqs:SendMessage",
     },
     "GenerateFunction": {
@@ -103,6 +114,8 @@ ALLOWED_ACTIONS = {
         "dynamodb:ListStreams",
         "ssm:GetParameter",
         "bedrock:InvokeModel",
+        "aws-marketplace:Subscribe",
+        "aws-marketplace:ViewSubscriptions",
         "sqs:SendMessage",
     },
     "NotifyFunction": {
@@ -116,8 +129,11 @@ ALLOWED_ACTIONS = {
         "ses:SendEmail",
         "ses:SendRawEmail",
         "sqs:SendMessage",
+        "ssm:GetParameter",
+        "secretsmanager:GetSecretValue",
     },
     "SweeperFunction": {"dynamodb:Query", "dynamodb:UpdateItem"},
+    "MailEventsFunction": {"dynamodb:PutItem", "ssm:GetParameter", "secretsmanager:GetSecretValue", "sqs:SendMessage"},
 }
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
@@ -129,8 +145,10 @@ REQUIRED_ENV = {
         "RESULT_URL_TTL_SECONDS",
         "RECORD_TTL_DAYS",
         "DAILY_QUOTA_PER_EMAIL",
-        "QUOTA_SALT",
+        "DAILY_QUOTA_PER_IP",
+        "DAILY_REQUEST_BUDGET",
         "QUOTA_KEY_PARAMETER",
+        "QUOTA_KEY_SECRET",
     },
     "CaptionFunction": {
         "PROVIDER",
@@ -140,10 +158,12 @@ REQUIRED_ENV = {
         "CAPTION_JPEG_QUALITY",
         "MAX_ATTEMPTS",
         "HF_TOKEN_PARAMETER",
-        "HF_BASE_URL",
-        "HF_CAPTION_MODEL",
-        "HF_CAPTION_ROUTE",
-        "BEDROCK_CAPTION_MODEL",
+        "HF_ROUTER_URL",
+        "HF_CAPTION_MODELS",
+        "BEDROCK_CAPTION_MODELS",
+        "OPENAI_BASE_URL",
+        "OPENAI_CAPTION_MODELS",
+        "OPENAI_KEY_PARAMETER",
     },
     "GenerateFunction": {
         "PROVIDER",
@@ -152,12 +172,25 @@ REQUIRED_ENV = {
         "RESULT_SIZE",
         "MAX_ATTEMPTS",
         "HF_TOKEN_PARAMETER",
-        "HF_BASE_URL",
-        "HF_IMAGE_MODEL",
-        "BEDROCK_IMAGE_MODEL",
+        "HF_ROUTER_URL",
+        "HF_HUB_URL",
+        "HF_IMAGE_MODELS",
+        "BEDROCK_IMAGE_MODELS",
+        "OPENAI_BASE_URL",
+        "OPENAI_IMAGE_MODELS",
+        "OPENAI_KEY_PARAMETER",
     },
-    "NotifyFunction": {"RESULTS_BUCKET", "RESULT_URL_TTL_SECONDS", "SENDER_EMAIL", "API_BASE_URL"},
+    "NotifyFunction": {
+        "RESULTS_BUCKET",
+        "RESULT_URL_TTL_SECONDS",
+        "SENDER_EMAIL",
+        "API_BASE_URL",
+        "MAIL_CONFIGURATION_SET",
+        "QUOTA_KEY_PARAMETER",
+        "QUOTA_KEY_SECRET",
+    },
     "SweeperFunction": {"STUCK_AFTER_SECONDS", "MAX_REDRIVES", "SWEEP_MAX_ITEMS"},
+    "MailEventsFunction": {"QUOTA_KEY_PARAMETER", "QUOTA_KEY_SECRET"},
 }
 GLOBAL_ENV = {"TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 
@@ -179,11 +212,16 @@ def events_of(template: dict[str, Any], function: str, kind: str) -> dict[str, d
 
 
 def matches(pattern: Any, value: Any) -> bool:
-    """Lambda event filtering, the subset this project uses: nested keys, literal lists, exists."""
+    """Lambda event filtering, the subset this project uses: nested keys, literal lists, exists.
+
+    As in EventBridge patterns, a value that is an array matches when any of its elements does.
+    """
     if isinstance(pattern, dict):
         node = value if isinstance(value, dict) else {}
         return all(matches(sub_pattern, node.get(key)) for key, sub_pattern in pattern.items())
     assert isinstance(pattern, list), pattern
+    if isinstance(value, list):
+        return any(matches(pattern, element) for element in value)
     for option in pattern:
         if isinstance(option, dict):
             assert set(option) == {"exists"}, f"matcher does not know {option}"
@@ -292,6 +330,7 @@ def test_log_groups_keep_logs_for_the_configured_days(template: dict[str, Any]) 
     groups = {
         res["Properties"]["LogGroupName"]["Fn::Sub"]: res["Properties"]
         for res in resources(template, "AWS::Logs::LogGroup").values()
+        if "LogGroupName" in res["Properties"]  # the API's access log group is named by CloudFormation
     }
     for name in FUNCTIONS:
         group = groups[f"/aws/lambda/${{{name}}}"]
@@ -399,7 +438,23 @@ def test_no_allow_statement_uses_a_wildcard_action(template: dict[str, Any]) -> 
     assert allows
     for statement in allows:
         assert all("*" not in action for action in as_list(statement["Action"])), statement
+        if all(action in MARKETPLACE_ACTIONS for action in as_list(statement["Action"])):
+            continue  # Marketplace has no resource types: see the next test
         assert all(r != "*" for r in as_list(statement["Resource"])), statement
+
+
+# AWS Marketplace defines no resource types for these, so a grant can only be on "*"; Subscribe is
+# held to the configured products, and ViewSubscriptions only reads.
+MARKETPLACE_ACTIONS = {"aws-marketplace:Subscribe", "aws-marketplace:ViewSubscriptions"}
+
+
+@pytest.mark.parametrize("function", ["CaptionFunction", "GenerateFunction"])
+def test_marketplace_subscription_is_held_to_the_configured_products(template: dict[str, Any], function: str) -> None:
+    (subscribe,) = [s for s in statements(template, function) if "aws-marketplace:Subscribe" in as_list(s["Action"])]
+    assert (as_list(subscribe["Action"]), subscribe["Condition"]) == (
+        ["aws-marketplace:Subscribe"],
+        {"ForAnyValue:StringEquals": {"aws-marketplace:ProductId": {"Ref": "BedrockMarketplaceProductIds"}}},
+    )
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -414,6 +469,7 @@ OBJECT_GRANTS = {
     "GenerateFunction": {("s3:PutObject", "results")},
     "NotifyFunction": {("s3:GetObject", "results")},
     "SweeperFunction": set(),
+    "MailEventsFunction": set(),
 }
 
 
@@ -434,17 +490,74 @@ def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(template: 
     assert granted == OBJECT_GRANTS[function]
 
 
-def test_provider_grants_name_the_configured_models_and_token_parameter(template: dict[str, Any]) -> None:
-    def resource_of(function: str, action: str) -> str:
-        (statement,) = [s for s in statements(template, function) if action in as_list(s["Action"])]
+def _chain_items(resource: Any, parameter: str) -> list[tuple[str, int]]:
+    """(ARN template, item index) of a `!Sub [template, {Model: !Select [i, !Split [",", chain x3]]}]`."""
+    template_text, variables = resource["Fn::Sub"]
+    index, (delimiter, tripled) = variables["Model"]["Fn::Select"][0], variables["Model"]["Fn::Select"][1]["Fn::Split"]
+    assert (delimiter, tripled) == (",", {"Fn::Sub": f"${{{parameter}}},${{{parameter}}},${{{parameter}}}"})
+    return [(template_text, index)]
+
+
+MODEL_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${Model}"
+PROFILE_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/${Model}"
+
+
+@pytest.mark.parametrize(
+    ("function", "sid", "parameter"),
+    [
+        ("CaptionFunction", "CaptionModel", "BedrockCaptionModels"),
+        ("GenerateFunction", "ImageModel", "BedrockImageModels"),
+    ],
+)
+def test_bedrock_grants_cover_each_model_of_the_chain_as_id_and_as_profile(
+    template: dict[str, Any], function: str, sid: str, parameter: str
+) -> None:
+    by_sid = {s["Sid"]: s for s in statements(template, function)}
+    direct, via = by_sid[sid], by_sid[f"{sid}ViaProfile"]
+    items = [item for resource in direct["Resource"] for item in _chain_items(resource, parameter)]
+    profiles = [
+        item
+        for resource in via["Condition"]["StringEquals"]["bedrock:InferenceProfileArn"]
+        for item in _chain_items(resource, parameter)
+    ]
+    # Every one of the (at most three) models, as a model id here and as a profile of this account
+    assert sorted(items) == sorted([(MODEL_ARN, i) for i in range(3)] + [(PROFILE_ARN, i) for i in range(3)])
+    # The models a profile routes to, in any region, but only through the chain's profiles
+    assert (via["Resource"], sorted(profiles)) == (
+        {"Fn::Sub": "arn:${AWS::Partition}:bedrock:*::foundation-model/*"},
+        [(PROFILE_ARN, i) for i in range(3)],
+    )
+
+
+def test_a_chain_is_at_most_three_models(template: dict[str, Any]) -> None:
+    for name in ("BedrockCaptionModels", "BedrockImageModels", "HfCaptionModels", "HfImageModels"):
+        pattern = template["Parameters"][name]["AllowedPattern"]
+        assert (bool(re.fullmatch(pattern, "a.b,c-d,e_f")), bool(re.fullmatch(pattern, "a,b,c,d"))) == (
+            True,
+            False,
+        )
+
+
+def test_provider_secrets_are_the_named_parameters(template: dict[str, Any]) -> None:
+    def resource_of(function: str, sid: str) -> str:
+        (statement,) = [s for s in statements(template, function) if s.get("Sid") == sid]
         return statement["Resource"]["Fn::Sub"]
 
-    assert resource_of("CaptionFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockCaptionModel}")
-    assert resource_of("GenerateFunction", "bedrock:InvokeModel").endswith(":foundation-model/${BedrockImageModel}")
     for function in ("CaptionFunction", "GenerateFunction"):
-        assert resource_of(function, "ssm:GetParameter").endswith(":parameter${HfTokenParameter}")
-    (ses,) = [s for s in statements(template, "NotifyFunction") if "ses:SendEmail" in as_list(s["Action"])]
+        assert resource_of(function, "ProviderToken").endswith(":parameter${HfTokenParameter}")
+        assert resource_of(function, "ProviderKey").endswith(":parameter${OpenAiKeyParameter}")
+    (ses,) = [s for s in statements(template, "NotifyFunction") if s.get("Sid") == "SendFromSender"]
     assert ses["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+
+
+def test_chain_exhaustion_raises_an_alarm(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["ChainExhaustedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"], alarm["Threshold"]) == (
+        "Reimagine",
+        "ChainExhausted",
+        [{"Name": "service", "Value": "reimagine"}],
+        0,
+    )
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -469,33 +582,156 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
     parameters = template["Parameters"]
     assert all(p.get("Description") for p in parameters.values())
     defaults = Settings()
-    assert parameters["Provider"]["AllowedValues"] == ["offline", "huggingface", "bedrock"]
+    assert parameters["Provider"]["AllowedValues"] == ["offline", "huggingface", "bedrock", "openai"]
     assert parameters["Provider"]["Default"] == defaults.provider
     assert parameters["MaxUploadBytes"]["Default"] == defaults.max_upload_bytes
     assert parameters["HfTokenParameter"]["Default"] == defaults.hf_token_parameter
-    assert parameters["HfCaptionModel"]["Default"] == defaults.hf_caption_model
-    assert parameters["HfCaptionRoute"]["Default"] == defaults.hf_caption_route
-    assert parameters["HfImageModel"]["Default"] == defaults.hf_image_model
-    assert parameters["BedrockCaptionModel"]["Default"] == defaults.bedrock_caption_model
-    assert parameters["BedrockImageModel"]["Default"] == defaults.bedrock_image_model
+    for parameter, setting in {
+        "HfRouterUrl": "hf_router_url",
+        "HfHubUrl": "hf_hub_url",
+        "HfCaptionModels": "hf_caption_models",
+        "HfImageModels": "hf_image_models",
+        "BedrockCaptionModels": "bedrock_caption_models",
+        "BedrockImageModels": "bedrock_image_models",
+        "OpenAiBaseUrl": "openai_base_url",
+        "OpenAiCaptionModels": "openai_caption_models",
+        "OpenAiImageModels": "openai_image_models",
+        "OpenAiKeyParameter": "openai_key_parameter",
+    }.items():
+        assert parameters[parameter]["Default"] == getattr(defaults, setting), parameter
     assert parameters["GenerationStyle"]["Default"] == defaults.generation_style
     assert parameters["AllowedOrigins"]["Type"] == "CommaDelimitedList"
     assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
+    assert parameters["DailyQuotaPerIp"]["Default"] == defaults.daily_quota_per_ip
+    assert parameters["DailyRequestBudget"]["Default"] == defaults.daily_request_budget
 
 
 # ---------------------------------------------------------------- abuse limits
 
 
-def test_the_api_counts_requests_per_email_with_a_keyed_hash(template: dict[str, Any]) -> None:
+KEY_FROM_SSM = {"Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]}
+KEY_FROM_SECRET = {"Fn::If": ["GeneratesQuotaKey", {"Ref": "QuotaKeySecret"}, {"Ref": "AWS::NoValue"}]}
+# Each function that hashes an address (to count it, or to look it up in the suppression list).
+KEY_READERS = ("ApiFunction", "NotifyFunction", "MailEventsFunction")
+
+
+def test_the_api_counts_requests_per_email_ip_and_stack_with_a_keyed_hash(template: dict[str, Any]) -> None:
     env = function_env(template, "ApiFunction")
     assert env["DAILY_QUOTA_PER_EMAIL"] == {"Ref": "DailyQuotaPerEmail"}
-    # Per deployment: a stack's counters say nothing about another's.
-    assert env["QUOTA_SALT"] == {"Ref": "AWS::StackId"}
-    assert env["QUOTA_KEY_PARAMETER"] == {
-        "Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]
-    }
+    assert env["DAILY_QUOTA_PER_IP"] == {"Ref": "DailyQuotaPerIp"}
+    assert env["DAILY_REQUEST_BUDGET"] == {"Ref": "DailyRequestBudget"}
+    # The stack id is not secret, so it is no longer the salt.
+    assert "QUOTA_SALT" not in env
+    assert env["QUOTA_KEY_PARAMETER"] == KEY_FROM_SSM
     assert template["Conditions"]["HasQuotaKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}]}
     assert template["Parameters"]["QuotaKeyParameter"]["Default"] == ""
+
+
+def test_a_secret_quota_key_is_generated_at_deploy_time_unless_an_ssm_key_is_named(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["QuotaKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Condition"] == "GeneratesQuotaKey"
+    assert template["Conditions"]["GeneratesQuotaKey"] == {"Fn::Equals": [{"Ref": "QuotaKeyParameter"}, ""]}
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32
+    assert "SecretString" not in secret["Properties"]
+    for function in KEY_READERS:
+        env = function_env(template, function)
+        assert (env["QUOTA_KEY_PARAMETER"], env["QUOTA_KEY_SECRET"]) == (KEY_FROM_SSM, KEY_FROM_SECRET), function
+        policy = props(template, function)["Policies"][0]["Statement"]
+        (key_grant,) = [s for s in policy if "Fn::If" in s]
+        condition, ssm, generated_secret = key_grant["Fn::If"]
+        assert condition == "HasQuotaKey"
+        assert (ssm["Action"], ssm["Resource"]["Fn::Sub"][-len("${QuotaKeyParameter}") :]) == (
+            "ssm:GetParameter",
+            "${QuotaKeyParameter}",
+        )
+        assert generated_secret == {
+            "Sid": "QuotaKey",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {"Ref": "QuotaKeySecret"},
+        }
+    # Nobody else may read it.
+    readers = {
+        f for f in FUNCTIONS for s in statements(template, f) if "secretsmanager:GetSecretValue" in as_list(s["Action"])
+    }
+    assert readers == set(KEY_READERS)
+
+
+def test_mail_events_may_write_suppression_entries_and_nothing_else(template: dict[str, Any]) -> None:
+    (put,) = [s for s in statements(template, "MailEventsFunction") if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert put["Resource"] == {"Fn::GetAtt": ["RequestsTable", "Arn"]}
+    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["suppressed#*"]}}
+
+
+def test_every_email_goes_through_the_configuration_set_that_records_bounces_and_complaints(
+    template: dict[str, Any],
+) -> None:
+    assert template["Resources"]["MailConfigurationSet"]["Type"] == "AWS::SES::ConfigurationSet"
+    assert function_env(template, "NotifyFunction")["MAIL_CONFIGURATION_SET"] == {"Ref": "MailConfigurationSet"}
+    # Sending through a set is authorised against the set too, for mail from the sender only.
+    (through_set,) = [
+        s for s in statements(template, "NotifyFunction") if s.get("Sid") == "SendThroughConfigurationSet"
+    ]
+    assert through_set["Resource"]["Fn::Sub"] == (
+        "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${MailConfigurationSet}"
+    )
+    assert set(through_set["Action"]) == {"ses:SendEmail", "ses:SendRawEmail"}
+    assert through_set["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    destination = props(template, "MailEventDestination")
+    assert destination["ConfigurationSetName"] == {"Ref": "MailConfigurationSet"}
+    assert destination["EventDestination"]["Enabled"] is True
+    assert sorted(destination["EventDestination"]["MatchingEventTypes"]) == ["bounce", "complaint"]
+    assert sub(destination["EventDestination"]["EventBridgeDestination"]["EventBusArn"]) == (
+        "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    )
+    (rule,) = events_of(template, "MailEventsFunction", "EventBridgeRule").values()
+    assert rule["Pattern"] == {
+        "source": ["aws.ses"],
+        "detail-type": ["Email Bounced", "Email Complaint Received"],
+        "detail": {"mail": {"tags": {"ses:configuration-set": [{"Ref": "MailConfigurationSet"}]}}},
+    }
+    invoke = props(template, "MailEventsFunction")["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+
+
+@pytest.mark.parametrize("name", ["eventbridge_ses_bounce.json", "eventbridge_ses_complaint.json"])
+def test_ses_samples_reach_the_mail_events_rule(template: dict[str, Any], name: str) -> None:
+    (rule,) = events_of(template, "MailEventsFunction", "EventBridgeRule").values()
+    event = load_event(name)
+    (configuration_set,) = event["detail"]["mail"]["tags"]["ses:configuration-set"]
+    pattern = json.loads(
+        json.dumps(rule["Pattern"]).replace('{"Ref": "MailConfigurationSet"}', f'"{configuration_set}"')
+    )
+    assert matches(pattern, event)
+    other_stack = json.loads(json.dumps(event).replace(f'"{configuration_set}"', '"someone-elses-set"'))
+    assert not matches(pattern, other_stack)
+
+
+# ---------------------------------------------------------------- access logs
+
+
+def test_http_api_access_logs_go_to_a_kept_log_group_and_carry_no_address(template: dict[str, Any]) -> None:
+    settings = props(template, "HttpApi")["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert props(template, "ApiAccessLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    fields = json.loads(settings["Format"])
+    assert {"requestId", "routeKey", "status", "responseLatency"} <= set(fields)
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", settings["Format"]))
+    # The route template only: the raw path, query string, headers, body and caller identity could
+    # all carry an address (or an IP, which the logs need not keep).
+    assert variables <= {
+        "$context.requestId",
+        "$context.requestTimeEpoch",
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLength",
+        "$context.responseLatency",
+        "$context.integrationLatency",
+        "$context.integrationStatus",
+        "$context.error.message",
+    }, variables
 
 
 def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[str, Any]) -> None:
@@ -504,10 +740,11 @@ def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[
     assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}}
     (ssm,) = [s for s in statements(template, "ApiFunction") if "ssm:GetParameter" in as_list(s["Action"])]
     assert ssm["Resource"]["Fn::Sub"].endswith(":parameter${QuotaKeyParameter}")
-    # That grant exists only when a key parameter is named.
+    # That grant exists only when a key parameter is named; otherwise the generated secret's does.
     policy = props(template, "ApiFunction")["Policies"][0]["Statement"]
     (conditional,) = [s for s in policy if "Fn::If" in s]
-    assert conditional["Fn::If"][0] == "HasQuotaKey" and conditional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert conditional["Fn::If"][0] == "HasQuotaKey"
+    assert conditional["Fn::If"][2]["Resource"] == {"Ref": "QuotaKeySecret"}
 
 
 # ---------------------------------------------------------------- alarms
@@ -676,6 +913,8 @@ def test_every_trigger_has_a_sample_event_about_the_same_request() -> None:
         ("dynamodb_stream_captioned.json", DynamoDBStreamModel),
         ("dynamodb_stream_completed.json", DynamoDBStreamModel),
         ("schedule_sweeper.json", EventBridgeModel),
+        ("eventbridge_ses_bounce.json", EventBridgeModel),
+        ("eventbridge_ses_complaint.json", EventBridgeModel),
     ],
 )
 def test_samples_have_the_shape_powertools_parses(name: str, model: type[BaseModel]) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from reimagine.config import Settings
 from reimagine_local.invoke import union_environment
-from reimagine_local.resources import Clients, create_all
+from reimagine_local.resources import Clients, create_all, create_secrets
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import TemplateError, read_application
+from reimagine_local.template import Secret, TemplateError, read_application
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -154,6 +157,7 @@ def test_functions_and_handlers_are_the_contracts(app):
         "GenerateFunction": "reimagine.handlers.generate.handler",
         "NotifyFunction": "reimagine.handlers.notify.handler",
         "SweeperFunction": "reimagine.handlers.sweeper.handler",
+        "MailEventsFunction": "reimagine.handlers.mail_events.handler",
     }
     assert {r.route_key for r in app.functions["ApiFunction"].routes} == {
         "POST /requests",
@@ -229,9 +233,11 @@ def test_resources_are_created_on_moto_and_creation_is_idempotent():
     # Given the real template started on its own moto server
     with EmbeddedStack(TEMPLATE, stack_name="wiring").start() as stack:
         app = stack.app
-        s3, ddb, sqs, ses = (stack.client(s) for s in ("s3", "dynamodb", "sqs", "ses"))
+        s3, ddb, sqs, ses, secrets = (stack.client(s) for s in ("s3", "dynamodb", "sqs", "ses", "secretsmanager"))
+        key_name = app.secrets["QuotaKeySecret"].name
+        first_key = secrets.get_secret_value(SecretId=key_name)["SecretString"]
         # When everything is created a second time
-        again = create_all(app, Clients(s3, ddb, sqs, ses))
+        again = create_all(app, Clients(s3, ddb, sqs, ses, secrets))
         # Then nothing new was made and the wiring is in place
         assert again.new_tables == set()
         assert again.stream_arns == stack.created.stream_arns
@@ -248,7 +254,58 @@ def test_resources_are_created_on_moto_and_creation_is_idempotent():
         assert sqs.get_queue_url(QueueName=app.queues["FailureQueue"].name)["QueueUrl"]
         sender = app.functions["NotifyFunction"].environment["SENDER_EMAIL"]
         assert sender in ses.list_identities()["Identities"]
+        # The generated quota key exists, is kept across runs (as a stack update keeps it) and is
+        # what the functions are told to read; the configuration set every send names exists.
+        assert secrets.get_secret_value(SecretId=key_name)["SecretString"] == first_key
+        assert app.functions["ApiFunction"].environment["QUOTA_KEY_SECRET"] == key_name
+        configuration_set = app.functions["NotifyFunction"].environment["MAIL_CONFIGURATION_SET"]
+        assert ses.describe_configuration_set(ConfigurationSetName=configuration_set)["ConfigurationSet"]["Name"] == (
+            configuration_set
+        )
         policy = sqs.get_queue_attributes(QueueUrl=again.notification_queues[0].queue_url, AttributeNames=["Policy"])
         assert json.loads(policy["Attributes"]["Policy"])["Statement"][0]["Principal"] == {
             "Service": "s3.amazonaws.com"
         }
+
+
+def test_the_generated_quota_key_follows_generate_secret_string(app):
+    # Given the template's secret, as the local stack reads it
+    secret = app.secrets["QuotaKeySecret"]
+    # Then it is generated (never written), and each function that hashes addresses is told its name
+    assert secret.secret_string is None
+    assert secret.generate == {"PasswordLength": 64, "ExcludePunctuation": True}
+    for function in ("ApiFunction", "NotifyFunction", "MailEventsFunction"):
+        assert app.functions[function].environment["QUOTA_KEY_SECRET"] == secret.name
+        assert "QUOTA_KEY_PARAMETER" not in app.functions[function].environment
+
+
+def test_a_named_ssm_key_replaces_the_generated_secret():
+    # Given a key parameter named at deploy time
+    app = read_application(TEMPLATE, parameters={"QuotaKeyParameter": "/reimagine/quota-key"})
+    # Then no secret is created and the functions read the parameter instead
+    assert app.secrets == {}
+    env = app.functions["ApiFunction"].environment
+    assert env["QUOTA_KEY_PARAMETER"] == "/reimagine/quota-key"
+    assert "QUOTA_KEY_SECRET" not in env
+
+
+def test_generated_values_come_from_the_service_with_the_declared_options():
+    # Given a secret generated with options, on a moto Secrets Manager
+    templated = Secret(
+        "Key",
+        "wiring-templated",
+        generate={
+            "PasswordLength": 40,
+            "ExcludePunctuation": True,
+            "SecretStringTemplate": '{"user": "svc"}',
+            "GenerateStringKey": "password",
+        },
+    )
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        app = read_application(TEMPLATE)
+        create_secrets(replace(app, secrets={"Key": templated}), client)
+        # Then the value is the template with a generated password of that length and alphabet under the key
+        value = json.loads(client.get_secret_value(SecretId="wiring-templated")["SecretString"])
+    assert value["user"] == "svc"
+    assert len(value["password"]) == 40 and value["password"].isalnum()

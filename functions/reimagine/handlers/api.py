@@ -29,6 +29,7 @@ from reimagine.models import (
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
+from reimagine.suppression import AddressSuppressed, SuppressionList
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -75,13 +76,26 @@ def _unknown_request(exc: UnknownRequest) -> Response:
 
 @app.exception_handler(QuotaExceeded)
 def _over_quota(exc: QuotaExceeded) -> Response:
+    # One handler for the address, source-IP and stack-wide limits: each has its own code and message.
     metrics.add_metric(name="QuotaExceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"Refused{exc.code.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
     return _error(
         429,
-        "QUOTA_EXCEEDED",
-        f"at most {exc.limit} new requests per email address per day (UTC)",
+        exc.code,
+        exc.message,
         {"limit": exc.limit, "retry_after_seconds": exc.retry_after},
         headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+@app.exception_handler(AddressSuppressed)
+def _suppressed(exc: AddressSuppressed) -> Response:
+    metrics.add_metric(name="SuppressedAddressRefused", unit=MetricUnit.Count, value=1)
+    return _error(
+        422,
+        "ADDRESS_SUPPRESSED",
+        "mail to this address bounced permanently or was reported as unwanted, so no more is sent to it; "
+        "use another address",
     )
 
 
@@ -109,8 +123,11 @@ def _no_route(exc: NotFoundError) -> Response:
         400: _error_doc("The body is not UTF-8 JSON"),
         413: _error_doc("The declared size is over the upload limit (details.max_bytes)"),
         415: _error_doc("The body is not application/json"),
-        422: _error_doc("The body is not valid"),
-        429: _error_doc("This email address has made its requests for today; see Retry-After"),
+        422: _error_doc("The body is not valid, or the address gets no more mail (ADDRESS_SUPPRESSED)"),
+        429: _error_doc(
+            "A daily limit is used up (QUOTA_EXCEEDED: this address; IP_QUOTA_EXCEEDED: this network "
+            "address; DAILY_BUDGET_EXHAUSTED: the whole service); see Retry-After"
+        ),
     },
     tags=["requests"],
 )
@@ -122,6 +139,8 @@ def create_request(body: CreateRequestBody) -> Response[CreateRequestResponse]:
         s3=clients.s3(),
         settings=cfg,
         quota=DailyQuota.from_settings(clients.dynamodb(), cfg),
+        source_ip=app.current_event.request_context.http.source_ip,
+        suppressions=SuppressionList.from_settings(clients.dynamodb(), cfg),
     )
     logger.set_correlation_id(created.id)
     logger.info("request created", extra={"content_type": body.content_type})

@@ -16,10 +16,11 @@ from reimagine.models import request_id_from_upload_key
 from reimagine.observability import logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
+from reimagine.providers.chain import CaptionChain
 
 
 @cache
-def _captioner() -> Captioner:
+def _captioner() -> Captioner | CaptionChain:
     return build_captioner(settings())
 
 

@@ -14,10 +14,11 @@ from reimagine.handlers.streams import process_stream
 from reimagine.observability import logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
+from reimagine.providers.chain import PictureChain
 
 
 @cache
-def _generator() -> ImageGenerator:
+def _generator() -> ImageGenerator | PictureChain:
     return build_generator(settings())
 
 

@@ -11,6 +11,7 @@ from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
 from reimagine.observability import logger, metrics, tracer
 from reimagine.steps import LEASE_MARGIN_SECONDS
+from reimagine.suppression import SuppressionList
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -30,5 +31,6 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
             ses=clients.ses(),
             settings=settings(),
             lease_seconds=lease,
+            suppressions=SuppressionList.from_settings(clients.dynamodb(), settings()),
         ),
     )

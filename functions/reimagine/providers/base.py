@@ -44,16 +44,20 @@ class Deadline:
 
 
 class Captioner(Protocol):
-    """Describes an image in one sentence. Raises reimagine.errors.ProviderError on failure."""
+    """One model that describes an image in one sentence. Raises reimagine.errors.ProviderError on
+    failure (ModelUnavailable when this model cannot be used at all)."""
 
-    name: str
+    name: str  # the provider
+    model: str  # the model id, as the record names it
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str: ...
 
 
 class ImageGenerator(Protocol):
-    """Renders a picture from a prompt; returns PNG bytes. Raises ProviderError on failure."""
+    """One model that renders a picture from a prompt; returns PNG bytes. Raises ProviderError on
+    failure (ModelUnavailable when this model cannot be used at all)."""
 
     name: str
+    model: str
 
     def generate(self, prompt: str, deadline: Deadline) -> bytes: ...

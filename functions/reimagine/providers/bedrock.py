@@ -1,10 +1,18 @@
 """Amazon Bedrock through boto3: IAM only, no third-party token.
 
-- caption: the Converse API with a multimodal model, the prepared JPEG as an image content block;
-- picture: InvokeModel with Amazon Titan Image Generator v2 (TEXT_IMAGE), base64 images in the answer.
+- caption: the Converse API (model-agnostic) with any multimodal model, the prepared JPEG as an
+  image content block;
+- picture: InvokeModel with a request body per model family (`image_family`):
+  - `titan` (Amazon Titan Image Generator, Nova Canvas): `{"taskType": "TEXT_IMAGE", ...}`,
+    `{"images": [b64], "error"?}` back;
+  - `stability` (Stable Image Core / Ultra, SD3.5 Large): `{"prompt", "aspect_ratio": "1:1",
+    "output_format": "png", "seed"}`, `{"images": [b64], "finish_reasons": [null | reason]}` back.
 
-botocore retries transient network failures once; throttling and unready models are retried by our
-own loop, inside the invocation's Deadline.
+Model ids may be inference profile ids (`us.`, `eu.`, `apac.`, `global.` …); the family is read
+from the model id behind the prefix. A model that is gone or not granted (ResourceNotFound,
+AccessDenied, an end-of-life or invalid-identifier ValidationException) is ModelUnavailable, so a
+chain moves on. botocore retries transient network failures once; throttling and unready models
+are retried by our own loop, inside the invocation's Deadline.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from reimagine.errors import InvalidImage, ProviderError
+from reimagine.errors import InvalidImage, ModelUnavailable, ProviderError
 from reimagine.imaging import to_png
+from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
 
 if TYPE_CHECKING:
@@ -37,6 +46,7 @@ CAPTION_INSTRUCTION = (
     "the colours and the mood. Reply with the sentence only."
 )
 MAX_CAPTION_CHARS = 300
+CAPTION_MAX_TOKENS = 512
 RETRYABLE_CODES = {
     "ThrottlingException",
     "ServiceUnavailableException",
@@ -44,8 +54,24 @@ RETRYABLE_CODES = {
     "ModelTimeoutException",
     "InternalServerException",
 }
-REJECTED_CODES = {"ValidationException", "AccessDeniedException", "ResourceNotFoundException"}
-# Square sizes Titan Image Generator v2 accepts; other sizes are snapped to the nearest.
+# "This model cannot be used here": gone (end of life), never existed, or not granted to this account.
+UNAVAILABLE_CODES = {"ResourceNotFoundException", "AccessDeniedException"}
+# ValidationException also says "bad request"; these phrases are the ones that mean the model itself.
+_UNAVAILABLE_VALIDATION = (
+    "end of its life",
+    "end-of-life",
+    "reached the end",
+    "model identifier is invalid",
+    "isn't supported",
+    "is not supported",
+    "legacy",
+    "on-demand throughput isn",
+    "access to the model",
+    "operation not allowed",
+)
+# Inference profile prefixes (geography or global) in front of a model id.
+PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
+# Square sizes Titan Image Generator v2 / Nova Canvas accept; other sizes are snapped to the nearest.
 TITAN_SQUARE_SIZES = (512, 768, 1024)
 CLIENT_CONFIG = Config(
     connect_timeout=5,
@@ -116,7 +142,9 @@ class BedrockCaptioner:
             lambda: self._client.converse(
                 modelId=self.model,
                 messages=[message],
-                inferenceConfig={"maxTokens": 120, "temperature": 0.2},
+                # Room for a model that reasons before it answers (Claude Haiku 5.5 thinks adaptively by
+                # default); the caption itself is cut to MAX_CAPTION_CHARS.
+                inferenceConfig={"maxTokens": CAPTION_MAX_TOKENS, "temperature": 0.2},
             ),
             deadline=deadline,
             what="caption",
@@ -125,11 +153,39 @@ class BedrockCaptioner:
             blocks = answer["output"]["message"]["content"]
         except (KeyError, TypeError):
             raise _bad("the Converse answer has no message") from None
-        text = " ".join(block["text"] for block in blocks if isinstance(block, dict) and "text" in block)
+        if not isinstance(blocks, list):
+            raise _bad("the Converse message content is not a list")
+        texts = [block["text"] for block in blocks if isinstance(block, dict) and "text" in block]
+        if not all(isinstance(text, str) for text in texts):
+            raise _bad("a text block of the Converse answer is not text")
+        text = " ".join(texts)
         caption = " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
         if not caption:
             raise _bad("the model returned an empty caption")
         return caption
+
+
+def base_model_id(model_id: str) -> str:
+    """The foundation model id behind an inference profile id (`us.anthropic.x` -> `anthropic.x`)."""
+    for prefix in PROFILE_PREFIXES:
+        if model_id.startswith(prefix):
+            return model_id[len(prefix) :]
+    return model_id
+
+
+def image_family(model_id: str) -> str | None:
+    """The request-body family of an image model id (profile prefixes stripped); None when unsupported."""
+    base = base_model_id(model_id)
+    if base.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
+        return "titan"
+    if base.startswith(("stability.stable-image-core", "stability.stable-image-ultra", "stability.sd3")):
+        return "stability"
+    return None
+
+
+def _seed(prompt: str, limit: int) -> int:
+    # A seed from the prompt: the same caption gives the same picture on a redelivered event.
+    return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:4], "big") % limit
 
 
 class BedrockGenerator:
@@ -148,13 +204,15 @@ class BedrockGenerator:
     ) -> None:
         self._client = client
         self.model = model
+        self.family = image_family(model)
         self.size = min(TITAN_SQUARE_SIZES, key=lambda s: abs(s - size))
         self.cfg_scale = cfg_scale
         self._call = _Caller(policy, sleep, rand)
 
     def request_body(self, prompt: str) -> dict[str, Any]:
-        # A seed from the prompt: the same caption gives the same picture on a redelivered event.
-        seed = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:4], "big") % 2_147_483_646
+        if self.family == "stability":
+            # Stable Image Core/Ultra and SD3.5: a square PNG; the size is the model's own for 1:1.
+            return {"prompt": prompt, "aspect_ratio": "1:1", "output_format": "png", "seed": _seed(prompt, 4294967294)}
         return {
             "taskType": "TEXT_IMAGE",
             "textToImageParams": {"text": prompt},
@@ -163,11 +221,13 @@ class BedrockGenerator:
                 "width": self.size,
                 "height": self.size,
                 "cfgScale": self.cfg_scale,
-                "seed": seed,
+                "seed": _seed(prompt, 2_147_483_646),
             },
         }
 
     def generate(self, prompt: str, deadline: Deadline) -> bytes:
+        if self.family is None:
+            raise ModelUnavailable(f"{self.model} is not an image model family this code can call")
         body = json.dumps(self.request_body(prompt))
         answer = self._call(
             lambda: self._client.invoke_model(
@@ -182,10 +242,15 @@ class BedrockGenerator:
             raise _bad("the image model's answer is not JSON") from None
         if not isinstance(payload, dict):
             raise _bad("the image model's answer is not a JSON object")
-        if payload.get("error"):
-            # Titan reports refusals (content filters) in the body of a successful call.
+        reasons = payload.get("finish_reasons")
+        refusal = payload.get("error") or (next((r for r in reasons if r), None) if isinstance(reasons, list) else None)
+        if refusal and str(refusal).startswith("Inference error"):
+            raise _bad(f"the image model failed: {str(refusal)[:200]}")  # Stability's own failure
+        if refusal:
+            # Titan reports refusals in `error`, Stability in `finish_reasons` ("Filter reason: …"),
+            # both in a successful call.
             raise ProviderError(
-                f"the image model refused the prompt: {str(payload['error'])[:200]}",
+                f"the image model refused the prompt: {str(refusal)[:200]}",
                 code="PROVIDER_REJECTED",
                 retryable=False,
             )
@@ -200,12 +265,21 @@ class BedrockGenerator:
             raise _bad(f"the returned picture does not decode ({exc.code})") from None
 
 
-def build_captioner(settings: Settings) -> BedrockCaptioner:
-    return BedrockCaptioner(runtime_client(), model=settings.bedrock_caption_model)
+def build_captioner(settings: Settings) -> CaptionChain:
+    client = runtime_client()
+    return CaptionChain(
+        [BedrockCaptioner(client, model=model) for model in settings.chain(settings.bedrock_caption_models)]
+    )
 
 
-def build_generator(settings: Settings) -> BedrockGenerator:
-    return BedrockGenerator(runtime_client(), model=settings.bedrock_image_model, size=settings.result_size)
+def build_generator(settings: Settings) -> PictureChain:
+    client = runtime_client()
+    return PictureChain(
+        [
+            BedrockGenerator(client, model=model, size=settings.result_size)
+            for model in settings.chain(settings.bedrock_image_models)
+        ]
+    )
 
 
 def _classify(exc: ClientError) -> Exception:
@@ -214,14 +288,14 @@ def _classify(exc: ClientError) -> Exception:
     message = " ".join(str(error.get("Message", "")).split())[:200]
     if code in RETRYABLE_CODES:
         return TransientFailure(f"{code}: {message}" if message else code)
-    if code in REJECTED_CODES:
-        return ProviderError(
-            f"Bedrock refused the request: {code}: {message}", code="PROVIDER_REJECTED", retryable=False
-        )
+    if code in UNAVAILABLE_CODES or (
+        code == "ValidationException" and any(phrase in message.lower() for phrase in _UNAVAILABLE_VALIDATION)
+    ):
+        return ModelUnavailable(f"Bedrock cannot use this model: {code}: {message}")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     if status >= 500 or status == 429:
         return TransientFailure(f"{code} (HTTP {status})")
-    return ProviderError(f"Bedrock call failed: {code}: {message}", code="PROVIDER_REJECTED", retryable=False)
+    return ProviderError(f"Bedrock refused the request: {code}: {message}", code="PROVIDER_REJECTED", retryable=False)
 
 
 def _bad(message: str) -> ProviderError:

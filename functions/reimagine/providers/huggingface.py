@@ -1,298 +1,202 @@
-"""Hugging Face Inference Providers over plain `requests`, through the inference router.
+"""Hugging Face Inference Providers, spoken as huggingface_hub's InferenceClient speaks them.
 
-- caption, route "chat": OpenAI-compatible chat completions with a vision-language model, the image
-  sent inline as a `data:image/jpeg;base64,...` image_url part;
-- caption, route "image-to-text": the hf-inference task route, raw JPEG bytes in, `[{"generated_text"}]` out;
-- picture: the hf-inference text-to-image task route, `{"inputs": prompt}` in, raw image bytes out.
+Mirrors huggingface_hub 1.29.0.dev0 (commit ee0a4510f4bc15e26cb722be2efc2bdb01383ca0, 2026-08-20),
+`src/huggingface_hub/inference/_providers/`, with an `hf_` token (so every call goes through the
+router, `{router}/{provider}/...`), without depending on the package (it would grow every cold start):
 
-The token lives in SSM Parameter Store (SecureString) and is fetched on first use. It is only ever
-placed in the Authorization header: never logged, never in an error message.
+- caption: `_common.AutoRouterConversationalTask` — `POST {router}/v1/chat/completions` with the
+  Hub model id; the router picks the provider. The image goes inline as a `data:` URL part;
+- picture: `provider="auto"` — the provider is the first live one in the model's Hub mapping
+  (hf_routing.py), then that provider's text-to-image helper:
+  - `hf_inference.HFInferenceTask("text-to-image")`: `POST {router}/hf-inference/models/{id}`,
+    `{"inputs", "parameters": {"width", "height"}}`, raw image bytes back;
+  - `nscale.NscaleTextToImageTask`: `POST {router}/nscale/v1/images/generations`,
+    `{"response_format": "b64_json", "prompt", "model", "size": "WxH"}`, `data[0].b64_json` back;
+  - `together.TogetherTextToImageTask`: `POST {router}/together/v1/images/generations`,
+    `{"prompt", "response_format": "base64", "width", "height", "model"}`, `data[0].b64_json` back;
+  every text-to-image request carries `Accept: image/png`, as `InferenceClient._inner_post` adds.
+
+fal-ai and replicate are not spoken: their text-to-image answers are URLs to fetch (or a queue to
+poll) on another host. A model served only by them is unavailable here and a chain moves on.
+The token lives in SSM Parameter Store (SecureString); it is only ever put in the Authorization
+header, never logged, never in an error.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
-import random
-import time
-from collections.abc import Callable
-from email.utils import parsedate_to_datetime
+import binascii
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
-from reimagine.errors import InvalidImage, ProviderError
+from reimagine.errors import InvalidImage, ModelUnavailable
 from reimagine.imaging import to_png
-from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+from reimagine.providers import hf_routing
+from reimagine.providers.chain import CaptionChain, PictureChain
+from reimagine.providers.http import HttpClient, bad, chat_text, json_body, ssm_secret
 
 if TYPE_CHECKING:
+    import requests
+
     from reimagine.config import Settings
     from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.providers.hf_routing import ProviderMapping
 
 NAME = "huggingface"
-logger = logging.getLogger(__name__)
-
 CAPTION_INSTRUCTION = (
     "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
     "the colours and the mood. Reply with the sentence only."
 )
 MAX_CAPTION_CHARS = 300
-CONNECT_TIMEOUT = 3.05
-READ_TIMEOUT = 60.0
-_RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
-
-
-def make_session() -> requests.Session:
-    """A pooled session. urllib3 retries only failed connections (the request never reached the
-    server, so even a POST is safe to resend); status codes and read timeouts are retried by our
-    own loop, which knows the time budget and reads estimated_time."""
-    session = requests.Session()
-    retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2, raise_on_status=False)
-    session.mount("https://", HTTPAdapter(max_retries=retries, pool_connections=2, pool_maxsize=4))
-    session.mount("http://", HTTPAdapter(max_retries=retries, pool_connections=2, pool_maxsize=4))
-    return session
-
-
-def ssm_token(parameter_name: str) -> Callable[[], str]:
-    """A token getter backed by Parameter Store; Powertools caches the value for five minutes."""
-
-    def get() -> str:
-        from aws_lambda_powertools.utilities import parameters
-
-        try:
-            value = parameters.get_parameter(parameter_name, decrypt=True, max_age=300)
-        except parameters.exceptions.GetParameterError:
-            raise ProviderError(
-                f"the Hugging Face token could not be read from Parameter Store ({parameter_name})",
-                code="PROVIDER_UNAVAILABLE",
-                retryable=True,
-            ) from None
-        return str(value)
-
-    return get
-
-
-class HuggingFaceClient:
-    """POSTs to the router with the token, classifying every outcome for the retry loop."""
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        token: Callable[[], str],
-        session: requests.Session | None = None,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
-        read_timeout: float = READ_TIMEOUT,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._token = token
-        self._session = session or make_session()
-        self._policy = policy or RetryPolicy()
-        self._sleep = sleep
-        self._rand = rand
-        self._read_timeout = read_timeout
-
-    def post(
-        self,
-        path: str,
-        *,
-        deadline: Deadline,
-        what: str,
-        json: Any = None,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> requests.Response:
-        token = self._token()
-        url = f"{self.base_url}/{path.lstrip('/')}"
-        all_headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
-
-        def attempt(budget: float) -> requests.Response:
-            timeout = (CONNECT_TIMEOUT, max(1.0, min(self._read_timeout, budget - CONNECT_TIMEOUT)))
-            try:
-                response = self._session.post(url, json=json, data=data, headers=all_headers, timeout=timeout)
-            except requests.Timeout:
-                raise TransientFailure("the request timed out") from None
-            except requests.ConnectionError:
-                raise TransientFailure("the connection failed") from None
-            return _classify(response, token)
-
-        return run_with_retries(
-            attempt, deadline=deadline, what=what, policy=self._policy, sleep=self._sleep, rand=self._rand
-        )
 
 
 class HuggingFaceCaptioner:
+    """One vision-language model, asked through the router's chat completions."""
+
     name = NAME
 
-    def __init__(self, client: HuggingFaceClient, *, model: str, route: str = "chat") -> None:
+    def __init__(self, client: HttpClient, *, router_url: str, model: str) -> None:
         self._client = client
+        self._url = f"{router_url.rstrip('/')}/v1/chat/completions"
         self.model = model
-        self.route = route
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
-        ask = self._image_to_text if self.route == "image-to-text" else self._chat
-        text = ask(image, deadline)
-        caption = " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
-        if not caption:
-            raise ProviderError("the model returned an empty caption", code="PROVIDER_BAD_RESPONSE")
-        return caption
-
-    def _chat(self, image: ModelInput, deadline: Deadline) -> str:
         encoded = base64.b64encode(image.data).decode("ascii")
         body = {
-            "model": self.model,
+            "model": self.model,  # first, so the router can route from a prefix of the body
             "messages": [
                 {
                     "role": "user",
                     "content": [
                         {"type": "text", "text": CAPTION_INSTRUCTION},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": f"data:{image.media_type};base64,{encoded}"},
-                        },
+                        {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{encoded}"}},
                     ],
                 }
             ],
             "max_tokens": 120,
-            "temperature": 0.2,
             "stream": False,
+            "temperature": 0.2,
         }
-        response = self._client.post("v1/chat/completions", json=body, deadline=deadline, what="caption")
-        payload = _json(response)
-        try:
-            content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise _bad("the chat completion has no message content") from None
-        if isinstance(content, list):  # some providers answer with content parts
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if not isinstance(content, str):
-            raise _bad("the chat completion content is not text")
-        return content
-
-    def _image_to_text(self, image: ModelInput, deadline: Deadline) -> str:
-        response = self._client.post(
-            f"hf-inference/models/{self.model}",
-            data=image.data,
-            headers={"Content-Type": image.media_type},
-            deadline=deadline,
-            what="caption",
+        response = self._client.request(
+            "POST", self._url, json=body, deadline=deadline, what="caption", model=self.model
         )
-        payload = _json(response)
-        first = payload[0] if isinstance(payload, list) and payload else payload
-        text = first.get("generated_text") if isinstance(first, dict) else None
-        if not isinstance(text, str):
-            raise _bad("the image-to-text answer has no generated_text")
-        return text
+        caption = " ".join(chat_text(json_body(response)).split())[:MAX_CAPTION_CHARS].strip()
+        if not caption:
+            raise bad("the model returned an empty caption")
+        return caption
 
 
 class HuggingFaceGenerator:
+    """One text-to-image model, on whichever supported provider the Hub says serves it."""
+
     name = NAME
 
-    def __init__(self, client: HuggingFaceClient, *, model: str, size: int = 768) -> None:
+    def __init__(self, client: HttpClient, *, router_url: str, hub_url: str, model: str, size: int = 768) -> None:
         self._client = client
+        self._router = router_url.rstrip("/")
+        self._hub = hub_url.rstrip("/")
         self.model = model
         self.size = size
+        self._mapping: ProviderMapping | None = None  # resolved once per container
 
     def generate(self, prompt: str, deadline: Deadline) -> bytes:
-        body = {"inputs": prompt, "parameters": {"width": self.size, "height": self.size}}
-        response = self._client.post(
-            f"hf-inference/models/{self.model}",
-            json=body,
-            headers={"Accept": "image/png"},
-            deadline=deadline,
-            what="generate",
-        )
-        if response.headers.get("Content-Type", "").startswith("application/json"):
-            raise _bad("expected an image, got JSON" + _error_excerpt(response, ""))
+        if self._mapping is None:
+            self._mapping = hf_routing.resolve(self._client, self._hub, self.model, "text-to-image", deadline)
+        mapping = self._mapping
+        url, body = request_for(mapping, self._router, prompt, self.size)
         try:
-            return to_png(response.content)
-        except InvalidImage as exc:
-            raise _bad(f"the returned picture does not decode ({exc.code})") from None
+            response = self._client.request(
+                "POST",
+                url,
+                json=body,
+                headers={"Accept": "image/png"},
+                deadline=deadline,
+                what="generate",
+                model=self.model,
+            )
+        except ModelUnavailable:
+            self._mapping = None  # the Hub may list another provider next time
+            raise
+        return to_picture(mapping.provider, response)
 
 
-def build_captioner(settings: Settings) -> HuggingFaceCaptioner:
-    return HuggingFaceCaptioner(
-        _shared_client(settings), model=settings.hf_caption_model, route=settings.hf_caption_route
+def request_for(mapping: ProviderMapping, router: str, prompt: str, size: int) -> tuple[str, dict[str, Any]]:
+    """The URL and JSON body of a text-to-image call, as the provider's helper in huggingface_hub builds it."""
+    if mapping.provider == "hf-inference":
+        return (
+            f"{router}/hf-inference/models/{mapping.provider_id}",
+            {"inputs": prompt, "parameters": {"width": size, "height": size}},
+        )
+    if mapping.provider == "nscale":
+        return (
+            f"{router}/nscale/v1/images/generations",
+            {"response_format": "b64_json", "prompt": prompt, "model": mapping.provider_id, "size": f"{size}x{size}"},
+        )
+    if mapping.provider == "together":
+        return (
+            f"{router}/together/v1/images/generations",
+            {
+                "prompt": prompt,
+                "response_format": "base64",
+                "width": size,
+                "height": size,
+                "model": mapping.provider_id,
+            },
+        )
+    raise ModelUnavailable(f"the provider {mapping.provider} is not one this code speaks for text-to-image")
+
+
+def to_picture(provider: str, response: requests.Response) -> bytes:
+    """PNG bytes from a provider's answer: raw image bytes (hf-inference) or `data[0].b64_json`."""
+    if provider == "hf-inference":
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            raise bad("expected an image, got JSON")
+        raw = response.content
+    else:
+        payload = json_body(response)
+        try:
+            encoded = payload["data"][0]["b64_json"]
+        except (KeyError, IndexError, TypeError):
+            raise bad("the image answer has no data[0].b64_json") from None
+        if not isinstance(encoded, str):
+            raise bad("the image answer's b64_json is not a string")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise bad("the returned image is not valid base64") from None
+    try:
+        return to_png(raw)
+    except InvalidImage as exc:
+        raise bad(f"the returned picture does not decode ({exc.code})") from None
+
+
+@lru_cache(maxsize=4)
+def shared_client(token_parameter: str) -> HttpClient:
+    """One client (and connection pool) per container and token."""
+    return HttpClient(token=ssm_secret(token_parameter, "Hugging Face token"))
+
+
+def build_captioner(settings: Settings) -> CaptionChain:
+    client = shared_client(settings.hf_token_parameter)
+    return CaptionChain(
+        [
+            HuggingFaceCaptioner(client, router_url=settings.hf_router_url, model=model)
+            for model in settings.chain(settings.hf_caption_models)
+        ]
     )
 
 
-def build_generator(settings: Settings) -> HuggingFaceGenerator:
-    return HuggingFaceGenerator(_shared_client(settings), model=settings.hf_image_model, size=settings.result_size)
-
-
-_clients: dict[tuple[str, str], HuggingFaceClient] = {}
-
-
-def _shared_client(settings: Settings) -> HuggingFaceClient:
-    """One client (and connection pool) per container and configuration."""
-    key = (settings.hf_base_url, settings.hf_token_parameter)
-    if key not in _clients:
-        _clients[key] = HuggingFaceClient(base_url=settings.hf_base_url, token=ssm_token(settings.hf_token_parameter))
-    return _clients[key]
-
-
-def _classify(response: requests.Response, token: str) -> requests.Response:
-    status = response.status_code
-    if 200 <= status < 300:
-        return response
-    excerpt = _error_excerpt(response, token)
-    if status == 503:
-        # The serverless API answers 503 with {"error": "... is currently loading", "estimated_time": s}.
-        raise TransientFailure(f"HTTP 503{excerpt}", wait=_estimated_time(response) or _retry_after(response))
-    if status in _RETRY_STATUSES or status >= 500:
-        raise TransientFailure(f"HTTP {status}{excerpt}", wait=_retry_after(response))
-    raise ProviderError(
-        f"the provider refused the request: HTTP {status}{excerpt}", code="PROVIDER_REJECTED", retryable=False
+def build_generator(settings: Settings) -> PictureChain:
+    client = shared_client(settings.hf_token_parameter)
+    return PictureChain(
+        [
+            HuggingFaceGenerator(
+                client,
+                router_url=settings.hf_router_url,
+                hub_url=settings.hf_hub_url,
+                model=model,
+                size=settings.result_size,
+            )
+            for model in settings.chain(settings.hf_image_models)
+        ]
     )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _estimated_time(response: requests.Response) -> float | None:
-    try:
-        value = response.json().get("estimated_time")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
-
-
-def _error_excerpt(response: requests.Response, token: str) -> str:
-    """A short, token-free excerpt of an error body for the message."""
-    try:
-        payload = response.json()
-        detail = payload.get("error", payload) if isinstance(payload, dict) else payload
-        text = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)
-    except ValueError:
-        text = response.text if "text" in response.headers.get("Content-Type", "") else ""
-    text = " ".join(text.split())[:200]
-    if token:
-        text = text.replace(token, "***")
-    return f" ({text})" if text else ""
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise _bad("the answer is not JSON") from None
-
-
-def _bad(message: str) -> ProviderError:
-    return ProviderError(message, code="PROVIDER_BAD_RESPONSE", retryable=True)

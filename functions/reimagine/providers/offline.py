@@ -129,6 +129,7 @@ class OfflineCaptioner:
     """A measured description of the picture (see the module docstring): honest, not AI."""
 
     name = NAME
+    model = "offline-measurement"  # what the record names as the caption's model: an algorithm
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
         return describe_measurements(measure(image.data))
@@ -138,6 +139,7 @@ class OfflineGenerator:
     """A procedural rendering from the prompt's words (see the module docstring): not AI."""
 
     name = NAME
+    model = "offline-rendering"  # an algorithm, not a model
 
     def __init__(self, size: int = 768) -> None:
         self.size = size

@@ -1,0 +1,247 @@
+"""What the HTTP providers (Hugging Face, OpenAI-compatible servers) share: a pooled session, SSM
+secrets, one POST/GET with deadline-aware retries, and the classification of every answer.
+
+- 2xx: the response;
+- 429, 408, 425, 5xx, timeouts, failed connections: TransientFailure (retried by providers/retry.py),
+  waiting what the service asked for: `Retry-After` (seconds or an HTTP date), the IETF `RateLimit`
+  header's `t` when its `r` is 0 (draft-ietf-httpapi-ratelimit-headers: `"default";r=0;t=30`), or the
+  serverless API's `estimated_time` while a model loads;
+- "this model is not served here": 404, 410, or a 400 whose error says so (OpenAI-style
+  `code: model_not_supported / model_not_found`, the router's "not supported by provider"):
+  ModelUnavailable, so a chain moves on;
+- any other 4xx: PROVIDER_REJECTED.
+
+A token is only ever placed in the Authorization header: error excerpts are scrubbed of it, and
+nothing here logs a header.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from reimagine.errors import ModelUnavailable, ProviderError
+from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+
+if TYPE_CHECKING:
+    from reimagine.providers.base import Deadline
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 60.0
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+UNSERVED_STATUSES = {404, 410}
+# Error codes and phrases with which OpenAI-compatible servers and the HF router say "no such model here".
+UNSERVED_CODES = {"model_not_supported", "model_not_found", "model_not_available"}
+_UNSERVED_TEXT = re.compile(
+    r"not supported by (any )?provider|model .*(does not exist|not found|is not supported|deprecated|no longer)",
+    re.IGNORECASE,
+)
+_RATELIMIT_PARAM = re.compile(r";\s*([rt])\s*=\s*(\d+)")
+
+
+def make_session() -> requests.Session:
+    """A pooled session. urllib3 retries only failed connections (the request never reached the
+    server, so even a POST is safe to resend); status codes and read timeouts are retried by our
+    own loop, which knows the time budget."""
+    session = requests.Session()
+    retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2, raise_on_status=False)
+    session.mount("https://", HTTPAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
+    session.mount("http://", HTTPAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
+    return session
+
+
+def ssm_secret(parameter_name: str, what: str) -> Callable[[], str]:
+    """A secret getter backed by Parameter Store; Powertools caches the value for five minutes."""
+
+    def get() -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            value = parameters.get_parameter(parameter_name, decrypt=True, max_age=300)
+        except parameters.exceptions.GetParameterError:
+            raise ProviderError(
+                f"the {what} could not be read from Parameter Store ({parameter_name})",
+                code="PROVIDER_UNAVAILABLE",
+                retryable=True,
+            ) from None
+        return str(value)
+
+    return get
+
+
+class HttpClient:
+    """Sends one request with the bearer token, classifying every outcome for the retry loop."""
+
+    def __init__(
+        self,
+        *,
+        token: Callable[[], str] | None,
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self._token = token
+        self._session = session or make_session()
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rand = rand
+        self._read_timeout = read_timeout
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        deadline: Deadline,
+        what: str,
+        model: str = "",
+        json: Any = None,
+        data: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        token = self._token() if self._token else ""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+
+        def attempt(budget: float) -> requests.Response:
+            timeout = (CONNECT_TIMEOUT, max(1.0, min(self._read_timeout, budget - CONNECT_TIMEOUT)))
+            try:
+                response = self._session.request(
+                    method, url, json=json, data=data, params=params, headers=all_headers, timeout=timeout
+                )
+            except requests.Timeout:
+                raise TransientFailure("the request timed out") from None
+            except requests.ConnectionError:
+                raise TransientFailure("the connection failed") from None
+            return classify(response, token=token, model=model)
+
+        return run_with_retries(
+            attempt, deadline=deadline, what=what, policy=self._policy, sleep=self._sleep, rand=self._rand
+        )
+
+
+def classify(response: requests.Response, *, token: str, model: str = "") -> requests.Response:
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    excerpt = error_excerpt(response, token)
+    if status in RETRY_STATUSES or status >= 500:
+        wait = server_wait(response)
+        if status == 503:
+            wait = estimated_time(response) or wait
+        raise TransientFailure(f"HTTP {status}{excerpt}", wait=wait)
+    subject = f"the model {model}" if model else "the model"
+    if status in UNSERVED_STATUSES or (status == 400 and _says_unserved(response)):
+        raise ModelUnavailable(f"{subject} is not served: HTTP {status}{excerpt}")
+    raise ProviderError(
+        f"the provider refused the request: HTTP {status}{excerpt}", code="PROVIDER_REJECTED", retryable=False
+    )
+
+
+def server_wait(response: requests.Response) -> float | None:
+    """How long the service asked us to wait: Retry-After, else RateLimit's t when r=0."""
+    return retry_after(response.headers.get("Retry-After")) or ratelimit_reset(response.headers.get("RateLimit"))
+
+
+def retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def ratelimit_reset(value: str | None) -> float | None:
+    """`t` of the first exhausted (`r=0`) policy of an IETF RateLimit header, e.g. `"default";r=0;t=30`."""
+    if not value:
+        return None
+    for item in value.split(","):
+        params = dict(_RATELIMIT_PARAM.findall(item))
+        if params.get("r") == "0" and "t" in params:
+            return float(params["t"])
+    return None
+
+
+def estimated_time(response: requests.Response) -> float | None:
+    """The serverless API answers 503 with {"error": "... is currently loading", "estimated_time": s}."""
+    try:
+        value = response.json().get("estimated_time")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
+
+
+def _says_unserved(response: requests.Response) -> bool:
+    try:
+        payload = response.json()
+    except ValueError:
+        return bool(_UNSERVED_TEXT.search(response.text or ""))
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        if str(error.get("code", "")).lower() in UNSERVED_CODES:
+            return True
+        error = error.get("message", "")
+    return bool(_UNSERVED_TEXT.search(str(error)))
+
+
+def error_excerpt(response: requests.Response, token: str) -> str:
+    """A short, token-free excerpt of an error body for the message."""
+    try:
+        payload = response.json()
+        detail = payload.get("error", payload) if isinstance(payload, dict) else payload
+        text = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)
+    except ValueError:
+        text = response.text if "text" in response.headers.get("Content-Type", "") else ""
+    text = " ".join(str(text).split())
+    if token:
+        text = text.replace(token, "***")
+    text = text[:200]
+    return f" ({text})" if text else ""
+
+
+def json_body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise bad("the answer is not JSON") from None
+
+
+def chat_text(payload: Any) -> str:
+    """The assistant's text of an OpenAI-style chat completion; content parts are joined."""
+    try:
+        content = payload["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise bad("the chat completion has no message content") from None
+    if isinstance(content, list):  # some servers answer with content parts
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        if not all(isinstance(text, str) for text in texts if text is not None):
+            raise bad("a content part of the chat completion is not text")
+        content = " ".join(text for text in texts if text)
+    if not isinstance(content, str):
+        raise bad("the chat completion content is not text")
+    return content
+
+
+def bad(message: str) -> ProviderError:
+    return ProviderError(message, code="PROVIDER_BAD_RESPONSE", retryable=True)

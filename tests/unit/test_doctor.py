@@ -1,0 +1,425 @@
+"""`reimagine doctor`: one line per check, exit 1 when any fails, never a traceback.
+
+Hugging Face against the stand-in Hub and router; SES, SSM and CloudFormation on moto (botocore's
+Stubber where moto does not implement the call); Bedrock's control plane through botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import responses
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from reimagine_local.cli import main
+from reimagine_local.doctor import (
+    FAIL,
+    NO_AWS,
+    OK,
+    SKIPPED,
+    WARN,
+    Check,
+    Configuration,
+    Doctor,
+    report,
+    stack_parameters,
+)
+from tests.fixtures.hf_standin import HfStandin
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SENDER = "reimagine@example.com"
+
+
+def _config(caption: dict[str, str] | None = None, generate: dict[str, str] | None = None) -> Configuration:
+    return Configuration(
+        caption={"PROVIDER": "offline", **(caption or {})},
+        generate={"PROVIDER": "offline", **(generate or {})},
+        notify={"SENDER_EMAIL": SENDER},
+        source="test",
+    )
+
+
+def _line(checks: list[Check], subject: str) -> tuple[str, str]:
+    (found,) = [c for c in checks if c.subject == subject]
+    return found.status, found.detail
+
+
+# Hugging Face ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def standin() -> Iterator[HfStandin]:
+    with HfStandin.serving("b", "d", retired_models=("a",)) as server:
+        yield server
+
+
+def _hf(standin: HfStandin, caption_models: str = "a,b", image_models: str = "c,d") -> Configuration:
+    urls = {"HF_ROUTER_URL": standin.url, "HF_TOKEN_PARAMETER": "/reimagine/huggingface/token"}
+    return _config(
+        {"PROVIDER": "huggingface", "HF_CAPTION_MODELS": caption_models, **urls},
+        {"PROVIDER": "huggingface", "HF_IMAGE_MODELS": image_models, "HF_HUB_URL": standin.url, **urls},
+    )
+
+
+def test_a_chain_with_nothing_served_fails_naming_its_models(standin: HfStandin):
+    checks = Doctor(_hf(standin, image_models="c,x"), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert _line(checks, "HF_IMAGE_MODELS") == (FAIL, "no model of the chain is available (tried c, x)")
+
+
+def test_the_exit_status_is_1_when_a_chain_has_nothing_served(standin: HfStandin):
+    checks = Doctor(_hf(standin, caption_models="a"), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert report(checks, lambda line: None) == 1
+
+
+def test_chains_whose_second_models_are_served_pass(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert report(checks, lambda line: None) == 0
+
+
+def test_an_unserved_model_ahead_of_a_served_one_is_a_warning_saying_what_the_hub_lists(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert _line(checks, "HF_CAPTION_MODELS a") == (
+        WARN,
+        "not served for conversational (Hub lists hyperbolic:conversational:live, hyperbolic:text-to-image:live)",
+    )
+
+
+def test_a_served_model_names_its_provider(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert _line(checks, "HF_IMAGE_MODELS d") == (OK, "served for text-to-image by nscale")
+
+
+def test_the_token_is_accepted_and_its_user_named(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": standin.token}).run()
+    assert _line(checks, "Hugging Face token") == (OK, f"from HF_TOKEN, accepted by {standin.url} (user standin-user)")
+
+
+def test_a_refused_token_fails(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": "hf_wrong"}).run()
+    assert _line(checks, "Hugging Face token") == (FAIL, f"from HF_TOKEN, refused by {standin.url} (HTTP 401)")
+
+
+def test_no_token_and_no_aws_fails_saying_where_it_looked(standin: HfStandin):
+    checks = Doctor(_hf(standin), aws=None, environ={}).run()
+    assert _line(checks, "Hugging Face token") == (
+        FAIL,
+        f"HF_TOKEN is not set, and SSM /reimagine/huggingface/token cannot be read: {NO_AWS}",
+    )
+
+
+def test_the_token_is_read_from_ssm_when_hf_token_is_unset(standin: HfStandin):
+    with mock_aws():
+        boto3.client("ssm").put_parameter(Name="/reimagine/huggingface/token", Value=standin.token, Type="SecureString")
+        checks = Doctor(_hf(standin), aws=boto3.client, environ={}).run()
+    assert _line(checks, "Hugging Face token")[1].startswith("from SSM /reimagine/huggingface/token, accepted")
+
+
+def test_the_token_is_never_printed(standin: HfStandin):
+    lines: list[str] = []
+    report(Doctor(_hf(standin), aws=None, environ={"HF_TOKEN": standin.token}).run(), lines.append)
+    assert not [line for line in lines if standin.token in line]
+
+
+# Bedrock -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bedrock() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client("bedrock", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+
+
+def _model(model_id: str, lifecycle: str = "ACTIVE") -> dict[str, Any]:
+    return {
+        "modelDetails": {
+            "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{model_id}",
+            "modelId": model_id,
+            "modelLifecycle": {"status": lifecycle},
+        }
+    }
+
+
+def _access(model_id: str, authorization: str = "AUTHORIZED") -> dict[str, Any]:
+    return {
+        "modelId": model_id,
+        "agreementAvailability": {"status": "AVAILABLE"},
+        "authorizationStatus": authorization,
+        "entitlementAvailability": "AVAILABLE",
+        "regionAvailability": "AVAILABLE",
+    }
+
+
+def _bedrock_doctor(client: Any, caption_models: str) -> list[Check]:
+    config = _config({"PROVIDER": "bedrock", "BEDROCK_CAPTION_MODELS": caption_models})
+    return Doctor(config, aws=lambda service: client, environ={}).provider_checks()
+
+
+def test_an_active_model_with_access_is_ok(bedrock):
+    client, stubber = bedrock
+    stubber.add_response(
+        "get_foundation_model", _model("amazon.nova-lite-v1:0"), {"modelIdentifier": "amazon.nova-lite-v1:0"}
+    )
+    stubber.add_response(
+        "get_foundation_model_availability", _access("amazon.nova-lite-v1:0"), {"modelId": "amazon.nova-lite-v1:0"}
+    )
+    checks = _bedrock_doctor(client, "amazon.nova-lite-v1:0")
+    assert _line(checks, "BEDROCK_CAPTION_MODELS amazon.nova-lite-v1:0") == (OK, "ACTIVE, access granted")
+
+
+def test_an_inference_profile_is_looked_up_and_then_the_model_behind_it(bedrock):
+    client, stubber = bedrock
+    profile = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    base = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    stubber.add_response(
+        "get_inference_profile",
+        {
+            "inferenceProfileName": "US Claude Haiku 4.5",
+            "inferenceProfileArn": f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{profile}",
+            "models": [{"modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{base}"}],
+            "inferenceProfileId": profile,
+            "status": "ACTIVE",
+            "type": "SYSTEM_DEFINED",
+        },
+        {"inferenceProfileIdentifier": profile},
+    )
+    stubber.add_response("get_foundation_model", _model(base), {"modelIdentifier": base})
+    stubber.add_response("get_foundation_model_availability", _access(base), {"modelId": base})
+    checks = _bedrock_doctor(client, profile)
+    assert _line(checks, f"BEDROCK_CAPTION_MODELS {profile}") == (
+        OK,
+        "inference profile exists, ACTIVE, access granted",
+    )
+
+
+def test_a_legacy_model_alone_fails_its_chain(bedrock):
+    client, stubber = bedrock
+    old = "anthropic.claude-3-haiku-20240307-v1:0"
+    stubber.add_response("get_foundation_model", _model(old, "LEGACY"), {"modelIdentifier": old})
+    checks = _bedrock_doctor(client, old)
+    assert (_line(checks, f"BEDROCK_CAPTION_MODELS {old}")[0], _line(checks, "BEDROCK_CAPTION_MODELS")) == (
+        WARN,
+        (FAIL, f"no model of the chain is available (tried {old})"),
+    )
+
+
+def test_a_model_that_is_gone_is_not_available(bedrock):
+    client, stubber = bedrock
+    stubber.add_client_error(
+        "get_foundation_model", "ResourceNotFoundException", "The model is not found", 404, {"modelIdentifier": "x.y"}
+    )
+    checks = _bedrock_doctor(client, "x.y")
+    assert _line(checks, "BEDROCK_CAPTION_MODELS x.y") == (
+        WARN,
+        "not available (ResourceNotFoundException: The model is not found)",
+    )
+
+
+def test_a_model_without_access_says_which_grant_is_missing(bedrock):
+    client, stubber = bedrock
+    model = "amazon.nova-lite-v1:0"
+    stubber.add_response("get_foundation_model", _model(model), {"modelIdentifier": model})
+    stubber.add_response("get_foundation_model_availability", _access(model, "NOT_AUTHORIZED"), {"modelId": model})
+    checks = _bedrock_doctor(client, model)
+    assert _line(checks, f"BEDROCK_CAPTION_MODELS {model}") == (WARN, "no access: authorizationStatus=NOT_AUTHORIZED")
+
+
+def test_an_endpoint_without_bedrock_makes_the_chain_skipped_not_failed(bedrock):
+    client, stubber = bedrock
+    stubber.add_client_error("get_foundation_model", "InternalFailure", "not implemented", 500)
+    checks = _bedrock_doctor(client, "amazon.nova-lite-v1:0")
+    assert _line(checks, "BEDROCK_CAPTION_MODELS")[0] == SKIPPED
+
+
+def test_an_image_model_of_a_family_the_provider_cannot_build_is_not_usable(bedrock):
+    client, _ = bedrock
+    config = _config(generate={"PROVIDER": "bedrock", "BEDROCK_IMAGE_MODELS": "acme.painter-v1"})
+    checks = Doctor(config, aws=lambda service: client, environ={}).provider_checks()
+    assert _line(checks, "BEDROCK_IMAGE_MODELS acme.painter-v1") == (
+        WARN,
+        "no request body for this model family in the Bedrock provider",
+    )
+
+
+def test_bedrock_without_an_aws_endpoint_is_skipped():
+    config = _config({"PROVIDER": "bedrock", "BEDROCK_CAPTION_MODELS": "amazon.nova-lite-v1:0"})
+    checks = Doctor(config, aws=None, environ={}).run()
+    assert _line(checks, "BEDROCK_CAPTION_MODELS")[0] == SKIPPED
+
+
+# OpenAI-compatible ---------------------------------------------------------------------------------------
+
+MODELS_LIST = {
+    "object": "list",
+    "data": [
+        {"id": "gpt-4.1-mini", "object": "model", "created": 1744316542, "owned_by": "system"},
+        {"id": "gpt-image-1", "object": "model", "created": 1745517030, "owned_by": "system"},
+    ],
+}
+
+
+def _openai(caption_models: str, key_parameter: str = "") -> Configuration:
+    return _config(
+        {
+            "PROVIDER": "openai",
+            "OPENAI_BASE_URL": "https://api.openai.com",
+            "OPENAI_CAPTION_MODELS": caption_models,
+            "OPENAI_KEY_PARAMETER": key_parameter,
+        }
+    )
+
+
+@responses.activate
+def test_a_model_listed_by_v1_models_is_ok():
+    responses.get("https://api.openai.com/v1/models", json=MODELS_LIST)
+    checks = Doctor(_openai("gpt-4.1-mini"), aws=None, environ={}).run()
+    assert _line(checks, "OPENAI_CAPTION_MODELS gpt-4.1-mini") == (OK, "listed by https://api.openai.com/v1/models")
+
+
+@responses.activate
+def test_a_chain_of_unlisted_models_fails():
+    responses.get("https://api.openai.com/v1/models", json=MODELS_LIST)
+    checks = Doctor(_openai("llava:13b"), aws=None, environ={}).run()
+    assert _line(checks, "OPENAI_CAPTION_MODELS") == (FAIL, "no model of the chain is available (tried llava:13b)")
+
+
+@responses.activate
+def test_the_key_from_openai_api_key_is_sent_as_a_bearer_token():
+    listing = responses.get("https://api.openai.com/v1/models", json=MODELS_LIST)
+    Doctor(_openai("gpt-4.1-mini"), aws=None, environ={"OPENAI_API_KEY": "sk-test"}).run()
+    assert listing.calls[0].request.headers["Authorization"] == "Bearer sk-test"
+
+
+@responses.activate
+def test_a_refused_key_fails_the_chain():
+    responses.get("https://api.openai.com/v1/models", status=401, json={"error": {"code": "invalid_api_key"}})
+    checks = Doctor(_openai("gpt-4.1-mini"), aws=None, environ={"OPENAI_API_KEY": "sk-bad"}).run()
+    assert _line(checks, "OPENAI_CAPTION_MODELS") == (FAIL, "https://api.openai.com/v1/models answered HTTP 401")
+
+
+# SES ---------------------------------------------------------------------------------------------------
+
+
+def _ses_checks(ses: Any, sesv2: Any) -> list[Check]:
+    clients = {"ses": ses, "sesv2": sesv2}
+    return list(Doctor(_config(), aws=clients.__getitem__, environ={}).ses_checks())
+
+
+@pytest.fixture
+def ses_stubs() -> Iterator[tuple[Any, Stubber, Any, Stubber]]:
+    """SES clients answered by Stubber in the service's shapes (moto lacks the sending and account calls)."""
+    ses, sesv2 = boto3.client("ses"), boto3.client("sesv2")
+    with Stubber(ses) as ses_stub, Stubber(sesv2) as v2_stub:
+        verified = {"VerificationAttributes": {SENDER: {"VerificationStatus": "Success"}}}
+        ses_stub.add_response("get_identity_verification_attributes", verified)
+        yield ses, ses_stub, sesv2, v2_stub
+
+
+def test_a_verified_sender_enabled_sending_and_production_access_are_ok(ses_stubs):
+    ses, ses_stub, sesv2, v2_stub = ses_stubs
+    ses_stub.add_response("get_account_sending_enabled", {"Enabled": True})
+    v2_stub.add_response("get_account", {"ProductionAccessEnabled": True, "SendingEnabled": True})
+    assert [c.status for c in _ses_checks(ses, sesv2)] == [OK, OK, OK]
+
+
+def test_an_unverified_sender_fails():
+    with mock_aws():
+        config = Configuration(
+            {"PROVIDER": "offline"}, {"PROVIDER": "offline"}, {"SENDER_EMAIL": "nobody@example.org"}, "t"
+        )
+        checks = Doctor(config, aws=boto3.client, environ={}).run()
+    assert _line(checks, "SES sender") == (
+        FAIL,
+        "nobody@example.org is not verified (not an identity); verify it or its domain in SES",
+    )
+
+
+def test_a_sender_on_a_verified_domain_is_ok():
+    with mock_aws():
+        boto3.client("ses").verify_domain_identity(Domain="example.org")
+        config = Configuration(
+            {"PROVIDER": "offline"}, {"PROVIDER": "offline"}, {"SENDER_EMAIL": "me@example.org"}, "t"
+        )
+        checks = Doctor(config, aws=boto3.client, environ={}).run()
+    assert _line(checks, "SES sender")[0] == OK
+
+
+def test_the_sandbox_is_a_warning(ses_stubs):
+    ses, ses_stub, sesv2, v2_stub = ses_stubs
+    ses_stub.add_response("get_account_sending_enabled", {"Enabled": True})
+    v2_stub.add_response("get_account", {"ProductionAccessEnabled": False, "SendingEnabled": True})
+    assert _line(_ses_checks(ses, sesv2), "SES account") == (
+        WARN,
+        "sandbox: mail goes only to verified addresses; request production access",
+    )
+
+
+def test_disabled_sending_fails(ses_stubs):
+    ses, ses_stub, sesv2, v2_stub = ses_stubs
+    ses_stub.add_response("get_account_sending_enabled", {"Enabled": False})
+    v2_stub.add_response("get_account", {"ProductionAccessEnabled": True, "SendingEnabled": True})
+    assert _line(_ses_checks(ses, sesv2), "SES sending")[0] == FAIL
+
+
+def test_an_endpoint_that_does_not_implement_a_call_makes_it_skipped():
+    with mock_aws():  # moto has no GetAccountSendingEnabled
+        checks = Doctor(_config(), aws=boto3.client, environ={}).run()
+    assert _line(checks, "SES sending")[0] == SKIPPED
+
+
+def test_without_aws_ses_is_skipped_and_says_why():
+    checks = Doctor(_config(), aws=None, environ={}).run()
+    assert _line(checks, "SES") == (SKIPPED, f"sender, sending and sandbox not checked: {NO_AWS}")
+
+
+# Where the configuration comes from ---------------------------------------------------------------------
+
+STRING = {"Type": "String"}
+TOPIC = {"Topic": {"Type": "AWS::SNS::Topic"}}  # a stack needs one resource
+
+
+def test_a_deployed_stacks_parameters_are_read_for_the_declared_ones():
+    body = json.dumps({"Parameters": {"SenderEmail": STRING, "Old": STRING}, "Resources": TOPIC})
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation")
+        cloudformation.create_stack(
+            StackName="reimagine-prod",
+            TemplateBody=body,
+            Parameters=[
+                {"ParameterKey": "SenderEmail", "ParameterValue": "ops@example.com"},
+                {"ParameterKey": "Old", "ParameterValue": "x"},
+            ],
+        )
+        assert stack_parameters(cloudformation, "reimagine-prod", TEMPLATE) == {"SenderEmail": "ops@example.com"}
+
+
+def test_the_cli_with_the_template_defaults_and_no_aws_passes_and_skips_aws(capsys: pytest.CaptureFixture[str]):
+    status = main(["doctor", "-t", str(TEMPLATE)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "skipped  SES: sender, sending and sandbox not checked" in out
+
+
+def test_the_cli_refuses_an_unknown_override_in_one_line(capsys: pytest.CaptureFixture[str]):
+    status = main(["doctor", "-t", str(TEMPLATE), "--parameter-overrides", "NoSuch=1"])
+    assert (status, capsys.readouterr().err) == (2, "reimagine: unknown parameters: NoSuch\n")
+
+
+def test_the_cli_reads_a_stack_from_cloudformation(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    body = json.dumps({"Parameters": {"SenderEmail": STRING}, "Resources": TOPIC})
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(
+            StackName="reimagine-prod",
+            TemplateBody=body,
+            Parameters=[{"ParameterKey": "SenderEmail", "ParameterValue": "ops@example.com"}],
+        )
+        boto3.client("ses").verify_email_identity(EmailAddress="ops@example.com")
+        main(["doctor", "-t", str(TEMPLATE), "--stack", "reimagine-prod"])
+    assert "ok       SES sender: ops@example.com is verified (address)" in capsys.readouterr().out
