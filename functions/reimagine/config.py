@@ -67,6 +67,9 @@ class Settings(BaseModel):
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
     quota_key_secret: str = ""
+    # The AWS fault lane (reimagine.faults): a share of DynamoDB/S3/SES calls fail. Never set on AWS.
+    injected_aws_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    injected_aws_fault_seed: int | None = None
 
     @staticmethod
     def chain(value: str) -> list[str]:

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel
 
 from reimagine.config import Settings
-from reimagine.records import STATUS_INDEX, StuckCandidate
+from reimagine.records import STATUS_INDEX, UNNOTIFIED_FILTER_ATTRIBUTES, StuckCandidate
 from reimagine_local.template import Resolver, StackContext
 from tests.unit.template_helpers import (
     PSEUDO,
@@ -63,6 +63,8 @@ NOTIFY_FILTER = {
         "NewImage": {
             "status": {"S": ["COMPLETED", "FAILED"]},
             "notified_at": {"S": [{"exists": False}]},
+            "notify_error": {"M": {"code": {"S": [{"exists": False}]}}},
+            "notify_claimed_until": {"N": [{"exists": False}]},
         }
     }
 }
@@ -1071,6 +1073,25 @@ def test_notify_filter_skips_records_already_notified(template: dict[str, Any]) 
     assert not matches(pattern, record)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        {"notify_claimed_until": {"N": "1795424476"}},  # the claim
+        {"notify_claimed_until": {"N": "0"}},  # the claim given back after a transient SES error
+        {"notify_error": {"M": {"code": {"S": "MessageRejected"}, "message": {"S": "Address blacklisted."}}}},
+    ],
+)
+def test_the_notify_steps_own_writes_do_not_trigger_notify_again(template: dict[str, Any], written) -> None:
+    # Given the finished, unnotified record the filter lets through
+    (record,) = load_event("dynamodb_stream_completed.json")["Records"]
+    pattern = stream_filter(template, "NotifyFunction")
+    assert matches(pattern, record)
+    # When the notify step writes its claim, gives it back or records a refusal
+    record["dynamodb"]["NewImage"].update(written)
+    # Then that write's stream record is not delivered: only the sweeper's touch (claim removed) is
+    assert not matches(pattern, record)
+
+
 def test_stream_samples_go_from_the_previous_status(template: dict[str, Any]) -> None:
     captioned = load_event("dynamodb_stream_captioned.json")["Records"][0]["dynamodb"]
     completed = load_event("dynamodb_stream_completed.json")["Records"][0]["dynamodb"]
@@ -1087,7 +1108,11 @@ def test_stream_samples_go_from_the_previous_status(template: dict[str, Any]) ->
 
 def test_the_sweeper_runs_on_a_schedule_and_its_retry_is_the_next_run(template: dict[str, Any]) -> None:
     (schedule,) = events_of(template, "SweeperFunction", "Schedule").values()
-    assert schedule["Schedule"] == "rate(5 minutes)"
+    assert schedule["Schedule"] == {
+        "Fn::If": ["SweepsEveryMinute", "rate(1 minute)", {"Fn::Sub": "rate(${SweepEveryMinutes} minutes)"}]
+    }
+    assert template["Conditions"]["SweepsEveryMinute"] == {"Fn::Equals": [{"Ref": "SweepEveryMinutes"}, "1"]}
+    assert template["Parameters"]["SweepEveryMinutes"]["Default"] == 5
     invoke = props(template, "SweeperFunction")["EventInvokeConfig"]
     assert invoke["MaximumRetryAttempts"] == 0
     assert invoke["MaximumEventAgeInSeconds"] <= 300
@@ -1104,11 +1129,9 @@ def test_the_sweeper_reads_the_status_index_it_queries(template: dict[str, Any])
         {"AttributeName": "status", "KeyType": "HASH"},
         {"AttributeName": "updated_at", "KeyType": "RANGE"},
     ]
-    # What the sweeper decides on, projected so it never reads the full item.
-    assert set(index["Projection"]["NonKeyAttributes"]) == set(StuckCandidate.model_fields) - {
-        "id",
-        "status",
-        "updated_at",
-    }
+    # What the sweeper decides and filters on, projected so it never reads the full item.
+    assert set(index["Projection"]["NonKeyAttributes"]) == (
+        set(StuckCandidate.model_fields) - {"id", "status", "updated_at"}
+    ) | set(UNNOTIFIED_FILTER_ATTRIBUTES)
     (query,) = [s for s in statements(template, "SweeperFunction") if s["Action"] == "dynamodb:Query"]
     assert query["Resource"] == {"Fn::Sub": f"${{RequestsTable.Arn}}/index/{STATUS_INDEX}"}
