@@ -75,8 +75,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Default: $REIMAGINE_BACKENDS, else moto only.",
     )
     group.addoption(
+        "--aws-faults",
+        action="store_true",
+        default=bool(os.environ.get("REIMAGINE_AWS_FAULTS")),
+        help="run the AWS fault lane (tests marked aws_faults; minutes): a share of the functions' AWS calls "
+        "fail. Default: $REIMAGINE_AWS_FAULTS, else deselected.",
+    )
+    group.addoption(
         "--localstack-url",
         default=None,
         metavar="URL",
         help="the LocalStack endpoint (default: $REIMAGINE_LOCALSTACK_URL, else http://127.0.0.1:4566)",
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The AWS fault lane runs only when asked for (it takes minutes); otherwise it is deselected."""
+    if config.getoption("--aws-faults"):
+        return
+    lane = [item for item in items if item.get_closest_marker("aws_faults")]
+    if lane:
+        config.hook.pytest_deselected(items=lane)
+        items[:] = [item for item in items if not item.get_closest_marker("aws_faults")]

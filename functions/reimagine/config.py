@@ -44,6 +44,8 @@ class Settings(BaseModel):
     # Bedrock: model ids or inference profile ids (us.…, global.…)
     bedrock_caption_models: str = "us.anthropic.claude-haiku-5-5,us.amazon.nova-2-lite-v1:0"
     bedrock_image_models: str = "stability.stable-image-core-v1:1,stability.sd3-5-large-v1:0"
+    # The region that paints (the image models are offered in few regions); empty: the function's own.
+    bedrock_image_region: str = Field(default="", pattern=r"^$|^[a-z]{2}(-[a-z]+)+-[0-9]$")
     # Any OpenAI-compatible server; the key is the NAME of an SSM SecureString, empty for none (Ollama)
     openai_base_url: str = "https://api.openai.com"
     openai_caption_models: str = "gpt-4.1-mini"
@@ -65,6 +67,9 @@ class Settings(BaseModel):
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
     quota_key_secret: str = ""
+    # The AWS fault lane (reimagine.faults): a share of DynamoDB/S3/SES calls fail. Never set on AWS.
+    injected_aws_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    injected_aws_fault_seed: int | None = None
 
     @staticmethod
     def chain(value: str) -> list[str]:

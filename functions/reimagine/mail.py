@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from reimagine.models import RequestRecord, ResultLink, Status, utcnow
 
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
     from mypy_boto3_ses import SESClient
+
+# SES codes that retrying cannot fix for this message: the recipient or the content is refused.
+# Everything else is retried, bounded (stream retries, then the sweeper's re-drives): throttling and
+# 5xx pass by themselves, and an unverified sender, a paused account or missing permissions are an
+# operator's to fix, after which the email should still go out.
+_PERMANENT_CODES = frozenset({"MessageRejected", "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
@@ -143,3 +150,24 @@ def send(ses: SESClient, *, sender: str, to: str, message: Message, configuratio
         },
     )
     return response["MessageId"]
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    """Why SES did not take a message: `code` is SES's error code; `permanent` means never retry."""
+
+    code: str
+    message: str
+    permanent: bool
+
+
+def send_failure(error: ClientError, *, sender: str) -> SendFailure:
+    """Classify an SES error. MessageRejected naming the sender as unverified is transient: SES says
+    so when the sender identity was removed or not yet verified, which an operator can put right."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    message = str(details.get("Message", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    sender_unverified = "not verified" in message.lower() and sender.lower() in message.lower()
+    permanent = code in _PERMANENT_CODES and status < 500 and not sender_unverified
+    return SendFailure(code="SENDER_NOT_VERIFIED" if sender_unverified else code, message=message, permanent=permanent)

@@ -105,6 +105,9 @@ class RequestRecord(BaseModel):
     expires_at: int
     attempts: int = 0
     lease_until: int | None = None
+    # Notification is a step too: claimed until this epoch second; a permanent SES refusal is kept here.
+    notify_claimed_until: int | None = None
+    notify_error: ErrorInfo | None = None
 
 
 # ---- API bodies ---------------------------------------------------------------------------------

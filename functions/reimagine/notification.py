@@ -1,11 +1,21 @@
-"""Notify step: the one email a finished request gets, with its result link or its reason for failing."""
+"""Notify step: the one email a finished request gets, with its result link or its reason for failing.
+
+Notification is a step like the others. The record is claimed with a conditional write before the
+email is sent (`notify_claimed_until`, a lease), so two deliveries of one stream record cannot both
+send; `notified_at` is recorded after. A transient SES failure gives the claim back and raises, so
+the stream retries (and, past its retries, the sweeper re-drives); a permanent refusal is recorded
+as `notify_error` and never retried.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from reimagine import mail, storage
-from reimagine.models import Status
+from reimagine.models import Status, mask_email
 from reimagine.observability import logger
 from reimagine.steps import StepOutcome
 from reimagine.suppression import SuppressionList
@@ -17,6 +27,17 @@ if TYPE_CHECKING:
     from reimagine.config import Settings
     from reimagine.records import RequestStore
 
+SUPPRESSED_CODE = "ADDRESS_SUPPRESSED"
+
+# Longer than the function may run (its Timeout), so a claim outlives the worker that holds it.
+DEFAULT_LEASE_SECONDS = 60
+
+# Emails SES took whose `notified_at` could not be written yet, in this container. The stream retries
+# a failed record on the same shard, so the retry usually lands here and only records, never resends.
+_sent_unrecorded: set[str] = set()
+
+_ADDRESS = re.compile(r"[^\s@:;,<>\"']+@[^\s@:;,<>\"']+")
+
 
 def notify_user(
     request_id: str,
@@ -25,31 +46,60 @@ def notify_user(
     s3: S3Client,
     ses: SESClient,
     settings: Settings,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
     suppressions: SuppressionList | None = None,
 ) -> StepOutcome:
-    """Send the one email a finished request gets; a redelivery finds `notified_at` set and stops."""
-    record = store.get(request_id)
-    if record is None or record.notified_at is not None or not record.status.is_final:
-        return StepOutcome(request_id, "skipped", "nothing to notify")
-    # The address bounced or complained after this request was made: it gets no more mail.
-    if suppressions is not None and suppressions.is_suppressed(record.email):
-        return StepOutcome(request_id, "skipped", "address suppressed")
-    link = None
-    if record.status is Status.COMPLETED and record.result_key:
-        link = storage.presigned_result(
-            s3,
-            bucket=settings.results_bucket,
-            key=record.result_key,
-            expires_in=settings.result_url_ttl_seconds,
+    """Send the one email a finished request gets; a redelivery finds it claimed or notified and stops."""
+    if request_id in _sent_unrecorded:
+        return _record_sent(store, request_id, "sent earlier; recorded now")
+    record = store.claim_notification(request_id, lease_seconds=lease_seconds)
+    if record is None:
+        return StepOutcome(request_id, "skipped", "not final, already notified, refused or claimed")
+    assert record.notify_claimed_until is not None
+    try:
+        # The address bounced or complained after this request was made: it gets no more mail, for good.
+        if suppressions is not None and suppressions.is_suppressed(record.email):
+            store.reject_notification(request_id, SUPPRESSED_CODE, "the address bounced or complained; no more mail")
+            return StepOutcome(request_id, "rejected", SUPPRESSED_CODE)
+        link = None
+        if record.status is Status.COMPLETED and record.result_key:
+            link = storage.presigned_result(
+                s3,
+                bucket=settings.results_bucket,
+                key=record.result_key,
+                expires_in=settings.result_url_ttl_seconds,
+            )
+        message = mail.compose(record, link, api_base_url=settings.api_base_url)
+        mail.send(
+            ses,
+            sender=settings.sender_email,
+            to=record.email,
+            message=message,
+            configuration_set=settings.mail_configuration_set,
         )
-    message = mail.compose(record, link, api_base_url=settings.api_base_url)
-    mail.send(
-        ses,
-        sender=settings.sender_email,
-        to=record.email,
-        message=message,
-        configuration_set=settings.mail_configuration_set,
-    )
+    except ClientError as exc:
+        failure = mail.send_failure(exc, sender=settings.sender_email)
+        if failure.permanent:
+            store.reject_notification(request_id, failure.code, _masked(failure.message))
+            logger.warning("SES refused the email for good", extra={"code": failure.code})
+            return StepOutcome(request_id, "rejected", failure.code)
+        store.release_notification(request_id, claimed_until=record.notify_claimed_until)
+        raise
+    except Exception:
+        store.release_notification(request_id, claimed_until=record.notify_claimed_until)
+        raise
+    _sent_unrecorded.add(request_id)
+    return _record_sent(store, request_id, record.status.value)
+
+
+def _record_sent(store: RequestStore, request_id: str, detail: str) -> StepOutcome:
+    """Write `notified_at`; if that fails, the id stays in the ledger and the error propagates."""
     if store.mark_notified(request_id) is None:
         logger.warning("notified_at was already set by another delivery")
-    return StepOutcome(request_id, "done", record.status.value)
+    _sent_unrecorded.discard(request_id)
+    return StepOutcome(request_id, "done", detail)
+
+
+def _masked(text: str) -> str:
+    """SES messages may quote addresses; the record keeps them masked, like everything shown."""
+    return _ADDRESS.sub(lambda m: mask_email(m.group(0)), text)[:500]

@@ -26,6 +26,8 @@ _deserializer = TypeDeserializer()
 # Global secondary index on (status, updated_at): the sweeper reads exactly the requests that sat in
 # one status since before a cutoff, oldest first. Items without a status (quota counters) are not in it.
 STATUS_INDEX = "status-updated_at"
+# Finished requests are looked for by a filter on these, so the index projects them too.
+UNNOTIFIED_FILTER_ATTRIBUTES = ("notified_at", "notify_error")
 
 
 class StuckCandidate(BaseModel):
@@ -36,6 +38,9 @@ class StuckCandidate(BaseModel):
     updated_at: str
     lease_until: int | None = None
     redrives: int = 0
+    # Finished requests: the notify step's claim and how often the sweeper re-drove the notification.
+    notify_claimed_until: int | None = None
+    notify_redrives: int = 0
 
 
 def _iso(value: datetime) -> str:
@@ -136,13 +141,60 @@ class RequestStore:
             {"#e": "error"},
         )
 
+    # ---- notification: a step on a finished request, claimed before the email is sent ----------
+
+    def claim_notification(self, request_id: str, *, lease_seconds: int) -> RequestRecord | None:
+        """Take the finished, not yet notified request for sending (or take over an expired claim).
+
+        None when it is not final, already notified, permanently refused, or another delivery holds it.
+        The claim does not touch `updated_at`: the sweeper measures how long the request sat unnotified.
+        """
+        now = self._clock()
+        return self._update(
+            request_id,
+            "SET notify_claimed_until = :lease",
+            "#s IN (:completed, :failed) AND attribute_not_exists(notified_at) AND attribute_not_exists(notify_error)"
+            " AND (attribute_not_exists(notify_claimed_until) OR notify_claimed_until < :epoch)",
+            {
+                ":completed": Status.COMPLETED.value,
+                ":failed": Status.FAILED.value,
+                ":lease": int((now + timedelta(seconds=lease_seconds)).timestamp()),
+                ":epoch": int(now.timestamp()),
+            },
+        )
+
+    def release_notification(self, request_id: str, *, claimed_until: int) -> RequestRecord | None:
+        """Give the claim back after a transient failure, so the retried stream record may take it.
+
+        The attribute stays (at 0, long expired) rather than being removed: the Notify filter skips
+        records that carry it, so a give-back does not itself trigger another delivery at once.
+        """
+        return self._update(
+            request_id,
+            "SET notify_claimed_until = :free",
+            "notify_claimed_until = :mine AND attribute_not_exists(notified_at)",
+            {":free": 0, ":mine": claimed_until},
+            with_status=False,
+        )
+
     def mark_notified(self, request_id: str) -> RequestRecord | None:
         """Record that the email went out; None when another delivery already recorded it."""
         return self._update(
             request_id,
-            "SET notified_at = :now",
+            "SET notified_at = :now REMOVE notify_claimed_until",
             "attribute_exists(id) AND attribute_not_exists(notified_at)",
             {":now": _iso(self._clock())},
+            with_status=False,
+        )
+
+    def reject_notification(self, request_id: str, code: str, message: str) -> RequestRecord | None:
+        """Record that SES refused this email for good: it is never sent again, and the reason is kept."""
+        error = ErrorInfo(code=code, message=message).model_dump()
+        return self._update(
+            request_id,
+            "SET notify_error = :error REMOVE notify_claimed_until",
+            "attribute_exists(id) AND attribute_not_exists(notified_at) AND attribute_not_exists(notify_error)",
+            {":error": error},
             with_status=False,
         )
 
@@ -182,6 +234,57 @@ class RequestStore:
                 ":max": max_redrives,
                 **_seen_values(seen, now),
             },
+        )
+
+    def unnotified(
+        self, status: Status, *, updated_before: datetime, updated_since: datetime, limit: int
+    ) -> Iterator[StuckCandidate]:
+        """Finished requests in `status`, last updated in [since, before), never notified nor refused.
+
+        The lower bound keeps each read proportional to recent traffic rather than to every request
+        the table still holds; the filter runs on attributes the index projects.
+        """
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#s = :s AND updated_at BETWEEN :since AND :before",
+            FilterExpression="attribute_not_exists(notified_at) AND attribute_not_exists(notify_error)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":s": {"S": status.value},
+                ":since": {"S": _iso(updated_since)},
+                ":before": {"S": _iso(updated_before - timedelta(milliseconds=1))},
+            },
+            PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
+                yield StuckCandidate.model_validate(plain)
+
+    def redrive_notification(self, seen: StuckCandidate, *, max_redrives: int) -> RequestRecord | None:
+        """Touch a finished, unnotified request (claim removed) so the stream hands it to Notify again.
+
+        Only if it is still as seen, unnotified, unclaimed and re-driven fewer than `max_redrives` times.
+        """
+        now = self._clock()
+        return self._update(
+            seen.id,
+            "SET updated_at = :now, notify_redrives = if_not_exists(notify_redrives, :zero) + :one "
+            "REMOVE notify_claimed_until",
+            f"{_UNCHANGED_UNNOTIFIED_UNCLAIMED} AND (attribute_not_exists(notify_redrives) OR notify_redrives < :max)",
+            {":now": _iso(now), ":zero": 0, ":one": 1, ":max": max_redrives, **_seen_values(seen, now)},
+        )
+
+    def abandon_notification(self, seen: StuckCandidate, code: str, message: str) -> RequestRecord | None:
+        """Give up on a notification re-driven too often: recorded as `notify_error`, never retried."""
+        now = self._clock()
+        error = ErrorInfo(code=code, message=message).model_dump()
+        return self._update(
+            seen.id,
+            "SET notify_error = :error REMOVE notify_claimed_until",
+            _UNCHANGED_UNNOTIFIED_UNCLAIMED,
+            {":error": error, **_seen_values(seen, now)},
         )
 
     def fail_stuck(self, seen: StuckCandidate, code: str, message: str) -> RequestRecord | None:
@@ -232,6 +335,13 @@ class RequestStore:
 # The index is eventually consistent: act only if the item is still what the index showed.
 _UNCHANGED_AND_UNLEASED = (
     "#s = :seen_status AND updated_at = :seen_at AND (attribute_not_exists(lease_until) OR lease_until < :epoch)"
+)
+
+
+_UNCHANGED_UNNOTIFIED_UNCLAIMED = (
+    "#s = :seen_status AND updated_at = :seen_at AND attribute_not_exists(notified_at)"
+    " AND attribute_not_exists(notify_error)"
+    " AND (attribute_not_exists(notify_claimed_until) OR notify_claimed_until < :epoch)"
 )
 
 

@@ -5,6 +5,10 @@ at worst the step finds nothing to do. What cannot be re-emitted (the upload eve
 captioning) or has been re-driven too often ends FAILED with code STUCK, which the Notify filter
 picks up, so the user is told. PENDING_UPLOAD is never swept: a photo that never came simply
 expires through the table's TTL.
+
+Finished requests (COMPLETED, FAILED) never notified and never refused are emails that did not go
+out (SES refused for a while, the stream gave up): a touch hands them to Notify again, at most
+`max_redrives` times; after that the notification is given up (`notify_error`, NOTIFY_ABANDONED).
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ if TYPE_CHECKING:
 
 STUCK_CODE = "STUCK"
 SWEPT_STATUSES = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
+FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED)
+NOTIFY_ABANDONED_CODE = "NOTIFY_ABANDONED"
+# Unsent emails are looked for among requests touched this recently: each read stays proportional to
+# recent traffic, not to everything the table keeps. Every re-drive moves a request back into it.
+NOTIFY_LOOKBACK = timedelta(days=1)
 
 # What the user reads in the failure email, by the status the request stalled in.
 STUCK_MESSAGES = {
@@ -35,6 +44,8 @@ class Action(StrEnum):
     REDRIVE = "redriven"
     FAIL = "failed"
     SKIP = "skipped"
+    NOTIFY_REDRIVE = "notify_redriven"
+    NOTIFY_ABANDON = "notify_abandoned"
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,16 @@ def decide(candidate: StuckCandidate, *, now_epoch: int, max_redrives: int) -> D
     # CAPTIONED: its stream record was lost or gave up; a touch emits it again.
     # GENERATING with an expired lease: the worker died; giving the claim back emits CAPTIONED again.
     return Decision(Action.REDRIVE, to=Status.CAPTIONED, reason=f"from {candidate.status.value}")
+
+
+def decide_notification(candidate: StuckCandidate, *, now_epoch: int, max_redrives: int) -> Decision:
+    """What to do with a finished request whose email never went out (nor was refused)."""
+    claimed = candidate.notify_claimed_until
+    if claimed is not None and claimed >= now_epoch:
+        return Decision(Action.SKIP, reason="a notify worker still holds the claim")
+    if candidate.notify_redrives >= max_redrives:
+        return Decision(Action.NOTIFY_ABANDON, reason=f"email re-driven {candidate.notify_redrives} times already")
+    return Decision(Action.NOTIFY_REDRIVE, to=candidate.status, reason="email never sent")
 
 
 @dataclass
@@ -96,6 +117,24 @@ def sweep(
                 done = store.redrive(candidate, to=decision.to, max_redrives=max_redrives)
             elif decision.action is Action.FAIL:
                 done = store.fail_stuck(candidate, STUCK_CODE, STUCK_MESSAGES[candidate.status])
+            else:
+                report.outcomes[Action.SKIP.value] += 1
+                continue
+            report.outcomes[decision.action.value if done else "raced"] += 1
+    for status in FINISHED_STATUSES:
+        budget = max_items - report.examined
+        if budget <= 0:
+            break
+        unsent = store.unnotified(status, updated_before=cutoff, updated_since=cutoff - NOTIFY_LOOKBACK, limit=budget)
+        for candidate in unsent:
+            report.examined += 1
+            decision = decide_notification(candidate, now_epoch=now_epoch, max_redrives=max_redrives)
+            if decision.action is Action.NOTIFY_REDRIVE:
+                done = store.redrive_notification(candidate, max_redrives=max_redrives)
+            elif decision.action is Action.NOTIFY_ABANDON:
+                done = store.abandon_notification(
+                    candidate, NOTIFY_ABANDONED_CODE, f"the email was not sent after {max_redrives} re-drives"
+                )
             else:
                 report.outcomes[Action.SKIP.value] += 1
                 continue

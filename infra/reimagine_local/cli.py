@@ -18,7 +18,7 @@ from typing import Any
 from reimagine_local.api_client import ApiClient, ClientError
 from reimagine_local.invoke import EnvironmentConflict
 from reimagine_local.sam_options import SamOptionError
-from reimagine_local.template import TemplateError
+from reimagine_local.template import DEFAULT_STACK, TemplateError
 
 DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
 DEFAULT_OUTBOX = Path(os.environ.get("REIMAGINE_OUTBOX", ".reimagine/outbox"))
@@ -185,6 +185,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as AwsError
+
+    from reimagine_local.redrive import Redriver, Targets, targets_from_outputs, targets_from_template
+    from reimagine_local.runner import find_template
+    from reimagine_local.template import read_application
+
+    session = boto3.Session(region_name=args.region)
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=args.endpoint_url)  # type: ignore[call-overload]
+
+    try:
+        sqs = client("sqs")
+        targets: Targets | None = None
+        if not (args.queue_url and args.table and args.uploads_bucket):
+            try:  # a deployed stack knows its own names
+                (stack,) = client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
+                targets = targets_from_outputs(stack.get("Outputs", []))
+            except (AwsError, BotoCoreError):
+                targets = None
+            if targets is None:  # the local stack: names from the template
+                account = client("sts").get_caller_identity()["Account"]
+                app = read_application(
+                    args.template or find_template(),
+                    stack_name=args.stack,
+                    account_id=account,
+                    region=session.region_name or "us-east-1",
+                )
+                targets = targets_from_template(app, sqs)
+        targets = Targets(
+            queue_url=args.queue_url or (targets.queue_url if targets else ""),
+            table=args.table or (targets.table if targets else ""),
+            uploads_bucket=args.uploads_bucket or (targets.uploads_bucket if targets else ""),
+        )
+        redriver = Redriver(
+            sqs, client("dynamodb"), client("dynamodbstreams"), client("s3"), targets, dry_run=args.dry_run
+        )
+        count = 0
+        for line in redriver.run(limit=args.limit):
+            print(line, flush=True)
+            count += 1
+    except (AwsError, BotoCoreError) as exc:
+        _say(f"reimagine redrive: {exc}")
+        return EXIT_ERROR
+    _say(f"{count} message(s) {'looked at (dry run)' if args.dry_run else 'handled'} from {targets.queue_url}")
+    return EXIT_OK
+
+
 ENVIRONMENTS_HELP = (
     "run each function in its own execution environments (AWS's Runtime Interface Client processes, "
     "each with only its own Environment, ended past its Timeout) instead of in this process"
@@ -247,6 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
     sam_options(p)
     p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
     p.set_defaults(run=cmd_local_up)
+
+    p = sub.add_parser("redrive", help="move what sits in the on-failure queue back through the pipeline")
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint (the local stack's, LocalStack's); default $AWS_ENDPOINT_URL, else AWS",
+    )
+    p.add_argument("--stack", default=DEFAULT_STACK, help=f"stack name (default {DEFAULT_STACK})")
+    p.add_argument("-t", "--template", help="template.yaml naming a local stack's resources (default: found)")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    p.add_argument("--queue-url", help="the on-failure queue (default: from the stack)")
+    p.add_argument("--table", help="the requests table (default: from the stack)")
+    p.add_argument("--uploads-bucket", help="the uploads bucket (default: from the stack)")
+    p.add_argument("--limit", type=int, default=100, help="messages per run (default 100)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done; change and delete nothing")
+    p.set_defaults(run=cmd_redrive)
 
     p = sub.add_parser("doctor", help="check a configuration against the live services, one line per check")
     sam_options(p)

@@ -10,6 +10,7 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
 - Bedrock: each model's lifecycle is ACTIVE (GetFoundationModel `modelLifecycle.status`), an
   inference profile id (`us.`, `global.` …) exists (GetInferenceProfile), access is granted
   (GetFoundationModelAvailability), and an image model has a request body this code can build;
+  image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
 - SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production.
 
@@ -49,6 +50,12 @@ ACCESS_GRANTED = {
     "regionAvailability": "AVAILABLE",
 }
 
+# A third-party model's Marketplace subscription, which Bedrock makes on the model's first call.
+SUBSCRIBE_HINT = (
+    "the first call subscribes the account if the model's product id (on its Bedrock model card) is in "
+    "BedrockMarketplaceProductIds; or open the model once in the Bedrock console playground"
+)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -70,7 +77,7 @@ class Configuration:
     source: str
 
 
-ClientFactory = Callable[[str], Any]  # service name -> boto3 client
+ClientFactory = Callable[..., Any]  # (service name[, region]) -> boto3 client; no region: the stack's
 
 
 def configuration(
@@ -92,17 +99,20 @@ def configuration(
 
 
 def aws_clients(region: str, endpoint_url: str | None) -> ClientFactory:
-    """boto3 clients for one region (and endpoint), made once each. An emulator takes any credentials."""
+    """boto3 clients for the stack's region, or another one asked for (and endpoint), made once each.
+
+    An emulator takes any credentials."""
     import boto3
 
     dummy = "testing" if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID") else None
-    session = boto3.Session(region_name=region, aws_access_key_id=dummy, aws_secret_access_key=dummy)
-    clients: dict[str, Any] = {}
+    clients: dict[tuple[str, str], Any] = {}
 
-    def client(service: str) -> Any:
-        if service not in clients:
-            clients[service] = session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
-        return clients[service]
+    def client(service: str, in_region: str = "") -> Any:
+        where = in_region or region
+        if (service, where) not in clients:
+            session = boto3.Session(region_name=where, aws_access_key_id=dummy, aws_secret_access_key=dummy)
+            clients[(service, where)] = session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+        return clients[(service, where)]
 
     return client
 
@@ -246,9 +256,15 @@ class Doctor:
         if self.aws is None:
             yield Check(SKIPPED, variable, f"{', '.join(models)}: {NO_AWS}")
             return
-        bedrock = self.aws("bedrock")
+        # Pictures are painted in BEDROCK_IMAGE_REGION when it is set, so their models are looked up there.
+        region = env.get("BEDROCK_IMAGE_REGION", "") if step == "picture" else ""
+        bedrock = self.aws("bedrock", region) if region else self.aws("bedrock")
 
         def usable(model: str) -> tuple[bool | None, str]:
+            available, detail = _usable(model)
+            return available, f"{detail} (in {region})" if region else detail
+
+        def _usable(model: str) -> tuple[bool | None, str]:
             notes = []
             base = base_model_id(model)
             if step == "picture" and image_family(model) is None:
@@ -286,6 +302,8 @@ class Doctor:
             agreement = (access.get("agreementAvailability") or {}).get("status")
             if agreement not in (None, "AVAILABLE"):
                 refused.append(f"agreement={agreement}")
+            if access.get("entitlementAvailability") not in (None, "AVAILABLE"):
+                refused.append(f"not subscribed: {SUBSCRIBE_HINT}")
             if refused:
                 return False, "no access: " + ", ".join(refused)
             notes.append("access granted")

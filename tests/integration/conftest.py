@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 import requests
 from PIL import Image
 
+from reimagine_local.delivery import Schedule
 from reimagine_local.invoke import Invoker
 from reimagine_local.outbox import list_outbox
 from reimagine_local.stack import EmbeddedStack
@@ -181,6 +183,27 @@ class Pipeline:
 
     def mail_to(self, address: str) -> list:
         return [m for m in list_outbox(self.outbox) if m.to == address]
+
+    def sweep(self) -> None:
+        """Run the sweeper now, as its schedule would, and deliver what it set moving (no waiting minutes)."""
+        (schedule,) = [
+            s for s in self.stack.delivery.sources if isinstance(s, Schedule) and s.fn.logical_id == "SweeperFunction"
+        ]
+        schedule.fire()
+        self.stack.drain()
+
+    def age(self, request_id: str, seconds: int) -> None:
+        """Move a request's `updated_at` back, as if that long had passed since its last transition."""
+        table = self.app.functions["SweeperFunction"].environment["TABLE_NAME"]
+        record = self.stack.client("dynamodb").get_item(TableName=table, Key={"id": {"S": request_id}})["Item"]
+        then = datetime.fromisoformat(record["updated_at"]["S"]) - timedelta(seconds=seconds)
+        self.stack.client("dynamodb").update_item(
+            TableName=table,
+            Key={"id": {"S": request_id}},
+            UpdateExpression="SET updated_at = :then",
+            ExpressionAttributeValues={":then": {"S": then.isoformat(timespec="milliseconds").replace("+00:00", "Z")}},
+        )
+        self.stack.drain()
 
     def redeliver_everything(self) -> int:
         """Invoke every function again with every event it already had, as at-least-once delivery may."""

@@ -10,6 +10,7 @@ from botocore.exceptions import ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from PIL import Image
+from pydantic import ValidationError
 
 from reimagine.config import Settings
 from reimagine.errors import ModelUnavailable, ProviderError
@@ -224,6 +225,34 @@ def test_a_model_bedrock_cannot_use_is_unavailable_at_once(client, answer: tuple
     assert (caught.value.code, code in str(caught.value), clock.sleeps) == ("MODEL_UNAVAILABLE", True, [])
 
 
+# Bedrock's answer when it cannot subscribe the account to a third-party model on first use (both
+# wordings from the AWS knowledge-center article on Marketplace AccessDenied for Bedrock).
+SUBSCRIPTION_DENIED = {
+    "actions named": "Model access is denied due to IAM user or service role is not authorized to perform the "
+    "required AWS Marketplace actions (aws-marketplace:ViewSubscriptions, aws-marketplace:Subscribe) to enable "
+    "access to this model. Refer to the Amazon Bedrock User Guide for more information.",
+    "role named": "Model access is denied due to arn:aws:sts::123456789012:assumed-role/reimagine-GenerateFunctionRole"
+    "-AbCdEfGhIjKl/reimagine-GenerateFunction-MnOpQrStUvWx is not authorized to perform: aws-marketplace:Subscribe "
+    "on resource: * because no identity-based policy allows the aws-marketplace:Subscribe action",
+}
+
+
+@pytest.mark.parametrize("message", SUBSCRIPTION_DENIED.values(), ids=list(SUBSCRIPTION_DENIED))
+def test_a_refused_marketplace_subscription_names_the_remedy(client, message: str) -> None:
+    client.stubber.add_client_error(
+        "invoke_model", service_error_code="AccessDeniedException", service_message=message, http_status_code=403
+    )
+    clock = FakeClock(60)
+    with pytest.raises(ModelUnavailable) as caught:
+        generator(client, clock).generate("a prompt", clock.deadline)
+    # The remedy, and not the role or account the service named
+    assert str(caught.value) == (
+        "MODEL_UNAVAILABLE: Bedrock cannot use this model: the account is not subscribed to this model in AWS "
+        "Marketplace and this function may not subscribe to it: add the model's product id (on its Bedrock model "
+        "card) to BedrockMarketplaceProductIds (AccessDeniedException)"
+    )
+
+
 def test_titan_error_field_is_a_rejection(client) -> None:
     client.stubber.add_response(
         "invoke_model",
@@ -290,6 +319,22 @@ def test_builders_make_chains_of_the_configured_models() -> None:
         [("stability.stable-image-core-v1:1", "stability", 1024), ("amazon.nova-canvas-v1:0", "titan", 1024)],
     )
     bedrock.runtime_client.cache_clear()
+
+
+@pytest.mark.parametrize(("image_region", "painter"), [("us-west-2", "us-west-2"), ("", "us-east-1")])
+def test_pictures_are_painted_in_the_image_region_and_captions_here(image_region: str, painter: str) -> None:
+    # Given a function in us-east-1 (the test environment's region)
+    bedrock.runtime_client.cache_clear()
+    settings = Settings(provider="bedrock", bedrock_image_region=image_region)
+    cap, gen = bedrock.build_captioner(settings), bedrock.build_generator(settings)
+    regions = (cap.links[0]._client.meta.region_name, gen.links[0]._client.meta.region_name)
+    bedrock.runtime_client.cache_clear()
+    assert regions == ("us-east-1", painter)
+
+
+def test_an_image_region_that_is_not_one_region_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(bedrock_image_region="us-west-2,eu-west-1")
 
 
 # --- families and inference profiles -------------------------------------------------------------

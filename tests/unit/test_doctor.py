@@ -27,6 +27,7 @@ from reimagine_local.doctor import (
     Check,
     Configuration,
     Doctor,
+    aws_clients,
     report,
     stack_parameters,
 )
@@ -245,6 +246,53 @@ def test_an_image_model_of_a_family_the_provider_cannot_build_is_not_usable(bedr
     assert _line(checks, "BEDROCK_IMAGE_MODELS acme.painter-v1") == (
         WARN,
         "no request body for this model family in the Bedrock provider",
+    )
+
+
+def test_a_model_not_yet_subscribed_says_how_it_gets_subscribed(bedrock):
+    client, stubber = bedrock
+    model = "stability.stable-image-core-v1:1"
+    unsubscribed = {**_access(model), "entitlementAvailability": "NOT_AVAILABLE"}
+    stubber.add_response("get_foundation_model", _model(model), {"modelIdentifier": model})
+    stubber.add_response("get_foundation_model_availability", unsubscribed, {"modelId": model})
+    config = _config(generate={"PROVIDER": "bedrock", "BEDROCK_IMAGE_MODELS": model})
+    checks = Doctor(config, aws=lambda service: client, environ={}).provider_checks()
+    assert _line(checks, f"BEDROCK_IMAGE_MODELS {model}") == (
+        WARN,
+        "no access: entitlementAvailability=NOT_AVAILABLE, not subscribed: the first call subscribes the account "
+        "if the model's product id (on its Bedrock model card) is in BedrockMarketplaceProductIds; or open the "
+        "model once in the Bedrock console playground",
+    )
+
+
+def test_image_models_are_looked_up_in_the_region_that_paints():
+    # Given a stack whose pictures are painted in us-west-2
+    painter = boto3.client("bedrock", region_name="us-west-2")
+    asked: list[tuple[str, ...]] = []
+
+    def aws(*where: str) -> Any:
+        asked.append(where)
+        return painter
+
+    model = "stability.stable-image-core-v1:1"
+    config = _config(
+        generate={"PROVIDER": "bedrock", "BEDROCK_IMAGE_MODELS": model, "BEDROCK_IMAGE_REGION": "us-west-2"}
+    )
+    with Stubber(painter) as stubber:
+        stubber.add_response("get_foundation_model", _model(model), {"modelIdentifier": model})
+        stubber.add_response("get_foundation_model_availability", _access(model), {"modelId": model})
+        checks = Doctor(config, aws=aws, environ={}).provider_checks()
+    assert (asked, _line(checks, f"BEDROCK_IMAGE_MODELS {model}")) == (
+        [("bedrock", "us-west-2")],
+        (OK, "ACTIVE, access granted (in us-west-2)"),
+    )
+
+
+def test_aws_clients_are_made_for_the_stack_region_unless_another_is_asked_for():
+    aws = aws_clients("us-east-1", None)
+    assert (aws("bedrock").meta.region_name, aws("bedrock", "us-west-2").meta.region_name) == (
+        "us-east-1",
+        "us-west-2",
     )
 
 

@@ -101,6 +101,18 @@ def test_the_event_is_eventbridges_scheduled_event():
     assert event["detail"] == {}
 
 
+def test_firing_runs_at_once_and_leaves_the_period_alone():
+    # Given a schedule not yet due
+    source, clock, _ = schedule()
+    clock.now += 100
+    # When it is fired by hand
+    source.fire()
+    # Then it ran once now, and still runs when its period comes
+    assert len(calls()) == 1 and calls()[0]["detail-type"] == "Scheduled Event"
+    clock.now += 200
+    assert source.poll() == 1 and len(calls()) == 2
+
+
 def test_a_long_pause_fires_once_not_once_per_missed_period():
     source, clock, _ = schedule()
     clock.now += 300 * 10 + 1
@@ -134,3 +146,15 @@ def test_the_sweeper_runs_every_five_minutes_per_the_template():
     [trigger] = app.functions["SweeperFunction"].schedules
     assert trigger.period_seconds == 300 and trigger.enabled
     assert all(not fn.schedules for name, fn in app.functions.items() if name != "SweeperFunction")
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expression", "seconds"),
+    [("1", "rate(1 minute)", 60), ("2", "rate(2 minutes)", 120), ("30", "rate(30 minutes)", 1800)],
+)
+def test_the_local_stack_runs_the_sweeper_at_the_sweep_every_minutes_parameter(minutes, expression, seconds):
+    # Given SweepEveryMinutes overridden as `--parameter-overrides` would
+    app = read_application(ROOT / "template.yaml", parameters={"SweepEveryMinutes": minutes})
+    # Then the schedule is that rate, in EventBridge's own spelling (singular for one), and runs at it
+    [trigger] = app.functions["SweeperFunction"].schedules
+    assert (trigger.expression, trigger.period_seconds) == (expression, seconds)

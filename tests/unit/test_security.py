@@ -60,9 +60,11 @@ def _one_foundation_model(t: Template, s: Statement) -> bool:
 
 
 _CHAIN_MODEL = (
-    r"arn:\$\{AWS::Partition\}:bedrock:\$\{AWS::Region\}:"
+    r"arn:\$\{AWS::Partition\}:bedrock:\$\{(?P<region>AWS::Region|ImageRegion)\}:"
     r"(\$\{AWS::AccountId\}:inference-profile|:foundation-model)/\$\{Model\}"
 )
+# Pictures may be painted in another region than the stack's: the one named, else the stack's own.
+_IMAGE_REGION = {"Fn::If": ["HasBedrockImageRegion", {"Ref": "BedrockImageRegion"}, {"Ref": "AWS::Region"}]}
 
 
 def _chain_item(t: Template, resource: Any) -> bool:
@@ -76,8 +78,11 @@ def _chain_item(t: Template, resource: Any) -> bool:
         chain = re.fullmatch(r"\$\{(\w+)\},\$\{\1\},\$\{\1\}", tripled["Fn::Sub"])
     except (KeyError, TypeError, ValueError):
         return False
+    arn = re.fullmatch(_CHAIN_MODEL, text)
+    region_variables = {"ImageRegion": _IMAGE_REGION} if arn and arn.group("region") == "ImageRegion" else {}
     return (
-        re.fullmatch(_CHAIN_MODEL, text) is not None
+        arn is not None
+        and {name: value for name, value in variables.items() if name != "Model"} == region_variables
         and index in (0, 1, 2)
         and delimiter == ","
         and chain is not None
@@ -148,7 +153,10 @@ ALLOWED_BEYOND_THE_STACK: dict[str, tuple[str, Callable[[Template, Statement], b
         _subscribe_to_the_configured_products,
     ),
     "CaptionModelSubscriptions": ("Marketplace has no resource types; a read-only check", _view_subscriptions_only),
-    "ImageModel": ("as CaptionModel, for the image chain", _each_model_of_a_chain),
+    "ImageModel": (
+        "as CaptionModel, for the image chain, in the region that paints (BedrockImageRegion, else this one)",
+        _each_model_of_a_chain,
+    ),
     "ImageModelViaProfile": ("as CaptionModelViaProfile", _models_only_through_the_chains_profiles),
     "ImageModelSubscription": ("as CaptionModelSubscription", _subscribe_to_the_configured_products),
     "ImageModelSubscriptions": ("as CaptionModelSubscriptions", _view_subscriptions_only),
@@ -388,6 +396,12 @@ IAM_WEAKENINGS: dict[str, Callable[[Template], None]] = {
     "a model outside the chain": lambda t: _first_statement(t, "GenerateFunction", "ImageModel")["Resource"].append(
         {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/amazon.nova-reel-v1:0"}
     ),
+    "image models in any region": lambda t: _first_statement(t, "GenerateFunction", "ImageModel")["Resource"][0][
+        "Fn::Sub"
+    ][1].update(ImageRegion="*"),
+    "profiles of any region": lambda t: _first_statement(t, "GenerateFunction", "ImageModelViaProfile")["Condition"][
+        "StringEquals"
+    ]["bedrock:InferenceProfileArn"][0]["Fn::Sub"][1].update(ImageRegion="*"),
     "any model through any profile": lambda t: _first_statement(t, "CaptionFunction", "CaptionModelViaProfile").pop(
         "Condition"
     ),

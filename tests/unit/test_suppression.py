@@ -185,9 +185,12 @@ def test_notify_sends_no_mail_to_an_address_suppressed_since_the_request(aws) ->
         settings=settings(),
         suppressions=_suppressions(),
     )
-    # Then nothing is sent
-    assert (outcome.outcome, outcome.detail) == ("skipped", "address suppressed")
+    # Then nothing is sent, and the refusal is kept on the request so nothing retries it
+    assert (outcome.outcome, outcome.detail) == ("rejected", "ADDRESS_SUPPRESSED")
     assert _sent_to() == []
+    stored = clients.store().get(record.id)
+    assert stored is not None and stored.notify_error is not None
+    assert stored.notify_error.code == "ADDRESS_SUPPRESSED"
 
 
 def test_notify_still_mails_an_address_that_is_not_suppressed(aws) -> None:

@@ -14,10 +14,20 @@ from hypothesis import strategies as st
 from reimagine import clients
 from reimagine.config import settings
 from reimagine.handlers import sweeper
-from reimagine.models import RequestRecord, Status, new_request_id
+from reimagine.models import ErrorInfo, RequestRecord, Status, new_request_id
 from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
-from reimagine.sweeping import STUCK_CODE, STUCK_MESSAGES, Action, decide, sweep
+from reimagine.sweeping import (
+    NOTIFY_ABANDONED_CODE,
+    NOTIFY_LOOKBACK,
+    STUCK_CODE,
+    STUCK_MESSAGES,
+    Action,
+    decide,
+    decide_notification,
+    sweep,
+)
 from tests.fixtures.lambda_context import lambda_context
+from tests.unit.template_helpers import load_template, props
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -37,29 +47,14 @@ class Clock:
 
 @pytest.fixture
 def table(aws):
-    """The fixture's table plus the status index the template declares."""
+    """The fixture's table plus the status index exactly as the template declares it."""
+    table_props = props(load_template(), "RequestsTable")
+    (index,) = (i for i in table_props["GlobalSecondaryIndexes"] if i["IndexName"] == STATUS_INDEX)
     ddb = boto3.client("dynamodb")
     ddb.update_table(
         TableName=aws.table_name,
-        AttributeDefinitions=[
-            {"AttributeName": "status", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": STATUS_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {
-                        "ProjectionType": "INCLUDE",
-                        "NonKeyAttributes": ["lease_until", "redrives"],
-                    },
-                }
-            }
-        ],
+        AttributeDefinitions=[a for a in table_props["AttributeDefinitions"] if a["AttributeName"] != "id"],
+        GlobalSecondaryIndexUpdates=[{"Create": index}],
     )
     return aws
 
@@ -210,22 +205,114 @@ def test_re_drives_are_bounded_then_the_request_fails(store, clock):
     # Given a CAPTIONED request that nothing ever picks up, however often it is re-emitted
     request_id = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=1))
     outcomes = []
-    for _ in range(6):
+    for _ in range(7):
         clock.advance(STUCK_AFTER + 1)
         outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
-    # Then it is re-driven twice, failed once, and then left alone for good
-    assert outcomes == [{"redriven": 1}, {"redriven": 1}, {"failed": 1}, {}, {}, {}]
+    # Then it is re-driven twice and failed once; its failure email (never sent here) is re-driven
+    # twice and given up; then it is left alone for good
+    assert outcomes == [
+        {"redriven": 1},
+        {"redriven": 1},
+        {"failed": 1},
+        {"notify_redriven": 1},
+        {"notify_redriven": 1},
+        {"notify_abandoned": 1},
+        {},
+    ]
     record = store.get(request_id)
     assert record is not None and record.status is Status.FAILED
     assert record.error is not None and record.error.code == STUCK_CODE
 
 
-@pytest.mark.parametrize("status", [Status.PENDING_UPLOAD, Status.COMPLETED, Status.FAILED])
-def test_waiting_uploads_and_finished_requests_are_left_alone(store, clock, status: Status):
-    request_id = _put(store, status, at=T0 - timedelta(days=2))
+@pytest.mark.parametrize(
+    ("status", "fields"),
+    [
+        (Status.PENDING_UPLOAD, {}),
+        (Status.COMPLETED, {"notified_at": T0 - timedelta(days=2)}),
+        (Status.FAILED, {"notified_at": T0 - timedelta(days=2)}),
+        (Status.COMPLETED, {"notify_error": ErrorInfo(code="MessageRejected", message="Address blacklisted.")}),
+    ],
+)
+def test_waiting_uploads_and_notified_or_refused_requests_are_left_alone(store, clock, status: Status, fields):
+    request_id = _put(store, status, at=T0 - timedelta(days=2), **fields)
     before = _raw(store, request_id)
     assert _sweep(store, clock).summary() == {"examined": 0}
     assert _raw(store, request_id) == before
+
+
+# ---------------------------------------------------------------- finished requests never notified
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED])
+def test_a_finished_request_whose_email_never_went_out_is_touched_so_notify_gets_it_again(store, clock, status: Status):
+    # Given a request finished an hour ago whose email SES refused until the stream gave up
+    request_id = _put(store, status, at=T0 - timedelta(hours=1))
+    clock.advance(-3600)
+    claimed = store.claim_notification(request_id, lease_seconds=60)
+    assert claimed is not None and claimed.notify_claimed_until is not None
+    store.release_notification(request_id, claimed_until=claimed.notify_claimed_until)
+    clock.advance(3600)
+    # When the sweeper runs
+    report = _sweep(store, clock)
+    # Then the record is touched (a new stream record) with the claim removed, counted as a re-drive
+    assert report.summary() == {"examined": 1, "notify_redriven": 1}
+    raw = _raw(store, request_id)
+    assert "notify_claimed_until" not in raw and raw["notify_redrives"] == {"N": "1"}
+    assert raw["status"] == {"S": status.value} and raw["updated_at"] == {"S": "2026-11-23T09:00:00.000Z"}
+    # And the notify step can claim it as usual
+    assert store.claim_notification(request_id, lease_seconds=60) is not None
+
+
+def test_an_email_being_sent_is_left_alone(store, clock):
+    request_id = _put(store, Status.COMPLETED, at=T0 - timedelta(hours=1))
+    assert store.claim_notification(request_id, lease_seconds=60) is not None
+    before = _raw(store, request_id)
+
+    assert _sweep(store, clock).summary() == {"examined": 1, "skipped": 1}
+    assert _raw(store, request_id) == before
+
+
+def test_unsent_emails_are_looked_for_among_recent_requests_only(store, clock):
+    # A request finished beyond the lookback was already re-driven and given up on, or predates it.
+    _put(store, Status.COMPLETED, at=T0 - NOTIFY_LOOKBACK - timedelta(seconds=STUCK_AFTER + 1))
+    recent = _put(store, Status.COMPLETED, at=T0 - timedelta(hours=1))
+
+    assert _sweep(store, clock).summary() == {"examined": 1, "notify_redriven": 1}
+    assert _raw(store, recent)["notify_redrives"] == {"N": "1"}
+
+
+def test_an_email_re_driven_too_often_is_given_up_and_recorded(store, clock):
+    request_id = _put(store, Status.COMPLETED, at=T0 - timedelta(hours=1))
+    outcomes = []
+    for _ in range(4):
+        outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
+        clock.advance(STUCK_AFTER + 1)
+    assert outcomes == [{"notify_redriven": 1}, {"notify_redriven": 1}, {"notify_abandoned": 1}, {}]
+    record = store.get(request_id)
+    assert record is not None and record.notified_at is None
+    assert record.notify_error == ErrorInfo(
+        code=NOTIFY_ABANDONED_CODE, message="the email was not sent after 2 re-drives"
+    )
+
+
+@pytest.mark.parametrize(
+    ("claimed_until", "notify_redrives", "action"),
+    [
+        (None, 0, Action.NOTIFY_REDRIVE),
+        (0, 1, Action.NOTIFY_REDRIVE),
+        (NOW + 60, 0, Action.SKIP),
+        (NOW - 1, 2, Action.NOTIFY_ABANDON),
+    ],
+)
+def test_decide_notification(claimed_until, notify_redrives, action):
+    candidate = StuckCandidate(
+        id=new_request_id(),
+        status=Status.COMPLETED,
+        updated_at="2026-11-23T08:00:00.000Z",
+        notify_claimed_until=claimed_until,
+        notify_redrives=notify_redrives,
+    )
+    assert decide_notification(candidate, now_epoch=NOW, max_redrives=2).action is action
 
 
 def test_recent_and_leased_requests_are_left_alone(store, clock):

@@ -28,7 +28,8 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel
 
 from reimagine.config import Settings
-from reimagine.records import STATUS_INDEX, StuckCandidate
+from reimagine.records import STATUS_INDEX, UNNOTIFIED_FILTER_ATTRIBUTES, StuckCandidate
+from reimagine_local.template import Resolver, StackContext
 from tests.unit.template_helpers import (
     PSEUDO,
     ROOT,
@@ -62,6 +63,8 @@ NOTIFY_FILTER = {
         "NewImage": {
             "status": {"S": ["COMPLETED", "FAILED"]},
             "notified_at": {"S": [{"exists": False}]},
+            "notify_error": {"M": {"code": {"S": [{"exists": False}]}}},
+            "notify_claimed_until": {"N": [{"exists": False}]},
         }
     }
 }
@@ -174,6 +177,7 @@ REQUIRED_ENV = {
         "HF_HUB_URL",
         "HF_IMAGE_MODELS",
         "BEDROCK_IMAGE_MODELS",
+        "BEDROCK_IMAGE_REGION",
         "OPENAI_BASE_URL",
         "OPENAI_IMAGE_MODELS",
         "OPENAI_KEY_PARAMETER",
@@ -454,6 +458,29 @@ def test_marketplace_subscription_is_held_to_the_configured_products(template: d
     )
 
 
+# The Marketplace products of the default chains' third-party models (Amazon's have none): Claude
+# Haiku 5.5 from its model card; Stable Image Core and SD3.5 Large from the Bedrock user guide's
+# product-id table (model-access-product-ids), read 2026-12-01.
+DEFAULT_PRODUCTS = {
+    "us.anthropic.claude-haiku-5-5": "prod-6cyn7tgqazjhu",
+    "stability.stable-image-core-v1:1": "prod-eacdrmv7zfc5e",
+    "stability.sd3-5-large-v1:0": "prodview-ajc3gw4mjy7my",
+}
+
+
+def test_the_default_chains_may_subscribe_to_their_third_party_models(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    third_party = [
+        model
+        for chain in ("BedrockCaptionModels", "BedrockImageModels")
+        for model in Settings.chain(parameters[chain]["Default"])
+        if ".amazon." not in f".{model}"
+    ]
+    assert parameters["BedrockMarketplaceProductIds"]["Default"].split(",") == [
+        DEFAULT_PRODUCTS[model] for model in third_party
+    ]
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_is_allowed_exactly_what_it_needs(template: dict[str, Any], function: str) -> None:
     granted = {a for s in statements(template, function) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
@@ -488,27 +515,33 @@ def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(template: 
 
 
 def _chain_items(resource: Any, parameter: str) -> list[tuple[str, int]]:
-    """(ARN template, item index) of a `!Sub [template, {Model: !Select [i, !Split [",", chain x3]]}]`."""
+    """(ARN template, item index) of a `!Sub [template, {Model: !Select [i, !Split [",", chain x3]], ...}]`."""
     template_text, variables = resource["Fn::Sub"]
     index, (delimiter, tripled) = variables["Model"]["Fn::Select"][0], variables["Model"]["Fn::Select"][1]["Fn::Split"]
     assert (delimiter, tripled) == (",", {"Fn::Sub": f"${{{parameter}}},${{{parameter}}},${{{parameter}}}"})
+    # The only other variable an ARN may use is the image region, which falls back to this stack's.
+    assert set(variables) <= {"Model", "ImageRegion"}
+    assert variables.get("ImageRegion", IMAGE_REGION) == IMAGE_REGION
     return [(template_text, index)]
 
 
-MODEL_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${Model}"
-PROFILE_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/${Model}"
+IMAGE_REGION = {"Fn::If": ["HasBedrockImageRegion", {"Ref": "BedrockImageRegion"}, {"Ref": "AWS::Region"}]}
+MODEL_ARN = "arn:${AWS::Partition}:bedrock:${%s}::foundation-model/${Model}"
+PROFILE_ARN = "arn:${AWS::Partition}:bedrock:${%s}:${AWS::AccountId}:inference-profile/${Model}"
 
 
 @pytest.mark.parametrize(
-    ("function", "sid", "parameter"),
+    ("function", "sid", "parameter", "region"),
     [
-        ("CaptionFunction", "CaptionModel", "BedrockCaptionModels"),
-        ("GenerateFunction", "ImageModel", "BedrockImageModels"),
+        # Captions in this stack's region; pictures in the region that paints.
+        ("CaptionFunction", "CaptionModel", "BedrockCaptionModels", "AWS::Region"),
+        ("GenerateFunction", "ImageModel", "BedrockImageModels", "ImageRegion"),
     ],
 )
 def test_bedrock_grants_cover_each_model_of_the_chain_as_id_and_as_profile(
-    template: dict[str, Any], function: str, sid: str, parameter: str
+    template: dict[str, Any], function: str, sid: str, parameter: str, region: str
 ) -> None:
+    model_arn, profile_arn = MODEL_ARN % region, PROFILE_ARN % region
     by_sid = {s["Sid"]: s for s in statements(template, function)}
     direct, via = by_sid[sid], by_sid[f"{sid}ViaProfile"]
     items = [item for resource in direct["Resource"] for item in _chain_items(resource, parameter)]
@@ -517,13 +550,59 @@ def test_bedrock_grants_cover_each_model_of_the_chain_as_id_and_as_profile(
         for resource in via["Condition"]["StringEquals"]["bedrock:InferenceProfileArn"]
         for item in _chain_items(resource, parameter)
     ]
-    # Every one of the (at most three) models, as a model id here and as a profile of this account
-    assert sorted(items) == sorted([(MODEL_ARN, i) for i in range(3)] + [(PROFILE_ARN, i) for i in range(3)])
+    # Every one of the (at most three) models, as a model id and as a profile of this account
+    assert sorted(items) == sorted([(model_arn, i) for i in range(3)] + [(profile_arn, i) for i in range(3)])
     # The models a profile routes to, in any region, but only through the chain's profiles
     assert (via["Resource"], sorted(profiles)) == (
         {"Fn::Sub": "arn:${AWS::Partition}:bedrock:*::foundation-model/*"},
-        [(PROFILE_ARN, i) for i in range(3)],
+        [(profile_arn, i) for i in range(3)],
     )
+
+
+def _image_grants_and_region(**parameters: str) -> tuple[set[str], str]:
+    """The resolved image-model ARNs of a us-east-1 stack on Bedrock, and the region its client is told."""
+    raw = load_template()
+    resolver = Resolver(raw, StackContext(region="us-east-1", parameters={"Provider": "bedrock", **parameters}))
+    generate = resolver.resolve(raw["Resources"]["GenerateFunction"]["Properties"])
+    arns: set[str] = set()
+    for statement in generate["Policies"][0]["Statement"]:
+        if statement["Sid"] == "ImageModel":
+            arns |= set(statement["Resource"])
+        if statement["Sid"] == "ImageModelViaProfile":
+            arns |= set(statement["Condition"]["StringEquals"]["bedrock:InferenceProfileArn"])
+    return arns, generate["Environment"]["Variables"]["BEDROCK_IMAGE_REGION"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "painter"),
+    [
+        ({}, "us-west-2"),  # the default: where the default Stability models are served
+        ({"BedrockImageRegion": "eu-west-1"}, "eu-west-1"),
+        ({"BedrockImageRegion": ""}, "us-east-1"),  # empty: the stack's own region
+    ],
+)
+def test_a_us_east_1_stack_paints_and_is_granted_in_the_image_region(parameters: dict[str, str], painter: str) -> None:
+    arns, told = _image_grants_and_region(BedrockImageModels="stability.stable-image-core-v1:1", **parameters)
+    assert (arns, told) == (
+        {
+            f"arn:aws:bedrock:{painter}::foundation-model/stability.stable-image-core-v1:1",
+            f"arn:aws:bedrock:{painter}:123456789012:inference-profile/stability.stable-image-core-v1:1",
+        },
+        parameters.get("BedrockImageRegion", "us-west-2"),
+    )
+
+
+def test_the_image_region_is_one_region_or_empty(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["BedrockImageRegion"]
+    accepted = ["", "us-west-2", "eu-central-1", "ap-northeast-1", "us-gov-west-1"]
+    rejected = ["*", "us-west-2,us-east-1", "us-west", "arn:aws:bedrock:us-west-2", "US-WEST-2"]
+    assert parameter["Default"] == "us-west-2"
+    assert [bool(re.fullmatch(parameter["AllowedPattern"], r)) for r in accepted + rejected] == [True] * len(
+        accepted
+    ) + [False] * len(rejected)
+    # The setting checks the same way, and is empty when unset (the function's own region)
+    assert Settings().bedrock_image_region == ""
+    assert [Settings.model_fields["bedrock_image_region"].metadata[0].pattern] == [parameter["AllowedPattern"]]
 
 
 def test_a_chain_is_at_most_three_models(template: dict[str, Any]) -> None:
@@ -993,6 +1072,25 @@ def test_notify_filter_skips_records_already_notified(template: dict[str, Any]) 
     assert not matches(pattern, record)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        {"notify_claimed_until": {"N": "1795424476"}},  # the claim
+        {"notify_claimed_until": {"N": "0"}},  # the claim given back after a transient SES error
+        {"notify_error": {"M": {"code": {"S": "MessageRejected"}, "message": {"S": "Address blacklisted."}}}},
+    ],
+)
+def test_the_notify_steps_own_writes_do_not_trigger_notify_again(template: dict[str, Any], written) -> None:
+    # Given the finished, unnotified record the filter lets through
+    (record,) = load_event("dynamodb_stream_completed.json")["Records"]
+    pattern = stream_filter(template, "NotifyFunction")
+    assert matches(pattern, record)
+    # When the notify step writes its claim, gives it back or records a refusal
+    record["dynamodb"]["NewImage"].update(written)
+    # Then that write's stream record is not delivered: only the sweeper's touch (claim removed) is
+    assert not matches(pattern, record)
+
+
 def test_stream_samples_go_from_the_previous_status(template: dict[str, Any]) -> None:
     captioned = load_event("dynamodb_stream_captioned.json")["Records"][0]["dynamodb"]
     completed = load_event("dynamodb_stream_completed.json")["Records"][0]["dynamodb"]
@@ -1009,7 +1107,11 @@ def test_stream_samples_go_from_the_previous_status(template: dict[str, Any]) ->
 
 def test_the_sweeper_runs_on_a_schedule_and_its_retry_is_the_next_run(template: dict[str, Any]) -> None:
     (schedule,) = events_of(template, "SweeperFunction", "Schedule").values()
-    assert schedule["Schedule"] == "rate(5 minutes)"
+    assert schedule["Schedule"] == {
+        "Fn::If": ["SweepsEveryMinute", "rate(1 minute)", {"Fn::Sub": "rate(${SweepEveryMinutes} minutes)"}]
+    }
+    assert template["Conditions"]["SweepsEveryMinute"] == {"Fn::Equals": [{"Ref": "SweepEveryMinutes"}, "1"]}
+    assert template["Parameters"]["SweepEveryMinutes"]["Default"] == 5
     invoke = props(template, "SweeperFunction")["EventInvokeConfig"]
     assert invoke["MaximumRetryAttempts"] == 0
     assert invoke["MaximumEventAgeInSeconds"] <= 300
@@ -1026,12 +1128,10 @@ def test_the_sweeper_reads_the_status_index_it_queries(template: dict[str, Any])
         {"AttributeName": "status", "KeyType": "HASH"},
         {"AttributeName": "updated_at", "KeyType": "RANGE"},
     ]
-    # What the sweeper decides on, projected so it never reads the full item.
-    assert set(index["Projection"]["NonKeyAttributes"]) == set(StuckCandidate.model_fields) - {
-        "id",
-        "status",
-        "updated_at",
-    }
+    # What the sweeper decides and filters on, projected so it never reads the full item.
+    assert set(index["Projection"]["NonKeyAttributes"]) == (
+        set(StuckCandidate.model_fields) - {"id", "status", "updated_at"}
+    ) | set(UNNOTIFIED_FILTER_ATTRIBUTES)
     (query,) = [s for s in statements(template, "SweeperFunction") if s["Action"] == "dynamodb:Query"]
     assert query["Resource"] == {"Fn::Sub": f"${{RequestsTable.Arn}}/index/{STATUS_INDEX}"}
 

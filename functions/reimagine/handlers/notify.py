@@ -10,6 +10,7 @@ from reimagine.config import settings
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
 from reimagine.observability import logger, metrics, tracer
+from reimagine.steps import LEASE_MARGIN_SECONDS
 from reimagine.suppression import SuppressionList
 
 
@@ -17,6 +18,8 @@ from reimagine.suppression import SuppressionList
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    # A claim outlives this invocation, so a worker killed mid-send is not overtaken while it may still send.
+    lease = context.get_remaining_time_in_millis() // 1000 + LEASE_MARGIN_SECONDS
     return process_stream(
         event,
         context,
@@ -27,6 +30,7 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
             s3=clients.s3(),
             ses=clients.ses(),
             settings=settings(),
+            lease_seconds=lease,
             suppressions=SuppressionList.from_settings(clients.dynamodb(), settings()),
         ),
     )

@@ -1,4 +1,4 @@
-"""SweeperFunction: on a schedule, re-drive or end the requests stuck in a non-final state."""
+"""SweeperFunction: on a schedule, re-drive or end stuck requests, and re-drive emails never sent."""
 
 from __future__ import annotations
 

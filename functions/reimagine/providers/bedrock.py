@@ -9,7 +9,9 @@
     "output_format": "png", "seed"}`, `{"images": [b64], "finish_reasons": [null | reason]}` back.
 
 Model ids may be inference profile ids (`us.`, `eu.`, `apac.`, `global.` …); the family is read
-from the model id behind the prefix. A model that is gone or not granted (ResourceNotFound,
+from the model id behind the prefix. Pictures may be painted in another region than the stack's
+(`bedrock_image_region`): image models are offered in few regions, and bedrock-runtime is a plain
+regional endpoint any function can call. A model that is gone or not granted (ResourceNotFound,
 AccessDenied, an end-of-life or invalid-identifier ValidationException) is ModelUnavailable, so a
 chain moves on. botocore retries transient network failures once; throttling and unready models
 are retried by our own loop, inside the invocation's Deadline.
@@ -56,6 +58,12 @@ RETRYABLE_CODES = {
 }
 # "This model cannot be used here": gone (end of life), never existed, or not granted to this account.
 UNAVAILABLE_CODES = {"ResourceNotFoundException", "AccessDeniedException"}
+# Bedrock subscribes the account to a third-party model on its first use; without the Marketplace
+# grants it answers AccessDenied naming the aws-marketplace actions.
+SUBSCRIPTION_REMEDY = (
+    "the account is not subscribed to this model in AWS Marketplace and this function may not subscribe "
+    "to it: add the model's product id (on its Bedrock model card) to BedrockMarketplaceProductIds"
+)
 # ValidationException also says "bad request"; these phrases are the ones that mean the model itself.
 _UNAVAILABLE_VALIDATION = (
     "end of its life",
@@ -273,7 +281,8 @@ def build_captioner(settings: Settings) -> CaptionChain:
 
 
 def build_generator(settings: Settings) -> PictureChain:
-    client = runtime_client()
+    # Empty: the function's own region.
+    client = runtime_client(settings.bedrock_image_region or None)
     return PictureChain(
         [
             BedrockGenerator(client, model=model, size=settings.result_size)
@@ -285,9 +294,12 @@ def build_generator(settings: Settings) -> PictureChain:
 def _classify(exc: ClientError) -> Exception:
     error = exc.response.get("Error", {})
     code = error.get("Code", "Unknown")
-    message = " ".join(str(error.get("Message", "")).split())[:200]
+    full = " ".join(str(error.get("Message", "")).split())
+    message = full[:200]
     if code in RETRYABLE_CODES:
         return TransientFailure(f"{code}: {message}" if message else code)
+    if code == "AccessDeniedException" and "aws-marketplace" in full.lower():
+        return ModelUnavailable(f"Bedrock cannot use this model: {SUBSCRIPTION_REMEDY} ({code})")
     if code in UNAVAILABLE_CODES or (
         code == "ValidationException" and any(phrase in message.lower() for phrase in _UNAVAILABLE_VALIDATION)
     ):

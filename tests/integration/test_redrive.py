@@ -1,0 +1,50 @@
+"""`reimagine redrive` against the local stack: what the on-failure queue holds goes back through the
+pipeline from each request's current state, and the messages are deleted once handled."""
+
+from __future__ import annotations
+
+import pytest
+
+from reimagine_local.cli import main
+from tests.integration.conftest import ROOT, Pipeline, image_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def _redrive(pipeline: Pipeline, capsys: pytest.CaptureFixture[str], *extra: str) -> list[str]:
+    argv = ["redrive", "--endpoint-url", str(pipeline.stack.endpoint_url), "--stack", pipeline.stack.stack_name]
+    assert main([*argv, "-t", str(ROOT / "template.yaml"), "--region", pipeline.stack.region, *extra]) == 0
+    # The functions ran in this process too: their JSON log lines share stdout with the command's.
+    return [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
+
+
+def test_a_parked_notify_batch_is_re_driven_into_exactly_one_email(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+):
+    sender = pipeline.app.functions["NotifyFunction"].environment["SENDER_EMAIL"]
+    ses = pipeline.stack.client("ses")
+    address = "redrive@example.com"
+    # Given a request that completed while SES refused the sender, its notify batch parked
+    ses.delete_identity(Identity=sender)
+    try:
+        request_id = pipeline.submit(image_bytes("PNG"), "image/png", email=address)
+    finally:
+        ses.verify_email_identity(EmailAddress=sender)
+    assert pipeline.mail_to(address) == []
+
+    # When the operator looks first (dry run), nothing changes and the message stays
+    (dry,) = _redrive(pipeline, capsys, "--dry-run")
+    assert f"stream batch from {pipeline.app.functions['NotifyFunction'].name}" in dry
+    assert f"{request_id} COMPLETED unnotified -> would touch for Notify" in dry and dry.endswith("[left (dry run)]")
+    pipeline.stack.drain()
+    assert pipeline.mail_to(address) == []
+
+    # When the operator re-drives
+    (line,) = _redrive(pipeline, capsys)
+    pipeline.stack.drain()
+    # Then the request is touched for Notify, the message deleted, and exactly one email goes out
+    assert f"{request_id} COMPLETED unnotified -> touched for Notify" in line and line.endswith("[deleted]")
+    assert len(pipeline.mail_to(address)) == 1
+    assert "notified_at" in pipeline.status(request_id)
+    # And a second run finds the queue empty
+    assert _redrive(pipeline, capsys) == []
