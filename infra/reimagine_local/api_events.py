@@ -2,15 +2,18 @@
 
 Routes come from the template's HttpApi events. Matching follows HttpApi's precedence: an exact path
 wins over one with `{param}` segments, which wins over a greedy `{proxy+}`; `ANY` matches every method.
+`Gateway` puts routing, CORS, events and responses together, as HttpApi does in front of the functions.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -19,6 +22,8 @@ from urllib.parse import parse_qsl, unquote
 from reimagine_local.template import LOCAL_API_ID, Cors, HttpRoute
 
 T = TypeVar("T")
+
+log = logging.getLogger("reimagine_local")
 
 NOT_FOUND_BODY = b'{"message":"Not Found"}'
 
@@ -240,3 +245,73 @@ def add_cors_headers(cors: Cors, headers: Mapping[str, str], response: HttpRespo
         if cors.allow_credentials:
             response.headers["access-control-allow-credentials"] = "true"
     return response
+
+
+INTERNAL_ERROR_BODY = b'{"message":"Internal Server Error"}'
+
+
+class Gateway(Generic[T]):
+    """The HttpApi in front of the functions: preflight, route, event, invoke, response, CORS headers.
+
+    `invoke(target, event)` runs the route's function and returns its result; a method or path no
+    route has is HttpApi's 404, whatever the method (TRACE included), and a function that raises is
+    its 500, so no request gets an answer HttpApi would not give.
+    """
+
+    def __init__(
+        self,
+        router: Router[T],
+        invoke: Callable[[T, dict[str, Any]], Any],
+        *,
+        cors: Cors | None,
+        host: str,
+        account_id: str,
+        name_of: Callable[[T], str] = str,
+    ) -> None:
+        self.router, self._invoke, self.cors = router, invoke, cors
+        self.host, self.account_id, self._name_of = host, account_id, name_of
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        pairs = list(headers)
+        raw_path, _, raw_query = path.partition("?")
+        lowered = {name.lower(): value for name, value in pairs}
+        if self.cors and method.upper() == "OPTIONS":
+            answer = preflight(self.cors, lowered)
+            if answer is not None:
+                return answer
+        match = self.router.match(method, raw_path)
+        if match is None:
+            return not_found()
+        if "host" not in lowered:
+            pairs.append(("host", self.host))
+        event = build_event(
+            route=match.route,
+            path_parameters=match.path_parameters,
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=pairs,
+            body=body,
+            source_ip=source_ip,
+            account_id=self.account_id,
+        )
+        name = self._name_of(match.target)
+        started = time.perf_counter()
+        try:
+            response = to_http_response(self._invoke(match.target, event))
+        except Exception:
+            log.exception("%s http %s %s raised", name, method, raw_path)
+            response = HttpResponse(500, {"content-type": "application/json"}, INTERNAL_ERROR_BODY)
+        if self.cors:
+            response = add_cors_headers(self.cors, lowered, response)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info("%s http %s %s %d %.0f ms", name, method.upper(), raw_path, response.status, elapsed_ms)
+        return response

@@ -126,7 +126,11 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # credential and endpoint chatter
     config = _stack_config(args)
     with running_stack(
-        port=args.port, endpoint_url=args.endpoint_url, outbox=Path(args.outbox), config=config
+        port=args.port,
+        endpoint_url=args.endpoint_url,
+        outbox=Path(args.outbox),
+        config=config,
+        environments=args.environments,
     ) as running:
         _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
         _say(f"  web page:  {running.api_url}/")
@@ -172,7 +176,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sample = resources.files("reimagine_local.assets").joinpath("sample.jpg")
     with resources.as_file(sample) as sample_path:
         return run_demo(
-            image or sample_path, email=args.email, out=Path(args.out), say=_say, config=_stack_config(args)
+            image or sample_path,
+            email=args.email,
+            out=Path(args.out),
+            say=_say,
+            config=_stack_config(args),
+            environments=args.environments,
         )
 
 
@@ -225,6 +234,12 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     _say(f"{count} message(s) {'looked at (dry run)' if args.dry_run else 'handled'} from {targets.queue_url}")
     return EXIT_OK
+
+
+ENVIRONMENTS_HELP = (
+    "run each function in its own execution environments (AWS's Runtime Interface Client processes, "
+    "each with only its own Environment, ended past its Timeout) instead of in this process"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
     sam_options(p)
+    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
     p.set_defaults(run=cmd_local_up)
 
     p = sub.add_parser("redrive", help="move what sits in the on-failure queue back through the pipeline")
@@ -315,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", default="you@example.com")
     p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
     sam_options(p)
+    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
     p.set_defaults(run=cmd_demo)
     return parser
 

@@ -7,7 +7,7 @@ pollers work against moto's server, LocalStack and a real account.
   events and key filter (see resources.py). A message is delivered as the function's event exactly as
   S3 wrote it; a failing invocation is retried up to EventInvokeConfig.MaximumRetryAttempts (default 2)
   times, then an async-invocation record goes to the OnFailure queue. Retries run at once rather than
-  after AWS's minutes of back-off.
+  after AWS's minutes of back-off. With `concurrency` above 1, that many events are invoked at once.
 - Schedules: a `rate(...)` Schedule event invokes the function asynchronously every period, first one
   period after start (as a new EventBridge rule does), with the same retries and on-failure handling.
 - Streams: each (function, stream trigger) pair is one event source mapping with its own position in
@@ -16,17 +16,20 @@ pollers work against moto's server, LocalStack and a real account.
   whole batch, BisectBatchOnFunctionError halves a failing batch (splits do not count as retries),
   MaximumRetryAttempts bounds retries, after which the batch's metadata go to the OnFailure queue and
   the position moves past it. Records fetched but not yet delivered are held in memory: this position is
-  the mapping's checkpoint.
+  the mapping's checkpoint. ParallelizationFactor runs up to that many batches of a shard at once,
+  each item's records in one lane, in order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -102,6 +105,7 @@ class _Source:
         self.invoker = invoker
         self.failures = failures
         self.after_invoke = after_invoke
+        self._report_lock = threading.Lock()  # invocations may report from several threads
 
     def poll(self, wait_seconds: int = 0) -> int:
         raise NotImplementedError
@@ -115,9 +119,10 @@ class _Source:
         return result, error, (time.perf_counter() - started) * 1000
 
     def _report(self, source: str, subject: str, outcome: str, ms: float) -> None:
-        log.info("%s %s %s %s %.0f ms", self.fn.logical_id, source, subject, outcome, ms)
-        if self.after_invoke:
-            self.after_invoke(Delivered(self.fn, source, subject, outcome, ms))
+        with self._report_lock:
+            log.info("%s %s %s %s %.0f ms", self.fn.logical_id, source, subject, outcome, ms)
+            if self.after_invoke:
+                self.after_invoke(Delivered(self.fn, source, subject, outcome, ms))
 
     def _invoke_async(self, source: str, subject: str, event: Any) -> None:
         """An asynchronous invocation: retried per EventInvokeConfig, then the on-failure destination."""
@@ -159,11 +164,16 @@ class S3Notifications(_Source):
         invoker: Invoker,
         failures: FailureDestinations,
         after_invoke: Callable[[Delivered], None] | None = None,
+        *,
+        concurrency: int = 1,
     ) -> None:
         super().__init__(fn, invoker, failures, after_invoke)
         self.trigger = trigger
         self.queue_url = queue_url
         self.sqs = sqs
+        # Lambda's async queue feeds as many invocations at once as the function may run; events
+        # beyond that wait in the queue (here: in SQS and in the invoker, for a free environment).
+        self.concurrency = max(1, concurrency)
 
     def poll(self, wait_seconds: int = 0) -> int:
         handled = 0
@@ -173,12 +183,20 @@ class S3Notifications(_Source):
             ).get("Messages", [])
             if not messages:
                 return handled
-            for message in messages:
-                self._deliver(json.loads(message["Body"]))
-                # Handled, including retries and the on-failure record: done with it.
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                handled += 1
+            workers = min(self.concurrency, len(messages))
+            if workers > 1:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.fn.logical_id}-async") as pool:
+                    list(pool.map(self._handle, messages))
+            else:
+                for message in messages:
+                    self._handle(message)
+            handled += len(messages)
             wait_seconds = 0
+
+    def _handle(self, message: Mapping[str, Any]) -> None:
+        self._deliver(json.loads(message["Body"]))
+        # Handled, including retries and the on-failure record: done with it.
+        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _deliver(self, event: dict[str, Any]) -> None:
         if event.get("Event") == "s3:TestEvent":  # S3 sends one when the notification is configured
@@ -272,6 +290,12 @@ def lambda_stream_record(raw: dict[str, Any], stream_arn: str, region: str) -> d
     return record
 
 
+def _lane_of(record: dict[str, Any], factor: int) -> int:
+    """A stable lane for the record's item key, so all records of one item go one after another."""
+    keys = json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(keys).digest()[:8], "big") % factor
+
+
 def _batch_subject(batch: Sequence[dict[str, Any]]) -> str:
     """The batch's item keys, readable: `id=abc, id=def +3 more`."""
     keys = [
@@ -291,6 +315,7 @@ class _Shard:
     retries: int = 0
     invocations: int = 0
     cap: int = 0
+    lanes: dict[int, _Shard] = field(default_factory=dict)  # ParallelizationFactor > 1: by key
 
 
 class StreamMapping(_Source):
@@ -383,6 +408,24 @@ class StreamMapping(_Source):
         return self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def _process(self, shard: _Shard) -> int:
+        factor = self.trigger.parallelization_factor
+        if factor <= 1:
+            return self._process_batches(shard)
+        # ParallelizationFactor: up to `factor` batches of this shard at once. Records go to a lane by
+        # their item key, as Lambda routes them by partition key, so one item's records keep their order.
+        for record in shard.pending:
+            lane = _lane_of(record, factor)
+            if lane not in shard.lanes:
+                shard.lanes[lane] = _Shard(shard.shard_id, None, cap=self.trigger.batch_size)
+            shard.lanes[lane].pending.append(record)
+        shard.pending.clear()
+        busy = [lane for lane in shard.lanes.values() if lane.pending]
+        if len(busy) <= 1:
+            return sum(self._process_batches(lane) for lane in busy)
+        with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix=f"{self.fn.logical_id}-lane") as pool:
+            return sum(pool.map(self._process_batches, busy))
+
+    def _process_batches(self, shard: _Shard) -> int:
         invocations = 0
         while shard.pending:
             batch = shard.pending[: shard.cap]

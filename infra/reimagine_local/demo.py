@@ -31,12 +31,19 @@ def _email_link(eml: Path) -> str:
 
 
 def run_demo(
-    image: Path, *, email: str, out: Path, say: Say, timeout: float = 120.0, config: StackConfig | None = None
+    image: Path,
+    *,
+    email: str,
+    out: Path,
+    say: Say,
+    timeout: float = 120.0,
+    config: StackConfig | None = None,
+    environments: bool = False,
 ) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
         say("starting the local stack (embedded AWS emulator, no network)...")
-        with running_stack(port=0, outbox=Path(outbox), config=config) as running:
+        with running_stack(port=0, outbox=Path(outbox), config=config, environments=environments) as running:
             client = ApiClient(running.api_url)
             say(f"  API {running.api_url}; submitting {image}")
             started = time.monotonic()

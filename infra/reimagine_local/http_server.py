@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from reimagine_local.api_events import HttpResponse
 
@@ -48,7 +49,12 @@ def _handler_class(invoke: Invoke) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the gateway, which answers one no route has as HttpApi does (404),
+            # where http.server would answer 501 with its own HTML page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:  # the stack logs each request itself
             log.debug("http %s", format % args)

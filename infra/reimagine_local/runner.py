@@ -67,6 +67,7 @@ def running_stack(
     outbox: Path | None = None,
     host: str = "127.0.0.1",
     config: StackConfig | None = None,
+    environments: bool = False,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on the way out, whatever happened."""
     config = config or StackConfig()
@@ -84,6 +85,7 @@ def running_stack(
             env_vars=config.env_vars,
             api_base_url=server.url,
             outbox_dir=outbox,
+            environments=environments,
         )
         holder["stack"] = stack
         stack.start(endpoint_url)

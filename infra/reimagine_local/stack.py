@@ -17,24 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import boto3
 
-from reimagine_local.api_events import (
-    HttpResponse,
-    Router,
-    add_cors_headers,
-    build_event,
-    not_found,
-    preflight,
-    to_http_response,
-)
+from reimagine_local.api_events import Gateway, HttpResponse, Router
 from reimagine_local.delivery import (
     Delivered,
     Delivery,
@@ -44,6 +35,7 @@ from reimagine_local.delivery import (
     StreamMapping,
     _Source,
 )
+from reimagine_local.environments import ProcessInvoker
 from reimagine_local.invoke import (
     Invoker,
     apply_environment,
@@ -77,6 +69,16 @@ def _is_moto_server(endpoint_url: str) -> bool:
         return False
 
 
+def _environment_access(endpoint_url: str) -> dict[str, str]:
+    """What an execution environment needs to reach AWS: Lambda's role credentials, here the
+    stack's own (an emulator's dummy ones, or the ambient ones for a real account), and the endpoint."""
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    access = {name: os.environ[name] for name in names if os.environ.get(name)}
+    if endpoint_url != REAL_AWS:
+        access["AWS_ENDPOINT_URL"] = endpoint_url
+    return access
+
+
 class EmbeddedStack:
     def __init__(
         self,
@@ -89,8 +91,12 @@ class EmbeddedStack:
         env_overrides: dict[str, str] | None = None,
         env_vars: EnvVars | None = None,
         outbox_dir: str | Path | None = None,
+        environments: bool = False,
     ) -> None:
         self.template_path = Path(template_path)
+        # True: each function runs in its own execution environments (environments.py), as on Lambda;
+        # False: in this process, all functions sharing one environment (invoke.py).
+        self.environments = environments
         self.stack_name = stack_name
         self.region = region
         self.parameters = dict(parameters or {})
@@ -106,7 +112,9 @@ class EmbeddedStack:
         self._saved_env: dict[str, str | None] = {}
         self._delivery: Delivery | None = None
         self._router: Router[Function] | None = None
+        self._gateway: Gateway[Function] | None = None
         self._invoker: Invoker | None = None
+        self._processes: ProcessInvoker | None = None
         self._session: boto3.Session | None = None
         self._is_moto = False
         self._clients: dict[str, Any] = {}
@@ -173,8 +181,23 @@ class EmbeddedStack:
         for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
             cold_start(package)
         self.outbox = self._make_outbox(account)
-        self._invoker = Invoker(self.app.template_dir)
+        if self.environments:
+            self._processes = ProcessInvoker(
+                self.app.template_dir, region=self.region, extra_env=_environment_access(endpoint_url)
+            )
+            # The same invoke(fn, event) as the in-process Invoker, which is all delivery and the gateway use.
+            self._invoker = cast(Invoker, self._processes)
+        else:
+            self._invoker = Invoker(self.app.template_dir)
         self._router = Router(self.app.routes)
+        self._gateway = Gateway(
+            self._router,
+            self._invoker.invoke,
+            cors=self.app.cors,
+            host=urlsplit(self.api_base_url).netloc or "localhost",
+            account_id=account,
+            name_of=lambda fn: fn.logical_id,
+        )
         self._delivery = Delivery(self._sources(clients))
 
     def _make_outbox(self, account: str) -> Outbox | None:
@@ -195,7 +218,16 @@ class EmbeddedStack:
         failures = FailureDestinations(clients.sqs)
         hook = self._after_invoke
         sources: list[_Source] = [
-            S3Notifications(q.function, q.trigger, q.queue_url, clients.sqs, self._invoker, failures, hook)
+            S3Notifications(
+                q.function,
+                q.trigger,
+                q.queue_url,
+                clients.sqs,
+                self._invoker,
+                failures,
+                hook,
+                concurrency=self._async_concurrency(q.function),
+            )
             for q in self.created.notification_queues
         ]
         streams = self.client("dynamodbstreams")
@@ -224,6 +256,12 @@ class EmbeddedStack:
         ]
         return sources
 
+    def _async_concurrency(self, fn: Function) -> int:
+        # In this process a function runs one invocation at a time anyway; environments run up to its concurrency.
+        if self._processes is None:
+            return 1
+        return self._processes.environments(fn).concurrency
+
     def _after_invoke(self, delivered: Delivered) -> None:
         if self.outbox is not None:
             for path in self.outbox.collect():
@@ -232,6 +270,9 @@ class EmbeddedStack:
     def stop(self) -> None:
         if self._delivery is not None:
             self._delivery.stop_background()
+        if self._processes is not None:
+            self._processes.stop()
+            self._processes = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -284,51 +325,11 @@ class EmbeddedStack:
         source_ip: str = "127.0.0.1",
     ) -> HttpResponse:
         """An HTTP request through the HttpApi routes to the function behind the matching route."""
-        assert self._router and self._invoker and self.app, "start() the stack first"
+        assert self._gateway, "start() the stack first"
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         if isinstance(body, dict | list):
             body = json.dumps(body)
             if not any(name.lower() == "content-type" for name, _ in pairs):
                 pairs.append(("content-type", "application/json"))
         raw = body.encode("utf-8") if isinstance(body, str) else body
-        raw_path, _, raw_query = path.partition("?")
-        lowered = {name.lower(): value for name, value in pairs}
-        cors = self.app.cors
-        if cors and method.upper() == "OPTIONS":
-            answer = preflight(cors, lowered)
-            if answer is not None:
-                return answer
-        match = self._router.match(method, raw_path)
-        if match is None:
-            return not_found()
-        host = urlsplit(self.api_base_url).netloc or "localhost"
-        if not any(name.lower() == "host" for name, _ in pairs):
-            pairs.append(("host", host))
-        event = build_event(
-            route=match.route,
-            path_parameters=match.path_parameters,
-            method=method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=pairs,
-            body=raw,
-            source_ip=source_ip,
-            account_id=self.app.context.account_id,
-        )
-        started = time.perf_counter()
-        try:
-            response = to_http_response(self._invoker.invoke(match.target, event))
-        except Exception:
-            log.exception("%s http %s %s raised", match.target.logical_id, method, raw_path)
-            response = HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
-        if cors:
-            response = add_cors_headers(cors, lowered, response)
-        log.info(
-            "%s http %s %s %d %.0f ms",
-            match.target.logical_id,
-            method.upper(),
-            raw_path,
-            response.status,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+        return self._gateway.handle(method, path, raw, pairs, source_ip=source_ip)

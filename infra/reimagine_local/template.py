@@ -81,6 +81,7 @@ class StreamTrigger:
     bisect_on_error: bool = False
     on_failure: str | None = None  # destination ARN
     enabled: bool = True
+    parallelization_factor: int = 1  # concurrent batches per shard; one key's records stay in one
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Function:
     schedules: tuple[ScheduleTrigger, ...] = ()
     invoke_config: InvokeConfig = InvokeConfig()
     arn: str = ""
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None: unreserved
 
 
 @dataclass(frozen=True)
@@ -618,7 +620,8 @@ def _function(
             )
     invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
     on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    resolved = resolver.resolve({k: merged[k] for k in ("Handler", "Timeout", "MemorySize", "CodeUri") if k in merged})
+    scalars = ("Handler", "Timeout", "MemorySize", "CodeUri", "ReservedConcurrentExecutions")
+    resolved = resolver.resolve({k: merged[k] for k in scalars if k in merged})
     if "Handler" not in resolved:
         raise TemplateError(f"{logical_id} has no Handler")
     return Function(
@@ -635,6 +638,9 @@ def _function(
         schedules=tuple(schedules),
         invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
         arn=resolver.arn(logical_id),
+        reserved_concurrency=(
+            int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
+        ),
     )
 
 
@@ -694,6 +700,7 @@ def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: 
         bisect_on_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
         on_failure=on_failure,
         enabled=str(props.get("Enabled", True)).lower() == "true",
+        parallelization_factor=int(props.get("ParallelizationFactor", 1)),
     )
 
 

@@ -149,3 +149,12 @@ def test_local_up_refuses_an_unknown_parameter_override_in_one_line(tmp_path: Pa
         2,
         ["reimagine: unknown parameters: NoSuchParameter"],
     )
+
+
+def test_demo_in_execution_environments_runs_each_function_as_lambda_does(tmp_path: Path):
+    # When the demo runs with every function in its own awslambdaric environments
+    done = run("demo", "--out", "out", "--environments", cwd=tmp_path)
+    # Then it ends as the in-process demo does, with no traceback from environments ended at exit
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("caption: ") and (tmp_path / "out" / "result.png").exists()
+    assert "Traceback" not in done.stderr

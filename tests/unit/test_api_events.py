@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from reimagine_local.api_events import Router, build_event, to_http_response
+from reimagine_local.api_events import Gateway, Router, build_event, to_http_response
 from reimagine_local.http_server import ApiServer, PortInUse
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import HttpRoute
+from reimagine_local.template import Cors, HttpRoute
 
 ROUTES = [
     (HttpRoute("GET", "/requests/{id}"), "get"),
@@ -259,3 +259,44 @@ def test_http_server_says_when_the_port_is_taken(api_stack):
         port = taken.getsockname()[1]
         with pytest.raises(PortInUse, match=f"port {port}"):
             ApiServer(api_stack.api_invoke, port=port)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_a_method_no_route_has_gets_httpapis_404_over_http(api_stack, method):
+    # Given the local HttpApi on a port, whose routes have no such method
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a client sends it
+        response = requests.request(method, f"{server.url}/things/7", timeout=10)
+    finally:
+        server.stop()
+    # Then it gets what HttpApi answers, never http.server's 501 page
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def test_the_gateway_routes_invokes_and_adds_cors_in_one_place():
+    # Given a gateway over one route, with CORS for one origin
+    cors = Cors(allow_origins=("http://app.example",), allow_methods=("GET",))
+    seen = []
+    gateway = Gateway(
+        Router([(HttpRoute("GET", "/things/{id}"), "echo")]),
+        lambda target, event: seen.append((target, event)) or {"statusCode": 200, "body": "ok"},
+        cors=cors,
+        host="api.local",
+        account_id="123456789012",
+    )
+    # When a browser asks for a thing
+    response = gateway.handle("GET", "/things/7?x=1", None, [("Origin", "http://app.example")])
+    # Then the route's target got the payload 2.0 event and the answer carries the CORS header
+    ((target, event),) = seen
+    assert (target, event["routeKey"], event["pathParameters"], event["headers"]["host"]) == (
+        "echo",
+        "GET /things/{id}",
+        {"id": "7"},
+        "api.local",
+    )
+    assert (response.status, response.body, response.headers["access-control-allow-origin"]) == (
+        200,
+        b"ok",
+        "http://app.example",
+    )

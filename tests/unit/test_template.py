@@ -316,7 +316,6 @@ def test_stream_consumers_report_partial_failures_and_park_poison_records(
     (stream,) = events_of(template, function, "DynamoDB").values()
     assert stream["Stream"] == {"Fn::GetAtt": ["RequestsTable", "StreamArn"]}
     assert stream["StartingPosition"] == "LATEST"
-    assert stream["BatchSize"] == 10
     assert 0 <= stream["MaximumBatchingWindowInSeconds"] <= 5
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert stream["BisectBatchOnFunctionError"] is True
@@ -1135,3 +1134,54 @@ def test_the_sweeper_reads_the_status_index_it_queries(template: dict[str, Any])
     ) | set(UNNOTIFIED_FILTER_ATTRIBUTES)
     (query,) = [s for s in statements(template, "SweeperFunction") if s["Action"] == "dynamodb:Query"]
     assert query["Resource"] == {"Fn::Sub": f"${{RequestsTable.Arn}}/index/{STATUS_INDEX}"}
+
+
+# ---------------------------------------------------------------- under a burst
+
+# What a slow provider call takes (a picture from a hosted model, at the slow end), and the burst
+# the defaults are sized to absorb without dropping anything.
+SLOW_PICTURE_SECONDS = 10
+BURST = 5000
+CONCURRENCY_PARAMETERS = {"CaptionFunction": "CaptionConcurrency", "GenerateFunction": "GenerateConcurrency"}
+
+
+def test_pictures_are_made_one_a_batch_ten_batches_a_shard_at_once(template: dict[str, Any]) -> None:
+    (stream,) = events_of(template, "GenerateFunction", "DynamoDB").values()
+    assert (stream["BatchSize"], stream["ParallelizationFactor"]) == (1, 10)
+
+
+def test_emails_still_go_ten_a_batch(template: dict[str, Any]) -> None:
+    (stream,) = events_of(template, "NotifyFunction", "DynamoDB").values()
+    assert (stream["BatchSize"], stream.get("ParallelizationFactor", 1)) == (10, 1)
+
+
+@pytest.mark.parametrize(("function", "parameter"), CONCURRENCY_PARAMETERS.items())
+def test_provider_calls_are_capped_by_the_functions_reserved_concurrency(
+    template: dict[str, Any], function: str, parameter: str
+) -> None:
+    assert props(template, function)["ReservedConcurrentExecutions"] == {"Ref": parameter}
+    declared = template["Parameters"][parameter]
+    assert (declared["Type"], declared["Default"], declared["MinValue"]) == ("Number", 10, 1)
+
+
+def test_reserved_concurrency_leaves_the_account_its_unreserved_minimum(template: dict[str, Any]) -> None:
+    # Lambda refuses a reservation that leaves fewer than 100 unreserved of the default 1,000.
+    reserved = [
+        template["Parameters"][p["ReservedConcurrentExecutions"]["Ref"]]["Default"]
+        for p in (props(template, name) for name in FUNCTIONS)
+        if "ReservedConcurrentExecutions" in p
+    ]
+    assert len(reserved) == 2 and sum(reserved) <= 1000 - 100
+
+
+def test_a_throttled_upload_waits_in_the_async_queue_as_long_as_lambda_allows(template: dict[str, Any]) -> None:
+    invoke = props(template, "CaptionFunction")["EventInvokeConfig"]
+    assert (invoke["MaximumEventAgeInSeconds"], invoke["MaximumRetryAttempts"]) == (21600, 2)
+
+
+def test_a_burst_of_slow_pictures_drains_before_its_records_age_out(template: dict[str, Any]) -> None:
+    (stream,) = events_of(template, "GenerateFunction", "DynamoDB").values()
+    concurrency = template["Parameters"]["GenerateConcurrency"]["Default"]
+    drain_seconds = BURST * SLOW_PICTURE_SECONDS / concurrency
+    assert stream["MaximumRecordAgeInSeconds"] == 86400  # the stream's own retention
+    assert drain_seconds < stream["MaximumRecordAgeInSeconds"]
