@@ -1,7 +1,7 @@
 """The body of `POST /requests`, apart from `reimagine.models` because it validates an email address.
 
-EmailStr imports email-validator (and dnspython) when the model is defined, tens of milliseconds
-of cold start that only the API function needs.
+EmailStr imports email-validator (and dnspython) when the model's schema is built, tens of
+milliseconds that only the API needs, and there only `POST /requests`: so it is built on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from reimagine.models import ContentType
 class CreateRequestBody(BaseModel):
     """Body of `POST /requests`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     email: Annotated[EmailStr, Field(max_length=254, description="Where the result is sent.")]
     content_type: ContentType = Field(description="MIME type of the image that will be uploaded.")
