@@ -8,20 +8,22 @@ from typing import TYPE_CHECKING, Any
 from reimagine import imaging, storage
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
-from reimagine.observability import logger
+from reimagine.observability import logger, tracer
 from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
-    from reimagine.providers.base import Captioner, Deadline
+    from reimagine.providers.base import Captioner, Deadline, ModelInput
     from reimagine.records import RequestStore
 
 CAPTION = Step(Status.PENDING_UPLOAD, Status.CAPTIONING, Status.CAPTIONED, "not waiting for an upload")
 _FORMAT_TO_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
+# Traced steps leave their results out of X-Ray: captions and images are the user's content.
+@tracer.capture_method(capture_response=False)
 def caption_upload(
     request_id: str,
     *,
@@ -64,7 +66,14 @@ def caption_upload(
             },
         )
         model = captioner()
-        caption = model.caption(prepared, deadline)
+        caption = _caption_with(model, prepared, deadline)
         return {"caption": caption, "caption_provider": model.name}
 
     return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+
+
+@tracer.capture_method(capture_response=False)
+def _caption_with(model: Captioner, prepared: ModelInput, deadline: Deadline) -> str:
+    """The provider's call, as its own subsegment annotated with the provider's name."""
+    tracer.put_annotation("provider", model.name)
+    return model.caption(prepared, deadline)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
 from reimagine.models import RequestRecord, Status, result_key
+from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.steps import Step, StepOutcome, run_step
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 GENERATE = Step(Status.CAPTIONED, Status.GENERATING, Status.COMPLETED, "not waiting for generation")
 
 
+# The picture stays out of X-Ray (and over its segment size): no response captured.
+@tracer.capture_method(capture_response=False)
 def generate_result(
     request_id: str,
     *,
@@ -32,10 +35,17 @@ def generate_result(
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         prompt = build_prompt(record.caption or "", settings.generation_style)
-        png = generator().generate(prompt, deadline)
+        png = _generate_with(generator(), prompt, deadline)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
         return {"result_key": key}
 
     return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+
+
+@tracer.capture_method(capture_response=False)
+def _generate_with(model: ImageGenerator, prompt: str, deadline: Deadline) -> bytes:
+    """The provider's call, as its own subsegment annotated with the provider's name."""
+    tracer.put_annotation("provider", model.name)
+    return model.generate(prompt, deadline)

@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from reimagine.errors import InvalidImage
+from reimagine.observability import tracer
 from reimagine.providers.base import ModelInput
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
@@ -29,6 +30,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
+@tracer.capture_method(capture_response=False)
 def prepare_for_model(data: bytes, *, max_pixels: int, max_side: int = 1024, jpeg_quality: int = 85) -> ModelInput:
     """Validate `data` as an image and return it as an RGB JPEG whose longest side is <= max_side.
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from reimagine import mail, storage
 from reimagine.models import Status
-from reimagine.observability import logger
+from reimagine.observability import logger, tracer
 from reimagine.steps import StepOutcome
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from reimagine.records import RequestStore
 
 
+@tracer.capture_method(capture_response=False)
 def notify_user(
     request_id: str, *, store: RequestStore, s3: S3Client, ses: SESClient, settings: Settings
 ) -> StepOutcome:

@@ -25,7 +25,7 @@ def _captioner() -> Captioner:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
         return {"processed": 0}

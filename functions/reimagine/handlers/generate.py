@@ -23,7 +23,7 @@ def _generator() -> ImageGenerator:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     deadline = Deadline.from_lambda_context(context)
     return process_stream(

@@ -1,0 +1,94 @@
+"""Cold starts and step work are observable in production: ColdStart metrics, X-Ray subsegments per step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
+
+from reimagine import clients, intake
+from reimagine.captioning import caption_upload
+from reimagine.generation import generate_result
+from reimagine.notification import notify_user
+from reimagine.observability import metrics, tracer
+from reimagine.providers.base import Deadline
+from reimagine.providers.offline import OfflineCaptioner, OfflineGenerator
+from reimagine.request_body import CreateRequestBody
+from tests.fixtures import images
+from tests.fixtures.lambda_context import lambda_context
+from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+# Each function's first event, from the recorded samples: one that succeeds without prior state.
+FIRST_EVENTS = {
+    "ApiFunction": ("api", "api_get_request.json"),
+    "CaptionFunction": ("caption", "localstack_s3_test_event.json"),
+    "GenerateFunction": ("generate", "dynamodb_stream_captioned.json"),
+    "NotifyFunction": ("notify", "dynamodb_stream_completed.json"),
+    "SweeperFunction": ("sweeper", "schedule_sweeper.json"),
+}
+
+
+@pytest.fixture
+def cold_start_metrics(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A fresh container (Powertools' cold-start flag set); the function names ColdStart is emitted for."""
+    emitted: list[str] = []
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    record = lambda context: emitted.append(context.function_name)  # noqa: E731
+    monkeypatch.setattr(metrics.provider, "add_cold_start_metric", record)
+    return emitted
+
+
+@pytest.mark.parametrize("function", sorted(FIRST_EVENTS))
+def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+    # Given a fresh container, When its handler answers two events, Then ColdStart is emitted for the first only
+    module, sample = FIRST_EVENTS[function]
+    handler = import_module(f"reimagine.handlers.{module}").handler
+    event = json.loads((EVENTS / sample).read_text())
+    for _ in range(2):
+        handler(event, lambda_context(function, 60, 256))
+    assert cold_start_metrics == [function]
+
+
+@pytest.fixture
+def subsegments(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the X-Ray subsegments the tracer opens (tracing itself stays disabled in tests)."""
+    opened: list[str] = []
+    real = tracer.provider.in_subsegment
+
+    @contextmanager
+    def recording(name: str, **kwargs: Any) -> Iterator[Any]:
+        opened.append(name)
+        with real(name=name, **kwargs) as subsegment:
+            yield subsegment
+
+    monkeypatch.setattr(tracer.provider, "in_subsegment", recording)
+    return opened
+
+
+def test_each_step_and_provider_call_is_a_subsegment(aws, subsegments: list[str]) -> None:
+    # Given a request whose photo was uploaded
+    body = CreateRequestBody(email="jane@example.com", content_type="image/png")
+    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
+    steps = {"store": clients.store(), "s3": clients.s3(), "settings": aws}
+    # When it is captioned, generated and notified
+    caption_upload(request_id, **steps, captioner=OfflineCaptioner, deadline=Deadline.after(30))
+    generate_result(request_id, **steps, generator=OfflineGenerator, deadline=Deadline.after(30))
+    notify_user(request_id, **steps, ses=clients.ses())
+    # Then each step, the image preparation and each provider call showed as its own subsegment
+    assert subsegments == [
+        "## reimagine.captioning.caption_upload",
+        "## reimagine.imaging.prepare_for_model",
+        "## reimagine.captioning._caption_with",
+        "## reimagine.generation.generate_result",
+        "## reimagine.generation._generate_with",
+        "## reimagine.notification.notify_user",
+    ]
