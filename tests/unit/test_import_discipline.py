@@ -55,6 +55,9 @@ def _run(code: str) -> dict:
         "POWERTOOLS_SERVICE_NAME": "reimagine",
         "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
         "PROVIDER": "offline",
+        "TABLE_NAME": "reimagine-requests",
+        "UPLOADS_BUCKET": "reimagine-uploads",
+        "RESULTS_BUCKET": "reimagine-results",
     }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients, intake
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.models import (
     CreateRequestResponse,
     ErrorBody,
@@ -29,6 +29,10 @@ from reimagine.models import (
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "uploads_bucket", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 app = APIGatewayHttpResolver(enable_validation=True)
 

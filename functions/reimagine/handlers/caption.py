@@ -11,11 +11,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.captioning import caption_upload
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.models import request_id_from_upload_key
 from reimagine.observability import logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "uploads_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @cache

@@ -8,12 +8,16 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_stream
 from reimagine.observability import logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @cache

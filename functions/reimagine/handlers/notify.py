@@ -6,10 +6,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
 from reimagine.observability import logger, metrics, tracer
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,10 +6,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.models import utcnow
 from reimagine.observability import logger, metrics, tracer
 from reimagine.sweeping import sweep
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name",)
+require_settings(*REQUIRED_SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
