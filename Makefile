@@ -1,10 +1,11 @@
 # The two commands a new user needs: `make demo` runs the pipeline on the embedded local stack,
 # `make test` runs the tests. Both create the virtualenv on first use.
-# The first interpreter of the given versions: on PATH, or in pyenv's versions when its shim answers
-# for another version.
+
+# The first interpreter that is one of the given versions: on PATH, or in pyenv's versions when its
+# shim answers for another version.
 find_python = $(shell for v in $(1); do \
 	  for c in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
-	    $$c -c 'import sys; assert (3, 11) <= sys.version_info < (3, 14)' 2>/dev/null && { echo $$c; exit 0; }; \
+	    $$c -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "'$$v'"' 2>/dev/null && { echo $$c; exit 0; }; \
 	  done; done)
 # Development: the Lambda runtime's Python (3.13) first, else 3.12 or 3.11. PYTHON=... overrides.
 ifeq ($(origin PYTHON),undefined)

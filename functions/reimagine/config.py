@@ -14,7 +14,7 @@ MiB = 1024 * 1024
 class Settings(BaseModel):
     """Every setting a function reads, with the defaults the local stack and tests run on."""
 
-    # No default names: a function that needs one and is not given it stops at start (`require`).
+    # No default names: a function that needs one and is not given it stops at start (require_settings).
     table_name: str = ""
     uploads_bucket: str = ""
     results_bucket: str = ""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 GENERATE = Step(Status.CAPTIONED, Status.GENERATING, Status.COMPLETED, "not waiting for generation")
 
 
-# The picture stays out of X-Ray (and over its segment size): no response captured.
+# No response captured: the picture is the user's content, and would overflow an X-Ray segment.
 @tracer.capture_method(capture_response=False)
 def generate_result(
     request_id: str,

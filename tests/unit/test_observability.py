@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import import_module
@@ -12,7 +16,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
-from reimagine import clients, intake
+from reimagine import clients, intake, observability
 from reimagine.captioning import caption_upload
 from reimagine.generation import generate_result
 from reimagine.notification import notify_user
@@ -46,15 +50,38 @@ def cold_start_metrics(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return emitted
 
 
+def _first_two_events(function: str, *, metrics_enabled: bool) -> None:
+    """Load the handler as a container would with metrics enabled or not, and give it two events."""
+    module_name, sample = FIRST_EVENTS[function]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(observability, "CAPTURE_COLD_START", metrics_enabled)
+        module = importlib.reload(import_module(f"reimagine.handlers.{module_name}"))
+        event = json.loads((EVENTS / sample).read_text())
+        for _ in range(2):
+            module.handler(event, lambda_context(function, 60, 256))
+    importlib.reload(module)  # back to the test environment's handler (metrics disabled)
+
+
 @pytest.mark.parametrize("function", sorted(FIRST_EVENTS))
 def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:  # noqa: F811
-    # Given a fresh container, When its handler answers two events, Then ColdStart is emitted for the first only
-    module, sample = FIRST_EVENTS[function]
-    handler = import_module(f"reimagine.handlers.{module}").handler
-    event = json.loads((EVENTS / sample).read_text())
-    for _ in range(2):
-        handler(event, lambda_context(function, 60, 256))
+    # Given a fresh container with metrics on, When its handler answers two events, Then ColdStart is emitted once
+    _first_two_events(function, metrics_enabled=True)
     assert cold_start_metrics == [function]
+
+
+def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+    # Powertools would print it even so, into the local stack's output.
+    _first_two_events("CaptionFunction", metrics_enabled=False)
+    assert cold_start_metrics == []
+
+
+def test_metrics_are_on_unless_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Lambda's environment (no POWERTOOLS_METRICS_DISABLED), When observability loads, Then it captures
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    code = "import json, reimagine.observability as o; print(json.dumps(o.CAPTURE_COLD_START))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "functions")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is True
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from reimagine.models import (
     RequestRecord,
     RequestView,
 )
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
 
@@ -217,7 +217,7 @@ def page():
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> dict:
     return _unparseable_body(event) or app.resolve(event, context)
 

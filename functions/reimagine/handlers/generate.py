@@ -11,7 +11,7 @@ from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_stream
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
 
@@ -27,7 +27,7 @@ def _generator() -> ImageGenerator:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     deadline = Deadline.from_lambda_context(context)
     return process_stream(

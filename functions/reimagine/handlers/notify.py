@@ -9,7 +9,7 @@ from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "results_bucket")
@@ -18,7 +18,7 @@ require_settings(*REQUIRED_SETTINGS)
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_stream(
         event,
