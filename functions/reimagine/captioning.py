@@ -9,21 +9,23 @@ from reimagine import imaging, storage
 from reimagine.captions import clean_caption
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
-from reimagine.observability import logger
-from reimagine.providers.chain import CaptionChain, caption_chain
+from reimagine.observability import logger, tracer
+from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
 from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
-    from reimagine.providers.base import Captioner, Deadline
+    from reimagine.providers.base import Captioner, Deadline, ModelInput
     from reimagine.records import RequestStore
 
 CAPTION = Step(Status.PENDING_UPLOAD, Status.CAPTIONING, Status.CAPTIONED, "not waiting for an upload")
 _FORMAT_TO_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
+# Traced steps leave their results out of X-Ray: captions and images are the user's content.
+@tracer.capture_method(capture_response=False)
 def caption_upload(
     request_id: str,
     *,
@@ -66,8 +68,15 @@ def caption_upload(
             },
         )
         chain = caption_chain(captioner())
-        caption = chain.caption(prepared, deadline)
+        caption = _caption_with(chain, prepared, deadline)
         text = clean_caption(caption.text)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
     return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+
+
+@tracer.capture_method(capture_response=False)
+def _caption_with(chain: CaptionChain, prepared: ModelInput, deadline: Deadline) -> Captioned:
+    """The provider's call, as its own subsegment annotated with the provider's name."""
+    tracer.put_annotation("provider", chain.name)
+    return chain.caption(prepared, deadline)

@@ -14,9 +14,10 @@ MiB = 1024 * 1024
 class Settings(BaseModel):
     """Every setting a function reads, with the defaults the local stack and tests run on."""
 
-    table_name: str = "reimagine-requests"
-    uploads_bucket: str = "reimagine-uploads"
-    results_bucket: str = "reimagine-results"
+    # No default names: a function that needs one and is not given it stops at start (require_settings).
+    table_name: str = ""
+    uploads_bucket: str = ""
+    results_bucket: str = ""
     provider: Literal["offline", "huggingface", "bedrock", "openai"] = "offline"
     # API
     max_upload_bytes: int = Field(default=20 * MiB, gt=0)
@@ -88,3 +89,16 @@ class Settings(BaseModel):
 def settings() -> Settings:
     """The settings of this container, read once."""
     return Settings.from_env()
+
+
+class MissingSettings(RuntimeError):
+    """A setting this function cannot run without is not in its environment."""
+
+
+def require_settings(*names: str) -> Settings:
+    """This container's settings, after checking the named ones are set: called at start, so a function
+    deployed without them fails its init with this message instead of its first event with another."""
+    cfg = settings()
+    if missing := [name.upper() for name in names if not getattr(cfg, name)]:
+        raise MissingSettings(f"{', '.join(missing)} not set: this function needs them (template.yaml sets them)")
+    return cfg

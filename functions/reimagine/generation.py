@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
 from reimagine.models import RequestRecord, Status, result_key
+from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
-from reimagine.providers.chain import PictureChain, picture_chain
+from reimagine.providers.chain import Painted, PictureChain, picture_chain
 from reimagine.steps import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 GENERATE = Step(Status.CAPTIONED, Status.GENERATING, Status.COMPLETED, "not waiting for generation")
 
 
+# No response captured: the picture is the user's content, and would overflow an X-Ray segment.
+@tracer.capture_method(capture_response=False)
 def generate_result(
     request_id: str,
     *,
@@ -33,10 +36,17 @@ def generate_result(
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         prompt = build_prompt(record.caption or "", settings.generation_style)
-        painted = picture_chain(generator()).generate(prompt, deadline)
+        painted = _generate_with(picture_chain(generator()), prompt, deadline)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=painted.png)
         return {"result_key": key, "image_model": painted.model}
 
     return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+
+
+@tracer.capture_method(capture_response=False)
+def _generate_with(chain: PictureChain, prompt: str, deadline: Deadline) -> Painted:
+    """The provider's call, as its own subsegment annotated with the provider's name."""
+    tracer.put_annotation("provider", chain.name)
+    return chain.generate(prompt, deadline)

@@ -24,6 +24,7 @@ from reimagine.decode_work import (
     scan_limit,
 )
 from reimagine.errors import InvalidImage
+from reimagine.observability import tracer
 from reimagine.providers.base import ModelInput
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
@@ -38,6 +39,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
+@tracer.capture_method(capture_response=False)
 def prepare_for_model(
     data: bytes,
     *,

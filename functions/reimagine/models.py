@@ -111,10 +111,15 @@ class RequestRecord(BaseModel):
 
 
 # ---- API bodies ---------------------------------------------------------------------------------
+# Their schemas are built on first use (defer_build): other functions import this module but never
+# build them, and each API route builds only the ones it uses.
+_BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)
 
 
 class UploadForm(BaseModel):
     """A presigned S3 POST: send `fields` plus the file (as the last form field `file`) to `url`."""
+
+    model_config = _BUILT_ON_FIRST_USE
 
     url: str
     fields: dict[str, str]
@@ -122,13 +127,15 @@ class UploadForm(BaseModel):
 
 
 class Links(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     self_: str = Field(alias="self", serialization_alias="self")
     result: str
 
 
 class CreateRequestResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     id: str
     status: Status
     upload: UploadForm
@@ -142,6 +149,8 @@ class ResultLink(BaseModel):
 
 class RequestView(BaseModel):
     """What `GET /requests/{id}` shows: never the full address. Absent fields are left out, not null."""
+
+    model_config = _BUILT_ON_FIRST_USE
 
     id: str
     status: Status
@@ -164,10 +173,14 @@ class RequestView(BaseModel):
 
 
 class ErrorDetail(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     code: str
     message: str
     details: Any | None = None
 
 
 class ErrorBody(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     error: ErrorDetail

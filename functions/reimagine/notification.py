@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from reimagine import mail, storage
 from reimagine.models import Status, mask_email
-from reimagine.observability import logger
+from reimagine.observability import logger, tracer
 from reimagine.steps import StepOutcome
 from reimagine.suppression import SuppressionList
 
@@ -39,6 +39,7 @@ _sent_unrecorded: set[str] = set()
 _ADDRESS = re.compile(r"[^\s@:;,<>\"']+@[^\s@:;,<>\"']+")
 
 
+@tracer.capture_method(capture_response=False)
 def notify_user(
     request_id: str,
     *,

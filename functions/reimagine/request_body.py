@@ -2,6 +2,7 @@
 
 Validating addresses imports email-validator (and its IDNA tables), tens of milliseconds of cold
 start that only the API function needs.
+The schema is built on first use (`defer_build`), so only `POST /requests` pays for it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class CreateRequestBody(BaseModel):
     """Body of `POST /requests`."""
 
     # Strict: `"size": true` or `"100"` is a client's mistake to report, not to guess at.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True, defer_build=True)
 
     email: DeliverableEmail = Field(
         description="Where the result is sent. ASCII before the @; an internationalised domain is kept as punycode."

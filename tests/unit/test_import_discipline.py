@@ -28,12 +28,13 @@ NEVER = (
     *PROVIDERS,
 )
 IMAGING = ("PIL", "reimagine.imaging")
-# EmailStr's validator (and dnspython): only the API validates addresses.
+# EmailStr's validator (and dnspython): only the API validates addresses, and only on its first
+# POST /requests (the body model is built on first use).
 EMAIL = ("email_validator", "dns")
 
 # handler -> heavy modules it must not import on top of NEVER
 FORBIDDEN = {
-    "api": (*IMAGING, "aws_lambda_powertools.utilities.batch"),
+    "api": (*IMAGING, *EMAIL, "aws_lambda_powertools.utilities.batch"),
     "caption": (*EMAIL, "aws_lambda_powertools.event_handler"),
     "generate": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
     "notify": (*IMAGING, *EMAIL, "aws_lambda_powertools.event_handler"),
@@ -60,6 +61,9 @@ def _run(code: str) -> dict:
         "POWERTOOLS_SERVICE_NAME": "reimagine",
         "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
         "PROVIDER": "offline",
+        "TABLE_NAME": "reimagine-requests",
+        "UPLOADS_BUCKET": "reimagine-uploads",
+        "RESULTS_BUCKET": "reimagine-results",
     }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -102,3 +106,27 @@ def test_requests_is_still_traced_once_imported() -> None:
         "print(json.dumps({'wrapped': hasattr(requests.Session.request, '__wrapped__')}))"
     )
     assert _run(code) == {"wrapped": True}
+
+
+API_MODELS = ("UploadForm", "Links", "CreateRequestResponse", "RequestView", "ErrorDetail", "ErrorBody")
+
+
+@pytest.mark.parametrize("handler", ["caption", "generate", "notify", "sweeper"])
+def test_api_models_are_never_built_by_other_functions(handler: str) -> None:
+    # Given a function other than the API, When its handler is imported, Then no API model has a schema
+    code = (
+        f"import json\nimport reimagine.handlers.{handler}\nfrom reimagine import models\n"
+        f"print(json.dumps([n for n in {list(API_MODELS)!r} if getattr(models, n).__pydantic_complete__]))"
+    )
+    assert _run(code) == []
+
+
+def test_the_request_body_is_built_by_the_first_post() -> None:
+    # Given the API imported (no email-validator yet), When its first POST body is validated, Then it is loaded
+    code = (
+        "import json, sys\nimport reimagine.handlers.api\nfrom reimagine.request_body import CreateRequestBody\n"
+        "before = 'email_validator' in sys.modules\n"
+        "CreateRequestBody.model_validate({'email': 'a@example.com', 'content_type': 'image/png'})\n"
+        "print(json.dumps([before, 'email_validator' in sys.modules]))"
+    )
+    assert _run(code) == [False, True]

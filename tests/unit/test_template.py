@@ -249,7 +249,7 @@ def stream_filter(template: dict[str, Any], function: str) -> dict[str, Any]:
 
 def test_functions_share_runtime_architecture_code_and_tracing(template: dict[str, Any]) -> None:
     glob = template["Globals"]["Function"]
-    assert glob["Runtime"] == "python3.11"
+    assert glob["Runtime"] == "python3.13"
     assert glob["Architectures"] == ["arm64"]
     assert glob["CodeUri"] == "functions/"
     assert glob["Tracing"] == "Active"

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients, intake, storage
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.models import (
     CreateRequestResponse,
     ErrorBody,
@@ -27,11 +27,15 @@ from reimagine.models import (
     RequestRecord,
     RequestView,
 )
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded
 from reimagine.request_body import CreateRequestBody
 from reimagine.suppression import AddressSuppressed, SuppressionList
 from reimagine.web.policy import content_security_policy
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "uploads_bucket", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -249,7 +253,7 @@ def page():
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> dict:
     return _unparseable_body(event) or app.resolve(_json_type_in_lower_case(event), context)
 

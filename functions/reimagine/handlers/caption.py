@@ -11,12 +11,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.captioning import caption_upload
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.models import request_id_from_upload_key
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
 from reimagine.providers.chain import CaptionChain
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "uploads_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @cache
@@ -26,7 +30,7 @@ def _captioner() -> Captioner | CaptionChain:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
         return {"processed": 0}

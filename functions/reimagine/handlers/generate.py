@@ -8,13 +8,17 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_stream
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
 from reimagine.providers.chain import PictureChain
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @cache
@@ -24,7 +28,7 @@ def _generator() -> ImageGenerator | PictureChain:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     deadline = Deadline.from_lambda_context(context)
     return process_stream(

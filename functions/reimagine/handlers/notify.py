@@ -6,17 +6,21 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.steps import LEASE_MARGIN_SECONDS
 from reimagine.suppression import SuppressionList
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name", "results_bucket")
+require_settings(*REQUIRED_SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     # A claim outlives this invocation, so a worker killed mid-send is not overtaken while it may still send.
     lease = context.get_remaining_time_in_millis() // 1000 + LEASE_MARGIN_SECONDS

@@ -1,0 +1,121 @@
+"""Cold starts and step work are observable in production: ColdStart metrics, X-Ray subsegments per step."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
+
+from reimagine import clients, intake, observability
+from reimagine.captioning import caption_upload
+from reimagine.generation import generate_result
+from reimagine.notification import notify_user
+from reimagine.observability import metrics, tracer
+from reimagine.providers.base import Deadline
+from reimagine.providers.offline import OfflineCaptioner, OfflineGenerator
+from reimagine.request_body import CreateRequestBody
+from tests.fixtures import images
+from tests.fixtures.lambda_context import lambda_context
+from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+# Each function's first event, from the recorded samples: one that succeeds without prior state.
+FIRST_EVENTS = {
+    "ApiFunction": ("api", "api_get_request.json"),
+    "CaptionFunction": ("caption", "localstack_s3_test_event.json"),
+    "GenerateFunction": ("generate", "dynamodb_stream_captioned.json"),
+    "NotifyFunction": ("notify", "dynamodb_stream_completed.json"),
+    "SweeperFunction": ("sweeper", "schedule_sweeper.json"),
+}
+
+
+@pytest.fixture
+def cold_start_metrics(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A fresh container (Powertools' cold-start flag set); the function names ColdStart is emitted for."""
+    emitted: list[str] = []
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    record = lambda context: emitted.append(context.function_name)  # noqa: E731
+    monkeypatch.setattr(metrics.provider, "add_cold_start_metric", record)
+    return emitted
+
+
+def _first_two_events(function: str, *, metrics_enabled: bool) -> None:
+    """Load the handler as a container would with metrics enabled or not, and give it two events."""
+    module_name, sample = FIRST_EVENTS[function]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(observability, "CAPTURE_COLD_START", metrics_enabled)
+        module = importlib.reload(import_module(f"reimagine.handlers.{module_name}"))
+        event = json.loads((EVENTS / sample).read_text())
+        for _ in range(2):
+            module.handler(event, lambda_context(function, 60, 256))
+    importlib.reload(module)  # back to the test environment's handler (metrics disabled)
+
+
+@pytest.mark.parametrize("function", sorted(FIRST_EVENTS))
+def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+    # Given a fresh container with metrics on, When its handler answers two events, Then ColdStart is emitted once
+    _first_two_events(function, metrics_enabled=True)
+    assert cold_start_metrics == [function]
+
+
+def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+    # Powertools would print it even so, into the local stack's output.
+    _first_two_events("CaptionFunction", metrics_enabled=False)
+    assert cold_start_metrics == []
+
+
+def test_metrics_are_on_unless_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Lambda's environment (no POWERTOOLS_METRICS_DISABLED), When observability loads, Then it captures
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    code = "import json, reimagine.observability as o; print(json.dumps(o.CAPTURE_COLD_START))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "functions")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is True
+
+
+@pytest.fixture
+def subsegments(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the X-Ray subsegments the tracer opens (tracing itself stays disabled in tests)."""
+    opened: list[str] = []
+    real = tracer.provider.in_subsegment
+
+    @contextmanager
+    def recording(name: str, **kwargs: Any) -> Iterator[Any]:
+        opened.append(name)
+        with real(name=name, **kwargs) as subsegment:
+            yield subsegment
+
+    monkeypatch.setattr(tracer.provider, "in_subsegment", recording)
+    return opened
+
+
+def test_each_step_and_provider_call_is_a_subsegment(aws, subsegments: list[str]) -> None:
+    # Given a request whose photo was uploaded
+    body = CreateRequestBody(email="jane@example.com", content_type="image/png")
+    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
+    steps = {"store": clients.store(), "s3": clients.s3(), "settings": aws}
+    # When it is captioned, generated and notified
+    caption_upload(request_id, **steps, captioner=OfflineCaptioner, deadline=Deadline.after(30))
+    generate_result(request_id, **steps, generator=OfflineGenerator, deadline=Deadline.after(30))
+    notify_user(request_id, **steps, ses=clients.ses())
+    # Then each step, the image preparation and each provider call showed as its own subsegment
+    assert subsegments == [
+        "## reimagine.captioning.caption_upload",
+        "## reimagine.imaging.prepare_for_model",
+        "## reimagine.captioning._caption_with",
+        "## reimagine.generation.generate_result",
+        "## reimagine.generation._generate_with",
+        "## reimagine.notification.notify_user",
+    ]
