@@ -63,7 +63,7 @@ clean:
 # package, and bytecode: /var/task is read-only, so without .pyc every cold start compiles every
 # module. unchecked-hash .pyc are used as they are, whatever timestamps the zip gives the sources.
 ROOT := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
-FUNCTIONS := ApiFunction CaptionFunction GenerateFunction NotifyFunction SweeperFunction
+FUNCTIONS := ApiFunction CaptionFunction GenerateFunction NotifyFunction SweeperFunction MailEventsFunction
 PLATFORM ?= lambda
 LAMBDA_PIP := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
 	--python-version 3.13 --implementation cp --abi cp313

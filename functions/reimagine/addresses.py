@@ -9,8 +9,6 @@ accepted and then never delivered.
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 
 class UndeliverableAddress(ValueError):
     """The address is malformed, or SES cannot deliver to it; the message says which and why."""
@@ -24,6 +22,9 @@ def deliverable_address(value: str) -> str:
             "the part before the @ must be plain ASCII: the mail service cannot deliver to "
             "internationalised local parts (SMTPUTF8)"
         )
+    # Imported here: email-validator and its IDNA tables load with the first POST, not at start.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:

@@ -31,6 +31,7 @@ NOT_SHIPPED = {
     "GenerateFunction": EMAIL,
     "NotifyFunction": IMAGING | HTTP | EMAIL,
     "SweeperFunction": IMAGING | HTTP | EMAIL,
+    "MailEventsFunction": IMAGING | HTTP | EMAIL,
 }
 
 

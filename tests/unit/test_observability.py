@@ -37,6 +37,7 @@ FIRST_EVENTS = {
     "GenerateFunction": ("generate", "dynamodb_stream_captioned.json"),
     "NotifyFunction": ("notify", "dynamodb_stream_completed.json"),
     "SweeperFunction": ("sweeper", "schedule_sweeper.json"),
+    "MailEventsFunction": ("mail_events", "eventbridge_ses_complaint.json"),
 }
 
 

@@ -10,15 +10,19 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.config import settings
+from reimagine.config import require_settings, settings
 from reimagine.mail_events import MailEvent, record_mail_event
-from reimagine.observability import logger, metrics, tracer
+from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.suppression import SuppressionList
+
+# Checked at start: a missing one stops the container's init with a clear message.
+REQUIRED_SETTINGS = ("table_name",)
+require_settings(*REQUIRED_SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     # A detail that is not SES's documented record raises here: the invocation fails and is retried,
