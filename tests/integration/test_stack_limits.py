@@ -40,6 +40,10 @@ def test_the_result_email_is_sent_through_the_configuration_set(pipeline: Pipeli
     assert len(pipeline.mail_to("through-the-set@example.com")) == 1
 
 
+# LocalStack only: its DynamoDB (DynamoDB Local) serialises conditional writes to an item as DynamoDB
+# does; moto's server applies concurrent UpdateItem calls without a lock, so there two racers can both
+# pass `request_count < :limit` (seen: 6 admitted against 5), which says nothing about this code.
+@pytest.mark.localstack
 def test_concurrent_requests_never_take_more_than_the_budget(pipeline: Pipeline) -> None:
     # Given a budget of 5 and 60 requests from distinct addresses and IPs, 20 at a time, on a day of
     # their own (the stack's other requests count against today's budget in the same table)
