@@ -7,6 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+# What every captioning model is asked, whichever provider serves it.
+CAPTION_INSTRUCTION = (
+    "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
+    "the colours and the mood. Reply with the sentence only."
+)
+
 
 @dataclass(frozen=True)
 class ModelInput:

@@ -31,8 +31,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from reimagine.captions import MAX_CAPTION_CHARS
 from reimagine.errors import InvalidImage, ModelUnavailable, ProviderError
 from reimagine.imaging import to_png
+from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
 
@@ -43,11 +45,6 @@ if TYPE_CHECKING:
     from reimagine.providers.base import Deadline, ModelInput
 
 NAME = "bedrock"
-CAPTION_INSTRUCTION = (
-    "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
-    "the colours and the mood. Reply with the sentence only."
-)
-MAX_CAPTION_CHARS = 300
 CAPTION_MAX_TOKENS = 512
 RETRYABLE_CODES = {
     "ThrottlingException",

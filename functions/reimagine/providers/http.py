@@ -17,6 +17,7 @@ nothing here logs a header.
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import re
@@ -29,11 +30,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from reimagine.captions import MAX_CAPTION_CHARS
 from reimagine.errors import ModelUnavailable, ProviderError
+from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
 
 if TYPE_CHECKING:
-    from reimagine.providers.base import Deadline
+    from reimagine.providers.base import Deadline, ModelInput
 
 logger = logging.getLogger(__name__)
 
@@ -245,3 +248,31 @@ def chat_text(payload: Any) -> str:
 
 def bad(message: str) -> ProviderError:
     return ProviderError(message, code="PROVIDER_BAD_RESPONSE", retryable=True)
+
+
+def chat_caption(
+    client: HttpClient, url: str, *, model: str, image: ModelInput, deadline: Deadline, **extra: Any
+) -> str:
+    """Ask an OpenAI-style `/chat/completions` for a caption, the image inline as a data URL (the
+    protocol of the Hugging Face router and of every OpenAI-compatible server alike)."""
+    encoded = base64.b64encode(image.data).decode("ascii")
+    body = {
+        "model": model,  # first, so a router can route from a prefix of the body
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": CAPTION_INSTRUCTION},
+                    {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{encoded}"}},
+                ],
+            }
+        ],
+        "max_tokens": 120,
+        **extra,
+        "temperature": 0.2,
+    }
+    response = client.request("POST", url, json=body, deadline=deadline, what="caption", model=model)
+    caption = " ".join(chat_text(json_body(response)).split())[:MAX_CAPTION_CHARS].strip()
+    if not caption:
+        raise bad("the model returned an empty caption")
+    return caption

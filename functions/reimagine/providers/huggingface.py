@@ -33,7 +33,7 @@ from reimagine.errors import InvalidImage, ModelUnavailable
 from reimagine.imaging import to_png
 from reimagine.providers import hf_routing
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, bad, chat_text, json_body, ssm_secret
+from reimagine.providers.http import HttpClient, bad, chat_caption, json_body, ssm_secret
 
 if TYPE_CHECKING:
     import requests
@@ -43,11 +43,6 @@ if TYPE_CHECKING:
     from reimagine.providers.hf_routing import ProviderMapping
 
 NAME = "huggingface"
-CAPTION_INSTRUCTION = (
-    "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
-    "the colours and the mood. Reply with the sentence only."
-)
-MAX_CAPTION_CHARS = 300
 
 
 class HuggingFaceCaptioner:
@@ -61,29 +56,7 @@ class HuggingFaceCaptioner:
         self.model = model
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
-        encoded = base64.b64encode(image.data).decode("ascii")
-        body = {
-            "model": self.model,  # first, so the router can route from a prefix of the body
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": CAPTION_INSTRUCTION},
-                        {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{encoded}"}},
-                    ],
-                }
-            ],
-            "max_tokens": 120,
-            "stream": False,
-            "temperature": 0.2,
-        }
-        response = self._client.request(
-            "POST", self._url, json=body, deadline=deadline, what="caption", model=self.model
-        )
-        caption = " ".join(chat_text(json_body(response)).split())[:MAX_CAPTION_CHARS].strip()
-        if not caption:
-            raise bad("the model returned an empty caption")
-        return caption
+        return chat_caption(self._client, self._url, model=self.model, image=image, deadline=deadline, stream=False)
 
 
 class HuggingFaceGenerator:

@@ -23,18 +23,13 @@ from typing import TYPE_CHECKING, Any
 from reimagine.errors import InvalidImage
 from reimagine.imaging import to_png
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, bad, chat_text, json_body, ssm_secret
+from reimagine.providers.http import HttpClient, bad, chat_caption, json_body, ssm_secret
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
     from reimagine.providers.base import Deadline, ModelInput
 
 NAME = "openai"
-CAPTION_INSTRUCTION = (
-    "Describe this photo in one sentence of at most 30 words: the main subject, the setting, "
-    "the colours and the mood. Reply with the sentence only."
-)
-MAX_CAPTION_CHARS = 300
 # OpenAI's image sizes for dall-e-3 / gpt-image; other servers take any "WxH".
 _OPENAI_SQUARE = "1024x1024"
 
@@ -54,28 +49,7 @@ class OpenAiCaptioner:
         self.model = model
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
-        encoded = base64.b64encode(image.data).decode("ascii")
-        body = {
-            "model": self.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": CAPTION_INSTRUCTION},
-                        {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{encoded}"}},
-                    ],
-                }
-            ],
-            "max_tokens": 120,
-            "temperature": 0.2,
-        }
-        response = self._client.request(
-            "POST", self._url, json=body, deadline=deadline, what="caption", model=self.model
-        )
-        caption = " ".join(chat_text(json_body(response)).split())[:MAX_CAPTION_CHARS].strip()
-        if not caption:
-            raise bad("the model returned an empty caption")
-        return caption
+        return chat_caption(self._client, self._url, model=self.model, image=image, deadline=deadline)
 
 
 class OpenAiGenerator:
