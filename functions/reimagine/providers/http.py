@@ -18,6 +18,7 @@ nothing here logs a header.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import random
 import re
@@ -276,3 +277,18 @@ def chat_caption(
     if not caption:
         raise bad("the model returned an empty caption")
     return caption
+
+
+def b64_json_image(payload: Any) -> bytes:
+    """The image bytes of an OpenAI-style images answer, `{"data": [{"b64_json": ...}]}` (OpenAI and
+    the servers that copy it, nscale and together on the Hugging Face router)."""
+    try:
+        encoded = payload["data"][0]["b64_json"]
+    except (KeyError, IndexError, TypeError):
+        raise bad("the image answer has no data[0].b64_json") from None
+    if not isinstance(encoded, str):
+        raise bad("the image answer's b64_json is not a string")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("the returned image is not valid base64") from None

@@ -24,8 +24,6 @@ header, never logged, never in an error.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +31,7 @@ from reimagine.errors import InvalidImage, ModelUnavailable
 from reimagine.imaging import to_png
 from reimagine.providers import hf_routing
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, bad, chat_caption, json_body, ssm_secret
+from reimagine.providers.http import HttpClient, b64_json_image, bad, chat_caption, json_body, ssm_secret
 
 if TYPE_CHECKING:
     import requests
@@ -126,17 +124,7 @@ def to_picture(provider: str, response: requests.Response) -> bytes:
             raise bad("expected an image, got JSON")
         raw = response.content
     else:
-        payload = json_body(response)
-        try:
-            encoded = payload["data"][0]["b64_json"]
-        except (KeyError, IndexError, TypeError):
-            raise bad("the image answer has no data[0].b64_json") from None
-        if not isinstance(encoded, str):
-            raise bad("the image answer's b64_json is not a string")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise bad("the returned image is not valid base64") from None
+        raw = b64_json_image(json_body(response))
     try:
         return to_png(raw)
     except InvalidImage as exc:

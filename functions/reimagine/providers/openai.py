@@ -15,15 +15,13 @@ for Hugging Face (providers/http.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from reimagine.errors import InvalidImage
 from reimagine.imaging import to_png
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, bad, chat_caption, json_body, ssm_secret
+from reimagine.providers.http import HttpClient, b64_json_image, bad, chat_caption, json_body, ssm_secret
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
@@ -75,17 +73,9 @@ class OpenAiGenerator:
         response = self._client.request(
             "POST", self._url, json=self.request_body(prompt), deadline=deadline, what="generate", model=self.model
         )
-        payload = json_body(response)
+        raw = b64_json_image(json_body(response))
         try:
-            encoded = payload["data"][0]["b64_json"]
-        except (KeyError, IndexError, TypeError):
-            raise bad("the image answer has no data[0].b64_json") from None
-        if not isinstance(encoded, str):
-            raise bad("the image answer's b64_json is not a string")
-        try:
-            return to_png(base64.b64decode(encoded, validate=True))
-        except (binascii.Error, ValueError):
-            raise bad("the returned image is not valid base64") from None
+            return to_png(raw)
         except InvalidImage as exc:
             raise bad(f"the returned picture does not decode ({exc.code})") from None
 
