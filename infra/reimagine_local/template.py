@@ -85,6 +85,37 @@ class StreamTrigger:
 
 
 @dataclass(frozen=True)
+class QueueTrigger:
+    """An SQS event source mapping: Lambda polls the queue and invokes with batches of messages."""
+
+    name: str
+    queue: str  # logical id
+    batch_size: int = 10
+    maximum_batching_window: int = 0  # seconds
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency; None: up to the function's
+    report_batch_item_failures: bool = False
+    filters: tuple[dict[str, Any], ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """An EventBridge pipe from a DynamoDB stream to an SQS queue (the only kind the template uses):
+    filtered records are sent on as messages, one record a message, the record's JSON as the body."""
+
+    logical_id: str
+    name: str
+    table: str  # logical id of the source stream's table
+    queue: str  # logical id of the target queue
+    batch_size: int = 1
+    starting_position: str = "LATEST"
+    filters: tuple[dict[str, Any], ...] = ()
+    maximum_retry_attempts: int = -1
+    dead_letter: str | None = None  # DeadLetterConfig ARN
+    enabled: bool = True  # DesiredState RUNNING
+
+
+@dataclass(frozen=True)
 class ScheduleTrigger:
     """A `Schedule` event: EventBridge invokes the function asynchronously at a rate."""
 
@@ -126,6 +157,7 @@ class Function:
     routes: tuple[HttpRoute, ...] = ()
     s3_triggers: tuple[S3Trigger, ...] = ()
     stream_triggers: tuple[StreamTrigger, ...] = ()
+    queue_triggers: tuple[QueueTrigger, ...] = ()
     schedules: tuple[ScheduleTrigger, ...] = ()
     invoke_config: InvokeConfig = InvokeConfig()
     arn: str = ""
@@ -208,6 +240,7 @@ class Application:
     secrets: dict[str, Secret] = field(default_factory=dict)
     configuration_sets: dict[str, ConfigurationSet] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)  # every template parameter, resolved
+    pipes: dict[str, Pipe] = field(default_factory=dict)
 
     def queue_for_arn(self, arn: str) -> Queue:
         for queue in self.queues.values():
