@@ -151,6 +151,7 @@ Resources:
   Echo:
     Type: AWS::Serverless::Function
     Properties:
+      Runtime: python3.13
       Handler: tests.unit.fake_handlers.echo_api
       Events:
         Get:

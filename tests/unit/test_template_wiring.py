@@ -29,6 +29,7 @@ Conditions:
   NotProd: !Not [{Condition: IsProd}]
 Globals:
   Function:
+    Runtime: python3.13
     Timeout: 9
     MemorySize: 512
     Handler: default.handler
@@ -132,7 +133,7 @@ def test_parameters_and_env_overrides(intrinsics):
 def test_unsupported_intrinsics_are_errors(tmp_path):
     path = tmp_path / "template.yaml"
     path.write_text(
-        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: a.b\n"
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: a.b\n      Runtime: python3.13\n"
         "      Environment: {Variables: {X: !ImportValue other-stack-export}}\n"
     )
     with pytest.raises(TemplateError, match="Fn::ImportValue"):

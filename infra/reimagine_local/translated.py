@@ -1,0 +1,110 @@
+"""template.yaml as CloudFormation, translated by samtranslator as `sam deploy` has it translated.
+
+The local stack reads the resources AWS would create (Globals applied, implicit APIs, aliases, event
+source mappings, bucket notifications, rules, generated roles) rather than a second reading of SAM's
+event sections. Intrinsics are left for the project's Resolver: the translator only resolves the few
+parameter references its transforms need. Translation is cached by template content and inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+# samtranslator accepts code only at an S3 location (`sam package` uploads CodeUri first); a local
+# CodeUri travels to the translated Code through this stand-in bucket, its path quoted as the key.
+CODE_BUCKET = "reimagine-local-code"
+_SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+_CACHE_SIZE = 32
+
+_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_lock = threading.Lock()
+
+
+class TranslationError(ValueError):
+    """samtranslator rejected the template (the message is its own, as `sam validate` prints it)."""
+
+
+def translate(sam_template: Mapping[str, Any], *, region: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The CloudFormation template SAM makes of `sam_template` for these parameter values (a copy).
+
+    `parameters` are the template's parameters with their stack's values (lists for list types):
+    the translator resolves some references itself (CORS origins, AutoPublishAlias, conditions of
+    generated resources), and must see what the stack will be given.
+    """
+    key = hashlib.sha256(
+        json.dumps([sam_template, dict(parameters), region], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+    if cached is None:
+        cached = _translate(copy.deepcopy(dict(sam_template)), region, dict(parameters))
+        with _lock:
+            _cache[key] = cached
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return copy.deepcopy(cached)
+
+
+def local_code_uri(code: Any) -> str | None:
+    """The local CodeUri a translated function's `Code` stands for; None for code not on this machine."""
+    if isinstance(code, Mapping) and code.get("S3Bucket") == CODE_BUCKET and isinstance(code.get("S3Key"), str):
+        return unquote(code["S3Key"])
+    return None
+
+
+def _translate(template: dict[str, Any], region: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    # Imported here: only a stack start pays for loading the translator (about 0.2 s).
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.public.exceptions import InvalidDocumentException
+    from samtranslator.translator.translator import Translator
+
+    _code_at_stand_in_locations(template)
+    # The session only tells the translator the region (and so the partition of managed policy ARNs).
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    try:
+        return translator.translate(template, parameter_values=parameters, get_managed_policy_map=_no_iam)
+    except InvalidDocumentException as exc:
+        causes = " ".join(getattr(cause, "message", str(cause)) for cause in exc.causes) or str(exc)
+        raise TranslationError(f"SAM cannot translate the template: {causes}") from None
+    finally:
+        translator.metrics.publish()  # to its dummy publisher; otherwise it warns when collected
+
+
+def _no_iam() -> dict[str, str]:
+    # samtranslator looks managed policy names up in its bundled list first; a name missing there
+    # would need IAM's ListPolicies, which a stack on this machine does not call.
+    raise TranslationError("a managed policy is not in samtranslator's bundled list; name it by its ARN")
+
+
+def _code_at_stand_in_locations(template: dict[str, Any]) -> None:
+    """Local CodeUris as stand-in S3 locations, as `sam validate` does; a function with none gets `.`
+    (the template's folder), as sam-cli's local URI plugin gives it."""
+    global_function = (template.get("Globals") or {}).get("Function") or {}
+    global_code = _stand_in(global_function, "CodeUri")
+    for resource in (template.get("Resources") or {}).values():
+        if not isinstance(resource, dict) or resource.get("Type") != _SERVERLESS_FUNCTION:
+            continue
+        properties = resource.setdefault("Properties", {})
+        if not _stand_in(properties, "CodeUri") and not global_code and not properties.keys() & _OTHER_CODE:
+            properties["CodeUri"] = f"s3://{CODE_BUCKET}/{quote('.', safe='')}"
+
+
+_OTHER_CODE = {"CodeUri", "InlineCode", "ImageUri"}
+
+
+def _stand_in(properties: dict[str, Any], key: str) -> bool:
+    """Whether `properties` has code at `key`; a local path there is moved to the stand-in bucket."""
+    value = properties.get(key)
+    if isinstance(value, str) and not value.startswith("s3://"):
+        properties[key] = f"s3://{CODE_BUCKET}/{quote(value, safe='')}"
+    return value is not None
