@@ -490,7 +490,9 @@ def translated_template(path: str | Path, context: StackContext) -> dict[str, An
     sam = load_template(path)
     parameters = Resolver(sam, context).parameters  # checks the overrides against the declarations
     try:
-        return translate(sam, region=context.region, parameters=parameters)
+        # `.aws-sam/` is SAM's own working folder beside the template (sam build writes there too).
+        cache = Path(path).resolve().parent / ".aws-sam" / "reimagine-local" / "translated"
+        return translate(sam, region=context.region, parameters=parameters, cache_dir=cache)
     except TranslationError as exc:
         raise TemplateError(str(exc)) from None
 

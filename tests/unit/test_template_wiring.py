@@ -299,20 +299,23 @@ def test_a_template_sam_rejects_is_an_error_with_sams_reason(tmp_path):
         read_application(path)
 
 
-def test_the_translation_is_made_once_per_template_and_inputs(queued, monkeypatch):
-    # Given a template translated once
+def test_the_translation_is_made_once_per_template_and_inputs(tmp_path, monkeypatch):
+    # Given a template translated once, with a cache folder
     from reimagine_local import translated
 
     sam = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
-    first = translate(sam, region="eu-west-1", parameters={})
+    first = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
     calls = []
     monkeypatch.setattr(translated, "_translate", lambda *args: calls.append(args) or {"Resources": {}})
-    # When it is asked for again, then with another region
-    again = translate(sam, region="eu-west-1", parameters={})
-    translate(sam, region="eu-west-2", parameters={})
-    # Then the first comes from the cache (a copy, so no caller changes another's) and the second is new
-    assert again == first and again is not first
+    # When it is asked for again in this process, then by a new one (its memory empty), then for another region
+    again = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
+    monkeypatch.setattr(translated, "_cache", type(translated._cache)())
+    restarted = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
+    translate(sam, region="eu-west-2", parameters={}, cache_dir=tmp_path)
+    # Then only the other region is translated again (copies every time, so no caller changes another's)
+    assert again == restarted == first and again is not first
     assert [args[1] for args in calls] == ["eu-west-2"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
 
 
 # The real template -----------------------------------------------------------------------------------
