@@ -148,7 +148,12 @@ class InvokeConfig:
 
     maximum_retry_attempts: int = 2
     on_failure: str | None = None  # destination ARN
-    maximum_event_age: int | None = None  # MaximumEventAgeInSeconds; None: Lambda's default (6 h)
+    maximum_event_age: int | None = None  # MaximumEventAgeInSeconds; None: not set, Lambda's default
+
+    @property
+    def maximum_event_age_seconds(self) -> int:
+        """How long an event may wait in the async queue: MaximumEventAgeInSeconds, else Lambda's 6 hours."""
+        return 21600 if self.maximum_event_age is None else self.maximum_event_age
 
 
 @dataclass(frozen=True)

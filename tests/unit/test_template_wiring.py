@@ -262,6 +262,7 @@ def test_the_other_triggers_come_from_what_sam_made_of_the_events(queued):
         S3Trigger("Photos", "Inbox", ("s3:ObjectCreated:Put", "s3:ObjectCreated:Post"), suffix=".jpg"),
     )
     assert worker.invoke_config == InvokeConfig(maximum_retry_attempts=1, on_failure=parked, maximum_event_age=600)
+    assert (worker.invoke_config.maximum_event_age_seconds, InvokeConfig().maximum_event_age_seconds) == (600, 21600)
     assert sorted(worker.schedules, key=lambda s: s.name) == [
         ScheduleTrigger("Daily", "rate(1 day)", True, "WorkerDaily"),
         ScheduleTrigger("Hourly", "rate(1 hour)", False, "reimagine-worker-Hourly"),
