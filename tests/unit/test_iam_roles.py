@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reimagine_local.template import Resolver, StackContext
-from tests.unit.template_helpers import load_template, props, translated
+from tests.unit.template_helpers import functions, load_template, props, translated
 
 Template = dict[str, Any]
 Grant = tuple[str, str, str]  # action, resource, condition as canonical JSON ("" for none)
@@ -180,13 +180,15 @@ def test_each_role_is_allowed_exactly_what_its_function_needs(template: Template
     assert roles == allow_list(parameters)
 
 
-def test_only_lambda_may_assume_the_roles(template: Template) -> None:
+def test_only_lambda_may_assume_the_roles_sam_makes_for_the_functions(template: Template) -> None:
     cloudformation = translated(template)
     trusts = {
         name: resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         for name, resource in cloudformation["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
+        and {"Key": "lambda:createdBy", "Value": "SAM"} in resource["Properties"].get("Tags", [])
     }
+    assert set(trusts) == {f"{function}Role" for function in functions(template)}
     assert trusts and all(
         statements
         == [{"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}]
