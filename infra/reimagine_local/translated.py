@@ -111,7 +111,7 @@ def local_code_uri(code: Any) -> str | None:
 
 
 def _translate(template: dict[str, Any], region: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    # Imported here: only a stack start pays for loading the translator (about 0.2 s).
+    # Imported here: only a translation pays for loading the translator (about 0.4 s).
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.public.exceptions import InvalidDocumentException

@@ -300,6 +300,18 @@ def test_a_template_sam_rejects_is_an_error_with_sams_reason(tmp_path):
         read_application(path)
 
 
+def test_a_managed_policy_is_named_from_the_translators_own_list_never_through_iam(tmp_path):
+    # Given a function with a managed policy name samtranslator's bundled list does not have
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      Runtime: python3.13\n      Handler: a.b\n      Policies: [NoSuchManagedPolicy]\n"
+    )
+    # Then reading it is an error (sam-cli would ask IAM's ListPolicies; a local stack asks no account)
+    with pytest.raises(TemplateError, match="not in samtranslator's bundled list"):
+        read_application(path)
+
+
 def test_the_translation_is_made_once_per_template_and_inputs(tmp_path, monkeypatch):
     # Given a template translated once, with a cache folder
     from reimagine_local import translated
