@@ -1,7 +1,8 @@
 """HTTP requests as API Gateway HTTP API (payload format 2.0) events, and Lambda results back as HTTP.
 
-Routes come from the template's HttpApi events. Matching follows HttpApi's precedence: an exact path
-wins over one with `{param}` segments, which wins over a greedy `{proxy+}`; `ANY` matches every method.
+Routes come from the HttpApi as SAM translates it (its OpenAPI paths). Matching follows HttpApi's
+precedence: an exact path wins over one with `{param}` segments, which wins over a greedy `{proxy+}`;
+`ANY` matches every method.
 `Gateway` puts routing, CORS, events and responses together, as HttpApi does in front of the functions.
 """
 
@@ -208,6 +209,18 @@ def to_http_response(result: Any) -> HttpResponse:
 
 def not_found() -> HttpResponse:
     return HttpResponse(404, {"content-type": "application/json"}, NOT_FOUND_BODY)
+
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HttpApi's request payload limit
+
+
+def payload_too_large() -> HttpResponse:
+    return HttpResponse(413, {"content-type": "application/json"}, b'{"message":"Request too long"}')
+
+
+def bad_request() -> HttpResponse:
+    """A request HttpApi cannot read (a Content-Length that is not a length): its 400, not a dropped connection."""
+    return HttpResponse(400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
 
 
 def _allowed_origin(cors: Cors, origin: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The HttpApi on a local port: each HTTP request becomes a payload 2.0 event for the route's function."""
+"""The HttpApi on a local port: the socket side only. Every request, whatever its method, goes to the
+gateway (api_events.Gateway), which routes, answers CORS, builds the event and shapes the response."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from reimagine_local.api_events import HttpResponse
+from reimagine_local.api_events import MAX_PAYLOAD_BYTES, HttpResponse, bad_request, payload_too_large
 
 log = logging.getLogger("reimagine_local")
 
 # (method, path with query, header pairs, body, client ip) -> response; EmbeddedStack.api_invoke fits.
 Invoke = Callable[..., HttpResponse]
-
-MAX_BODY_BYTES = 10 * 1024 * 1024  # HttpApi's payload limit
 
 
 class PortInUse(OSError):
@@ -29,9 +28,15 @@ def _handler_class(invoke: Invoke) -> type[BaseHTTPRequestHandler]:
         server_version = "reimagine-local"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._write(HttpResponse(413, {"content-type": "application/json"}, b'{"message":"Request too long"}'))
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.isdigit():
+                self.close_connection = True  # the body's end is unknown: nothing more can be read
+                self._write(bad_request())
+                return
+            length = int(declared)
+            if length > MAX_PAYLOAD_BYTES:
+                self.close_connection = True  # the body is left unread
+                self._write(payload_too_large())
                 return
             body = self.rfile.read(length) if length else None
             response = invoke(

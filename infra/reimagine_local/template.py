@@ -1,5 +1,8 @@
 """template.yaml, read and resolved for one stack: the functions, their triggers and the resources they use.
 
+The wiring is read from the CloudFormation samtranslator makes of the template (translated.py): the
+functions as AWS::Lambda::Function with Globals applied, their event source mappings, the buckets'
+notifications, invoke configs, rules and schedules, and the HttpApi's OpenAPI body.
 Only the intrinsics a SAM template like ours uses are resolved (Ref, Fn::Sub, Fn::GetAtt, Fn::Join,
 Fn::Select, Fn::Split, Fn::If and Conditions); anything else is an error rather than a silent guess.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 from cfn_tools import load_yaml
 
 from reimagine_local.sam_options import EnvVars
+from reimagine_local.translated import TranslationError, local_code_uri, translate
 
 DEFAULT_STACK = "reimagine"
 MOTO_ACCOUNT = "123456789012"
@@ -143,6 +148,12 @@ class InvokeConfig:
 
     maximum_retry_attempts: int = 2
     on_failure: str | None = None  # destination ARN
+    maximum_event_age: int | None = None  # MaximumEventAgeInSeconds; None: not set, Lambda's default
+
+    @property
+    def maximum_event_age_seconds(self) -> int:
+        """How long an event may wait in the async queue: MaximumEventAgeInSeconds, else Lambda's 6 hours."""
+        return 21600 if self.maximum_event_age is None else self.maximum_event_age
 
 
 @dataclass(frozen=True)
@@ -258,9 +269,15 @@ _BUCKET = "AWS::S3::Bucket"
 _TABLE = "AWS::DynamoDB::Table"
 _QUEUE = "AWS::SQS::Queue"
 _FUNCTION = "AWS::Serverless::Function"
+_LAMBDA_FUNCTION = "AWS::Lambda::Function"
+_ALIAS = "AWS::Lambda::Alias"
 _HTTP_API = "AWS::Serverless::HttpApi"
+_API_V2 = "AWS::ApiGatewayV2::Api"
 _SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
 _CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
+_PIPE = "AWS::Pipes::Pipe"
+_RULE = "AWS::Events::Rule"
+_SCHEDULE = "AWS::Scheduler::Schedule"
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -309,6 +326,10 @@ class Resolver:
             _TABLE: "TableName",
             _QUEUE: "QueueName",
             _FUNCTION: "FunctionName",
+            _LAMBDA_FUNCTION: "FunctionName",
+            _PIPE: "Name",
+            _RULE: "Name",
+            _SCHEDULE: "Name",
             _SECRET: "Name",
             _CONFIGURATION_SET: "Name",
         }.get(self.resource_type(logical_id))
@@ -325,7 +346,7 @@ class Resolver:
             return f"arn:{c.partition}:dynamodb:{c.region}:{c.account_id}:table/{name}"
         if kind == _QUEUE:
             return f"arn:{c.partition}:sqs:{c.region}:{c.account_id}:{name}"
-        if kind == _FUNCTION:
+        if kind in (_FUNCTION, _LAMBDA_FUNCTION):
             return f"arn:{c.partition}:lambda:{c.region}:{c.account_id}:function:{name}"
         raise TemplateError(f"no Arn for {logical_id} ({kind})")
 
@@ -349,8 +370,11 @@ class Resolver:
         kind = self.resource_type(name)
         if kind == _QUEUE:
             return f"https://sqs.{c.region}.{c.url_suffix}/{c.account_id}/{self.physical_name(name)}"
-        if kind == _HTTP_API:
+        if kind in (_HTTP_API, _API_V2):
             return LOCAL_API_ID
+        if kind == _ALIAS:  # the alias's ARN: its function's, qualified by the alias name
+            props = self.resources[name].get("Properties") or {}
+            return f"{self.arn(_referenced(props.get('FunctionName')) or '')}:{self.resolve(props.get('Name'))}"
         # A secret's Ref is its ARN on AWS, which ends in a suffix chosen at creation; its name is
         # accepted wherever the ARN is (GetSecretValue, Powertools get_secret), so it stands in here.
         return self.physical_name(name)
@@ -466,6 +490,18 @@ def load_template(path: str | Path) -> dict[str, Any]:
     return json.loads(json.dumps(load_yaml(text)))
 
 
+def translated_template(path: str | Path, context: StackContext) -> dict[str, Any]:
+    """The CloudFormation SAM makes of the template for this stack's region and parameter values."""
+    sam = load_template(path)
+    parameters = Resolver(sam, context).parameters  # checks the overrides against the declarations
+    try:
+        # `.aws-sam/` is SAM's own working folder beside the template (sam build writes there too).
+        cache = Path(path).resolve().parent / ".aws-sam" / "reimagine-local" / "translated"
+        return translate(sam, region=context.region, parameters=parameters, cache_dir=cache)
+    except TranslationError as exc:
+        raise TemplateError(str(exc)) from None
+
+
 def read_application(
     path: str | Path,
     *,
@@ -479,16 +515,11 @@ def read_application(
     """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function;
     `env_vars` (SAM's `--env-vars`) then replace variables a function declares."""
     context = StackContext(stack_name, account_id, region, dict(parameters or {}))
-    template = load_template(path)
-    resolver = Resolver(template, context)
-    globals_fn = (template.get("Globals") or {}).get("Function") or {}
-    buckets, tables, queues, functions = {}, {}, {}, {}
+    resolver = Resolver(translated_template(path, context), context)
+    buckets, tables, queues = {}, {}, {}
     secrets: dict[str, Secret] = {}
     configuration_sets: dict[str, ConfigurationSet] = {}
-    for logical_id, resource in resolver.resources.items():
-        if resource.get("Condition") and not resolver.condition(resource["Condition"]):
-            continue
-        kind = resource.get("Type")
+    for logical_id, kind in _active(resolver):
         if kind == _BUCKET:
             buckets[logical_id] = _bucket(resolver, logical_id)
         elif kind == _TABLE:
@@ -499,11 +530,12 @@ def read_application(
             secrets[logical_id] = _secret(resolver, logical_id)
         elif kind == _CONFIGURATION_SET:
             configuration_sets[logical_id] = ConfigurationSet(logical_id, resolver.physical_name(logical_id))
-    for logical_id, resource in resolver.resources.items():
-        if resource.get("Type") == _FUNCTION:
-            functions[logical_id] = _function(
-                resolver, logical_id, globals_fn, tables, dict(env_overrides or {}), env_vars or EnvVars()
-            )
+    wiring = _Wiring(resolver, tables, queues)
+    functions = {
+        logical_id: _function(resolver, logical_id, wiring, dict(env_overrides or {}), env_vars or EnvVars())
+        for logical_id, kind in _active(resolver)
+        if kind == _LAMBDA_FUNCTION
+    }
     return Application(
         context,
         functions,
@@ -511,10 +543,15 @@ def read_application(
         tables,
         queues,
         Path(path).resolve().parent,
-        _cors(resolver),
+        wiring.cors,
         secrets,
         configuration_sets,
         parameters=dict(resolver.parameters),
+        pipes={
+            logical_id: _pipe(resolver, logical_id, tables, queues)
+            for logical_id, kind in _active(resolver)
+            if kind == _PIPE
+        },
     )
 
 
@@ -523,29 +560,300 @@ def template_parameters(path: str | Path, overrides: dict[str, str] | None = Non
     return Resolver(load_template(path), StackContext(parameters=dict(overrides or {}))).parameters
 
 
-def _cors(resolver: Resolver) -> Cors | None:
-    for logical_id, resource in resolver.resources.items():
-        if resource.get("Type") != _HTTP_API:
-            continue
-        config = resolver.resolve(_props(resolver, logical_id).get("CorsConfiguration"))
-        if not config:
-            continue
-        if config is True or isinstance(config, str):  # `CorsConfiguration: true` allows any origin
-            return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
-
-        return Cors(
-            allow_origins=_listed(config, "AllowOrigins"),
-            allow_methods=tuple(m.upper() for m in _listed(config, "AllowMethods")),
-            allow_headers=tuple(h.lower() for h in _listed(config, "AllowHeaders")),
-            expose_headers=_listed(config, "ExposeHeaders"),
-            max_age=int(config["MaxAge"]) if "MaxAge" in config else None,
-            allow_credentials=str(config.get("AllowCredentials", False)).lower() == "true",
-        )
-    return None
+def _active(resolver: Resolver) -> list[tuple[str, str]]:
+    """(logical id, type) of the resources this stack creates: those whose Condition holds."""
+    return [
+        (logical_id, str(resource.get("Type", "")))
+        for logical_id, resource in resolver.resources.items()
+        if not resource.get("Condition") or resolver.condition(resource["Condition"])
+    ]
 
 
 def _props(resolver: Resolver, logical_id: str) -> dict[str, Any]:
     return dict(resolver.resources[logical_id].get("Properties") or {})
+
+
+def _referenced(value: Any) -> str | None:
+    """The logical id a `Ref` or `Fn::GetAtt` names; None for anything else."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return str(value["Ref"])
+    att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    if att:
+        return str(att.split(".", 1)[0] if isinstance(att, str) else att[0])
+    return None
+
+
+def _true(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+def _patterns(criteria: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        json.loads(f["Pattern"]) if isinstance(f["Pattern"], str) else f["Pattern"]
+        for f in (criteria or {}).get("Filters") or []
+    )
+
+
+def _on_failure(props: dict[str, Any]) -> str | None:
+    return ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+
+
+def _event_name(logical_id: str, function: str) -> str:
+    """SAM names what it makes for an event `<Function><Event>`: the event's name back."""
+    return logical_id[len(function) :] if logical_id.startswith(function) and logical_id != function else logical_id
+
+
+def _event_source(
+    resolver: Resolver, value: Any, tables: dict[str, Table], queues: dict[str, Queue], where: str
+) -> tuple[str, str]:
+    """("stream", table) or ("queue", queue): what an event source (or a pipe's target) ARN names."""
+    named = _referenced(value)
+    if named in tables:
+        return "stream", str(named)
+    if named in queues:
+        return "queue", str(named)
+    arn = _text(resolver.resolve(value))
+    for table in tables.values():
+        if f":{table.arn_prefix}/stream/" in arn:
+            return "stream", table.logical_id
+    for queue in queues.values():
+        if queue.arn == arn:
+            return "queue", queue.logical_id
+    raise TemplateError(f"{where}: {arn} is not a table's stream or a queue of this template")
+
+
+class _Wiring:
+    """Every trigger of the translated template, by the logical id of the function it invokes."""
+
+    def __init__(self, resolver: Resolver, tables: dict[str, Table], queues: dict[str, Queue]) -> None:
+        self.resolver, self.tables, self.queues = resolver, tables, queues
+        active = _active(resolver)
+        self._functions = {
+            logical_id: (resolver.physical_name(logical_id), resolver.arn(logical_id))
+            for logical_id, kind in active
+            if kind == _LAMBDA_FUNCTION
+        }
+        self.routes: dict[str, list[HttpRoute]] = defaultdict(list)
+        self.s3: dict[str, list[S3Trigger]] = defaultdict(list)
+        self.streams: dict[str, list[StreamTrigger]] = defaultdict(list)
+        self.queue_triggers: dict[str, list[QueueTrigger]] = defaultdict(list)
+        self.schedules: dict[str, list[ScheduleTrigger]] = defaultdict(list)
+        self.invoke_configs: dict[str, InvokeConfig] = {}
+        self.cors: Cors | None = None
+        for logical_id, kind in active:
+            if kind == _API_V2:
+                self._api(logical_id)
+            elif kind == _BUCKET:
+                self._notifications(logical_id)
+            elif kind == "AWS::Lambda::EventSourceMapping":
+                self._mapping(logical_id)
+            elif kind == "AWS::Lambda::EventInvokeConfig":
+                self._invoke_config(logical_id)
+            elif kind in (_RULE, _SCHEDULE):
+                self._schedule(logical_id, kind)
+
+    def invoked(self, value: Any, where: str) -> str:
+        """The function a FunctionName, target or integration names (by name or ARN, maybe qualified)."""
+        text = _text(self.resolver.resolve(value))
+        for logical_id, (name, arn) in self._functions.items():
+            if text in (name, arn) or text.startswith(f"{arn}:"):
+                return logical_id
+        raise TemplateError(f"{where}: {text} is not a function of this template")
+
+    def _api(self, logical_id: str) -> None:
+        body = _props(self.resolver, logical_id).get("Body") or {}
+        for path, operations in (body.get("paths") or {}).items():
+            for key, operation in operations.items():
+                method = "ANY" if key == "x-amazon-apigateway-any-method" else key.upper()
+                integration = operation.get("x-amazon-apigateway-integration") if isinstance(operation, dict) else None
+                if method not in _HTTP_METHODS or not integration:
+                    continue
+                uri = _text(self.resolver.resolve(integration.get("uri")))
+                target = re.fullmatch(r".*:lambda:path/[^/]+/functions/(?P<function>.+)/invocations", uri)
+                if target is None:
+                    raise TemplateError(f"{logical_id} {method} {path}: the local stack routes to functions only")
+                function = self.invoked(target["function"], f"{logical_id} {method} {path}")
+                # SAM writes the catch-all route as the path `$default`.
+                self.routes[function].append(HttpRoute(method, "/$default" if path == "$default" else path))
+        config = self.resolver.resolve(body.get("x-amazon-apigateway-cors"))
+        if config and self.cors is None:
+            self.cors = Cors(
+                allow_origins=_listed(config, "allowOrigins"),
+                allow_methods=tuple(m.upper() for m in _listed(config, "allowMethods")),
+                allow_headers=tuple(h.lower() for h in _listed(config, "allowHeaders")),
+                expose_headers=_listed(config, "exposeHeaders"),
+                max_age=int(config["maxAge"]) if "maxAge" in config else None,
+                allow_credentials=_true(config.get("allowCredentials", False)),
+            )
+
+    def _notifications(self, bucket: str) -> None:
+        """The bucket's LambdaConfigurations, where SAM puts S3 events: one trigger per event, each
+        named after the permission SAM made for it (the bucket DependsOn those, in event order)."""
+        raw = _props(self.resolver, bucket).get("NotificationConfiguration") or {}
+        groups: list[tuple[str, Any, list[str]]] = []  # function, filter, events: one SAM event
+        for config in self.resolver.resolve(raw.get("LambdaConfigurations") or []):
+            function = self.invoked(config.get("Function"), f"{bucket} notification")
+            if groups and groups[-1][:2] == (function, config.get("Filter")):
+                groups[-1][2].append(str(config["Event"]))
+            else:
+                groups.append((function, config.get("Filter"), [str(config["Event"])]))
+        names = self._s3_permissions(bucket)
+        for index, (function, key_filter, events) in enumerate(groups):
+            rules = {
+                str(rule["Name"]).lower(): str(rule["Value"])
+                for rule in ((key_filter or {}).get("S3Key") or {}).get("Rules") or []
+            }
+            name = names[function].pop(0) if names[function] else f"{bucket}Notification{index}"
+            self.s3[function].append(S3Trigger(name, bucket, tuple(events), rules.get("prefix"), rules.get("suffix")))
+
+    def _s3_permissions(self, bucket: str) -> dict[str, list[str]]:
+        depends = self.resolver.resources[bucket].get("DependsOn") or []
+        names: dict[str, list[str]] = defaultdict(list)
+        for dependency in [depends] if isinstance(depends, str) else depends:
+            resource = self.resolver.resources.get(dependency) or {}
+            props = resource.get("Properties") or {}
+            if resource.get("Type") == "AWS::Lambda::Permission" and props.get("Principal") == "s3.amazonaws.com":
+                function = self.invoked(props.get("FunctionName"), dependency)
+                names[function].append(_event_name(dependency.removesuffix("Permission"), function))
+        return names
+
+    def _mapping(self, logical_id: str) -> None:
+        raw = _props(self.resolver, logical_id)
+        function = self.invoked(raw.get("FunctionName"), logical_id)
+        name = _event_name(logical_id, function)
+        kind, source = _event_source(self.resolver, raw.get("EventSourceArn"), self.tables, self.queues, logical_id)
+        props = self.resolver.resolve({k: v for k, v in raw.items() if k not in ("EventSourceArn", "FunctionName")})
+        report = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        enabled = _true(props.get("Enabled", True))
+        filters = _patterns(props.get("FilterCriteria"))
+        if kind == "queue":
+            concurrency = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            self.queue_triggers[function].append(
+                QueueTrigger(
+                    name=name,
+                    queue=source,
+                    batch_size=int(props.get("BatchSize", 10)),
+                    maximum_batching_window=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    maximum_concurrency=int(concurrency) if concurrency is not None else None,
+                    report_batch_item_failures=report,
+                    filters=filters,
+                    enabled=enabled,
+                )
+            )
+            return
+        self.streams[function].append(
+            StreamTrigger(
+                name=name,
+                table=source,
+                batch_size=int(props.get("BatchSize", 100)),
+                starting_position=str(props.get("StartingPosition", "LATEST")),
+                filters=filters,
+                report_batch_item_failures=report,
+                maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                bisect_on_error=_true(props.get("BisectBatchOnFunctionError", False)),
+                on_failure=_on_failure(props),
+                enabled=enabled,
+                parallelization_factor=int(props.get("ParallelizationFactor", 1)),
+            )
+        )
+
+    def _invoke_config(self, logical_id: str) -> None:
+        raw = _props(self.resolver, logical_id)
+        function = self.invoked(raw.get("FunctionName"), logical_id)
+        props = self.resolver.resolve({k: v for k, v in raw.items() if k != "FunctionName"})
+        age = props.get("MaximumEventAgeInSeconds")
+        self.invoke_configs[function] = InvokeConfig(
+            int(props.get("MaximumRetryAttempts", 2)), _on_failure(props), int(age) if age is not None else None
+        )
+
+    def _schedule(self, logical_id: str, kind: str) -> None:
+        """A rule with a ScheduleExpression (SAM's Schedule event) or an EventBridge Scheduler schedule
+        (ScheduleV2); rules on event patterns are not run locally."""
+        raw = _props(self.resolver, logical_id)
+        if "ScheduleExpression" not in raw:
+            return
+        props = self.resolver.resolve({k: v for k, v in raw.items() if k in ("ScheduleExpression", "State", "Name")})
+        targets = [t.get("Arn") for t in raw.get("Targets") or []] if kind == _RULE else [raw["Target"].get("Arn")]
+        for target in targets:
+            function = self.invoked(target, logical_id)
+            name = _event_name(logical_id, function)
+            self.schedules[function].append(
+                ScheduleTrigger(
+                    name,
+                    str(props["ScheduleExpression"]),
+                    str(props.get("State", "ENABLED")).upper() != "DISABLED",
+                    str(props.get("Name") or f"{self.resolver.physical_name(function)}-{name}"),
+                )
+            )
+
+
+_HTTP_METHODS = {"ANY", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+def _function(
+    resolver: Resolver,
+    logical_id: str,
+    wiring: _Wiring,
+    env_overrides: dict[str, str],
+    env_vars: EnvVars,
+) -> Function:
+    raw = _props(resolver, logical_id)
+    variables = resolver.resolve((raw.get("Environment") or {}).get("Variables") or {})
+    environment = {name: _text(value) for name, value in variables.items()}
+    environment.update(env_overrides)
+    environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
+    scalars = ("Handler", "Timeout", "MemorySize", "ReservedConcurrentExecutions")
+    resolved = resolver.resolve({k: raw[k] for k in scalars if k in raw})
+    if "Handler" not in resolved:
+        raise TemplateError(f"{logical_id} has no Handler")
+    return Function(
+        logical_id=logical_id,
+        name=resolver.physical_name(logical_id),
+        handler=str(resolved["Handler"]),
+        code_uri=local_code_uri(raw.get("Code")),
+        timeout=int(resolved.get("Timeout", 3)),
+        memory_size=int(resolved.get("MemorySize", 128)),
+        environment=environment,
+        routes=tuple(wiring.routes[logical_id]),
+        s3_triggers=tuple(wiring.s3[logical_id]),
+        stream_triggers=tuple(wiring.streams[logical_id]),
+        queue_triggers=tuple(wiring.queue_triggers[logical_id]),
+        schedules=tuple(wiring.schedules[logical_id]),
+        invoke_config=wiring.invoke_configs.get(logical_id, InvokeConfig()),
+        arn=resolver.arn(logical_id),
+        reserved_concurrency=(
+            int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
+        ),
+    )
+
+
+def _pipe(resolver: Resolver, logical_id: str, tables: dict[str, Table], queues: dict[str, Queue]) -> Pipe:
+    """An EventBridge pipe (plain CloudFormation, no SAM transform): a table's stream to a queue."""
+    raw = _props(resolver, logical_id)
+    source_kind, table = _event_source(resolver, raw.get("Source"), tables, queues, f"{logical_id} Source")
+    target_kind, queue = _event_source(resolver, raw.get("Target"), tables, queues, f"{logical_id} Target")
+    if (source_kind, target_kind) != ("stream", "queue"):
+        raise TemplateError(f"{logical_id}: the local stack runs pipes from a table's stream to a queue only")
+    props = resolver.resolve({k: v for k, v in raw.items() if k in ("SourceParameters", "DesiredState")})
+    source = props.get("SourceParameters") or {}
+    stream = source.get("DynamoDBStreamParameters") or {}
+    optional: dict[str, Any] = {}
+    if "BatchSize" in stream:
+        optional["batch_size"] = int(stream["BatchSize"])
+    if "StartingPosition" in stream:
+        optional["starting_position"] = str(stream["StartingPosition"])
+    if "MaximumRetryAttempts" in stream:
+        optional["maximum_retry_attempts"] = int(stream["MaximumRetryAttempts"])
+    return Pipe(
+        logical_id,
+        resolver.physical_name(logical_id),
+        table,
+        queue,
+        filters=_patterns(source.get("FilterCriteria")),
+        dead_letter=(stream.get("DeadLetterConfig") or {}).get("Arn"),
+        enabled=str(props.get("DesiredState", "RUNNING")).upper() == "RUNNING",
+        **optional,
+    )
 
 
 def _bucket(resolver: Resolver, logical_id: str) -> Bucket:
@@ -614,127 +922,6 @@ def _queue(resolver: Resolver, logical_id: str) -> Queue:
     props = resolver.resolve(_props(resolver, logical_id))
     attributes = {key: _text(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
     return Queue(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), attributes)
-
-
-def _function(
-    resolver: Resolver,
-    logical_id: str,
-    globals_fn: dict[str, Any],
-    tables: dict[str, Table],
-    env_overrides: dict[str, str],
-    env_vars: EnvVars,
-) -> Function:
-    raw = _props(resolver, logical_id)
-    merged = {**globals_fn, **raw}
-    variables = {
-        **((globals_fn.get("Environment") or {}).get("Variables") or {}),
-        **((raw.get("Environment") or {}).get("Variables") or {}),
-    }
-    environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
-    environment.update(env_overrides)
-    environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
-    routes, s3_triggers, stream_triggers, schedules = [], [], [], []
-    for event_name, event in (raw.get("Events") or {}).items():
-        kind, event_props = event.get("Type"), event.get("Properties") or {}
-        if kind == "HttpApi":
-            routes.append(_route(resolver, event_props))
-        elif kind == "S3":
-            s3_triggers.append(_s3_trigger(resolver, event_name, event_props))
-        elif kind == "DynamoDB":
-            stream_triggers.append(_stream_trigger(resolver, event_name, event_props, tables))
-        elif kind == "Schedule":
-            schedules.append(
-                ScheduleTrigger(
-                    event_name,
-                    str(resolver.resolve(event_props["Schedule"])),
-                    bool(resolver.resolve(event_props.get("Enabled", True))),
-                    f"{resolver.physical_name(logical_id)}-{event_name}",
-                )
-            )
-    invoke = resolver.resolve(merged.get("EventInvokeConfig") or {})
-    on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    scalars = ("Handler", "Timeout", "MemorySize", "CodeUri", "ReservedConcurrentExecutions")
-    resolved = resolver.resolve({k: merged[k] for k in scalars if k in merged})
-    if "Handler" not in resolved:
-        raise TemplateError(f"{logical_id} has no Handler")
-    return Function(
-        logical_id=logical_id,
-        name=resolver.physical_name(logical_id),
-        handler=str(resolved["Handler"]),
-        code_uri=resolved.get("CodeUri") if isinstance(resolved.get("CodeUri"), str) else None,
-        timeout=int(resolved.get("Timeout", 3)),
-        memory_size=int(resolved.get("MemorySize", 128)),
-        environment=environment,
-        routes=tuple(routes),
-        s3_triggers=tuple(s3_triggers),
-        stream_triggers=tuple(stream_triggers),
-        schedules=tuple(schedules),
-        invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
-        arn=resolver.arn(logical_id),
-        reserved_concurrency=(
-            int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
-        ),
-    )
-
-
-def _route(resolver: Resolver, props: dict[str, Any]) -> HttpRoute:
-    method = str(resolver.resolve(props.get("Method", "ANY"))).upper()
-    path = str(resolver.resolve(props.get("Path", "/$default")))
-    return HttpRoute("ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method, path)
-
-
-def _s3_trigger(resolver: Resolver, name: str, props: dict[str, Any]) -> S3Trigger:
-    bucket = props.get("Bucket")
-    if not (isinstance(bucket, dict) and "Ref" in bucket):
-        raise TemplateError(f"S3 event {name}: Bucket must be !Ref to a bucket of this template")
-    events = resolver.resolve(props.get("Events"))
-    rules = {
-        str(rule["Name"]).lower(): str(rule["Value"])
-        for rule in resolver.resolve(((props.get("Filter") or {}).get("S3Key") or {}).get("Rules") or [])
-    }
-    return S3Trigger(
-        name,
-        bucket["Ref"],
-        tuple([events] if isinstance(events, str) else events),
-        rules.get("prefix"),
-        rules.get("suffix"),
-    )
-
-
-def _stream_table(stream: Any, tables: dict[str, Table], resolver: Resolver) -> str:
-    if isinstance(stream, dict) and "Fn::GetAtt" in stream:
-        att = stream["Fn::GetAtt"]
-        logical_id = att.split(".", 1)[0] if isinstance(att, str) else att[0]
-        if logical_id in tables:
-            return str(logical_id)
-    arn = str(resolver.resolve(stream))
-    for table in tables.values():
-        if f":{table.arn_prefix}/stream/" in arn:
-            return table.logical_id
-    raise TemplateError(f"the stream {arn} is not a table of this template")
-
-
-def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: dict[str, Table]) -> StreamTrigger:
-    table = _stream_table(raw.get("Stream"), tables, resolver)
-    props = resolver.resolve({k: v for k, v in raw.items() if k != "Stream"})
-    patterns = tuple(
-        json.loads(f["Pattern"]) if isinstance(f["Pattern"], str) else f["Pattern"]
-        for f in (props.get("FilterCriteria") or {}).get("Filters") or []
-    )
-    on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    return StreamTrigger(
-        name=name,
-        table=table,
-        batch_size=int(props.get("BatchSize", 100)),
-        starting_position=str(props.get("StartingPosition", "LATEST")),
-        filters=patterns,
-        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-        maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
-        bisect_on_error=str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
-        on_failure=on_failure,
-        enabled=str(props.get("Enabled", True)).lower() == "true",
-        parallelization_factor=int(props.get("ParallelizationFactor", 1)),
-    )
 
 
 def _listed(config: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -8,6 +8,9 @@ from typing import Any
 
 from cfn_tools import load_yaml
 
+from reimagine_local.template import Resolver, StackContext
+from reimagine_local.translated import translate
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 # What the sample events were recorded against: stack `reimagine` in a test account.
@@ -69,3 +72,10 @@ def function_env(template: dict[str, Any], function: str) -> dict[str, Any]:
     env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
     env.update(props(template, function).get("Environment", {}).get("Variables", {}))
     return env
+
+
+def translated(template: dict[str, Any] | None = None, **parameters: str) -> dict[str, Any]:
+    """The CloudFormation SAM makes of `template` (template.yaml by default) for the sample stack."""
+    sam = load_template() if template is None else template
+    context = StackContext(parameters=parameters)
+    return translate(sam, region=context.region, parameters=Resolver(sam, context).parameters)

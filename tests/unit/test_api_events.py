@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -151,6 +152,7 @@ Resources:
   Echo:
     Type: AWS::Serverless::Function
     Properties:
+      Runtime: python3.13
       Handler: tests.unit.fake_handlers.echo_api
       Events:
         Get:
@@ -261,7 +263,7 @@ def test_http_server_says_when_the_port_is_taken(api_stack):
             ApiServer(api_stack.api_invoke, port=port)
 
 
-@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "M-SEARCH", "BREW"])
 def test_a_method_no_route_has_gets_httpapis_404_over_http(api_stack, method):
     # Given the local HttpApi on a port, whose routes have no such method
     server = ApiServer(api_stack.api_invoke, port=0).start()
@@ -272,6 +274,42 @@ def test_a_method_no_route_has_gets_httpapis_404_over_http(api_stack, method):
         server.stop()
     # Then it gets what HttpApi answers, never http.server's 501 page
     assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def _raw_exchange(url: str, request: bytes) -> bytes:
+    """Send `request` as written and read the answer until the server closes the connection."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("content_length", "status_line", "body"),
+    [
+        (b"ten", b"HTTP/1.1 400 ", b'{"message":"Bad Request"}'),
+        (b"-1", b"HTTP/1.1 400 ", b'{"message":"Bad Request"}'),
+        (str(10 * 1024 * 1024 + 1).encode(), b"HTTP/1.1 413 ", b'{"message":"Request too long"}'),
+    ],
+)
+def test_a_body_the_server_cannot_take_gets_an_answer_not_a_dropped_connection(
+    api_stack, content_length, status_line, body
+):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a client declares a body length that is not one, or over HttpApi's 10 MB
+        answer = _raw_exchange(
+            server.url, b"POST /things HTTP/1.1\r\nHost: local\r\nContent-Length: " + content_length + b"\r\n\r\n"
+        )
+    finally:
+        server.stop()
+    # Then it gets HttpApi's JSON answer for it, and the connection ends there
+    head, _, received = answer.partition(b"\r\n\r\n")
+    assert (head.split(b"\r\n")[0].startswith(status_line), received) == (True, body)
 
 
 def test_the_gateway_routes_invokes_and_adds_cors_in_one_place():

@@ -100,6 +100,7 @@ Resources:
   Mailer:
     Type: AWS::Serverless::Function
     Properties:
+      Runtime: python3.13
       Handler: tests.unit.fake_handlers.mailer
       Environment:
         Variables:

@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.unit.template_helpers import as_list, branches, function_env, functions, load_template, props, resources
+from tests.unit.template_helpers import (
+    as_list,
+    branches,
+    function_env,
+    functions,
+    load_template,
+    props,
+    resources,
+    translated,
+)
 
 Template = dict[str, Any]
 Statement = dict[str, Any]
@@ -27,19 +36,39 @@ def _policy_statements(document: Any) -> list[Statement]:
 
 
 def iam_statements(template: Template) -> Iterator[tuple[str, Statement]]:
-    """(where, statement) for every identity policy the template writes."""
-    for name in functions(template):
-        for policy in props(template, name).get("Policies", []):
-            for statement in _policy_statements(policy if isinstance(policy, dict) else {}):
+    """(where, statement) for every identity policy of the translated template: the roles SAM made for
+    the functions (their statements, SAM policy templates expanded) and any role or policy written as such."""
+    for name in resources(template, "AWS::IAM::Role"):
+        for policy in (p for entry in props(template, name).get("Policies", []) for p in branches(entry)):
+            for statement in _policy_statements(policy.get("PolicyDocument")):
                 yield f"{name}/{statement.get('Sid', '?')}", statement
     for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name in resources(template, kind):
             for statement in _policy_statements(props(template, name).get("PolicyDocument")):
                 yield f"{name}/{statement.get('Sid', '?')}", statement
+
+
+# The AWS managed policies a role may carry (SAM attaches them), and why each may grant on "*".
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": (
+        "every function: logs:CreateLogGroup, CreateLogStream and PutLogEvents, for its own log stream"
+    ),
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": (
+        "Tracing: Active; X-Ray's PutTraceSegments and sampling reads have no resource-level permissions"
+    ),
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": (
+        "SAM's for a DynamoDB event: stream reads on any stream (each RequestStream statement names the "
+        "one stream the mapping reads), and logs"
+    ),
+}
+
+
+def managed_policies(template: Template) -> Iterator[tuple[str, Any]]:
+    """(role, ARN) for every managed policy a role of the translated template is given."""
     for name in resources(template, "AWS::IAM::Role"):
-        for policy in props(template, name).get("Policies", []):
-            for statement in _policy_statements(policy.get("PolicyDocument")):
-                yield f"{name}/{statement.get('Sid', '?')}", statement
+        for arn in as_list(props(template, name).get("ManagedPolicyArns", [])):
+            for value in branches(arn):
+                yield name, value
 
 
 def _parameter_named(template: Template, text: str, pattern: str) -> bool:
@@ -198,7 +227,12 @@ def _own_resource(template: Template, resource: Any) -> bool:
 
 
 def iam_findings(template: Template) -> list[str]:
-    findings = []
+    """What the translated template grants beyond this stack's own resources, and how."""
+    findings = [
+        f"{role}: managed policy {json.dumps(arn)}"
+        for role, arn in managed_policies(template)
+        if arn not in ALLOWED_MANAGED_POLICIES
+    ]
     for where, statement in iam_statements(template):
         if statement.get("Effect") != "Allow":
             continue  # denies (TLS only) may be as wide as they like
@@ -324,16 +358,26 @@ def template() -> Template:
     return load_template()
 
 
-def test_every_iam_grant_is_specific_to_this_stack(template: Template) -> None:
-    assert len(list(iam_statements(template))) >= 10  # the checks have something to check
-    assert iam_findings(template) == []
+@pytest.fixture(scope="module")
+def cloudformation(template: Template) -> Template:
+    """The template as SAM translates it: the IAM that is deployed, with what SAM adds."""
+    return translated(template)
 
 
-def test_every_exception_to_the_stack_scope_is_still_used(template: Template) -> None:
+def test_every_iam_grant_is_specific_to_this_stack(cloudformation: Template) -> None:
+    assert len(list(iam_statements(cloudformation))) >= 10  # the checks have something to check
+    # One role per function, made by SAM, besides any the template writes itself.
+    written = resources(load_template(), "AWS::IAM::Role")
+    assert len(resources(cloudformation, "AWS::IAM::Role")) == len(functions(load_template())) + len(written)
+    assert iam_findings(cloudformation) == []
+
+
+def test_every_exception_to_the_stack_scope_is_still_used(cloudformation: Template) -> None:
     # An allow-list entry nobody needs any more is an unreviewed hole waiting to be reused.
-    sids = {s.get("Sid") for _, s in iam_statements(template)}
+    sids = {s.get("Sid") for _, s in iam_statements(cloudformation)}
     assert set(ALLOWED_BEYOND_THE_STACK) <= sids
     assert all(reason for reason, _ in ALLOWED_BEYOND_THE_STACK.values())
+    assert {arn for _, arn in managed_policies(cloudformation)} == set(ALLOWED_MANAGED_POLICIES)
 
 
 def test_storage_is_private_encrypted_and_tls_only(template: Template) -> None:
@@ -372,6 +416,10 @@ def _add_role(t: Template) -> None:
             ],
         },
     }
+
+
+def _add_policy(function: str, policy: Any) -> Callable[[Template], None]:
+    return lambda t: props(t, function)["Policies"].append(policy)
 
 
 IAM_WEAKENINGS: dict[str, Callable[[Template], None]] = {
@@ -421,12 +469,20 @@ IAM_WEAKENINGS: dict[str, Callable[[Template], None]] = {
         NotResource={"Fn::GetAtt": ["RequestsTable", "Arn"]}
     ),
     "an admin role": _add_role,
+    # Only visible once SAM has translated the template: what a policy name or template becomes.
+    "an AWS managed policy by name": _add_policy("SweeperFunction", "AmazonDynamoDBFullAccess"),
+    "a SAM policy template on another table": _add_policy(
+        "SweeperFunction", {"DynamoDBReadPolicy": {"TableName": "someone-elses-table"}}
+    ),
+    "a SAM policy template on this table": _add_policy(
+        "NotifyFunction", {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RequestsTable"}}}
+    ),
 }
 
 
 @pytest.mark.parametrize("weakening", IAM_WEAKENINGS, ids=list(IAM_WEAKENINGS))
 def test_the_iam_check_catches(template: Template, weakening: str) -> None:
-    assert iam_findings(_weaken(template, IAM_WEAKENINGS[weakening]))
+    assert iam_findings(translated(_weaken(template, IAM_WEAKENINGS[weakening])))
 
 
 def _bucket_policy_statements(t: Template, bucket: str) -> list[Statement]:

@@ -83,59 +83,7 @@ HANDLERS = {
     "SweeperFunction": "reimagine.handlers.sweeper.handler",
     "MailEventsFunction": "reimagine.handlers.mail_events.handler",
 }
-# Least privilege, stated as the exact set of allowed actions per function.
-ALLOWED_ACTIONS = {
-    "ApiFunction": {
-        "dynamodb:PutItem",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "s3:PutObject",
-        "s3:GetObject",
-        "ssm:GetParameter",
-        "secretsmanager:GetSecretValue",
-    },
-    "CaptionFunction": {
-        "s3:GetObject",
-        "s3:ListBucket",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "ssm:GetParameter",
-        "bedrock:InvokeModel",
-        "aws-marketplace:Subscribe",
-        "aws-marketplace:ViewSubscriptions",
-        "sqs:SendMessage",
-    },
-    "GenerateFunction": {
-        "s3:PutObject",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:ListStreams",
-        "ssm:GetParameter",
-        "bedrock:InvokeModel",
-        "aws-marketplace:Subscribe",
-        "aws-marketplace:ViewSubscriptions",
-        "sqs:SendMessage",
-    },
-    "NotifyFunction": {
-        "s3:GetObject",
-        "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:ListStreams",
-        "ses:SendEmail",
-        "ses:SendRawEmail",
-        "sqs:SendMessage",
-        "ssm:GetParameter",
-        "secretsmanager:GetSecretValue",
-    },
-    "SweeperFunction": {"dynamodb:Query", "dynamodb:UpdateItem"},
-    "MailEventsFunction": {"dynamodb:PutItem", "ssm:GetParameter", "secretsmanager:GetSecretValue", "sqs:SendMessage"},
-}
+# Least privilege is stated per role on the translated template: tests/unit/test_iam_roles.py.
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
     "ApiFunction": {
@@ -431,24 +379,8 @@ def test_failure_queue_is_encrypted_keeps_messages_two_weeks_and_is_tls_only(tem
 # ---------------------------------------------------------------- permissions and configuration
 
 
-def test_no_allow_statement_uses_a_wildcard_action(template: dict[str, Any]) -> None:
-    found = [s for name in FUNCTIONS for s in statements(template, name)]
-    for res in template["Resources"].values():
-        found.extend(res.get("Properties", {}).get("PolicyDocument", {}).get("Statement", []))
-    allows = [s for s in found if s["Effect"] == "Allow"]
-    assert allows
-    for statement in allows:
-        assert all("*" not in action for action in as_list(statement["Action"])), statement
-        if all(action in MARKETPLACE_ACTIONS for action in as_list(statement["Action"])):
-            continue  # Marketplace has no resource types: see the next test
-        assert all(r != "*" for r in as_list(statement["Resource"])), statement
-
-
 # AWS Marketplace defines no resource types for these, so a grant can only be on "*"; Subscribe is
 # held to the configured products, and ViewSubscriptions only reads.
-MARKETPLACE_ACTIONS = {"aws-marketplace:Subscribe", "aws-marketplace:ViewSubscriptions"}
-
-
 @pytest.mark.parametrize("function", ["CaptionFunction", "GenerateFunction"])
 def test_marketplace_subscription_is_held_to_the_configured_products(template: dict[str, Any], function: str) -> None:
     (subscribe,) = [s for s in statements(template, function) if "aws-marketplace:Subscribe" in as_list(s["Action"])]
@@ -479,39 +411,6 @@ def test_the_default_chains_may_subscribe_to_their_third_party_models(template: 
     assert parameters["BedrockMarketplaceProductIds"]["Default"].split(",") == [
         DEFAULT_PRODUCTS[model] for model in third_party
     ]
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_each_function_is_allowed_exactly_what_it_needs(template: dict[str, Any], function: str) -> None:
-    granted = {a for s in statements(template, function) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
-    assert granted == ALLOWED_ACTIONS[function]
-
-
-OBJECT_GRANTS = {
-    "ApiFunction": {("s3:PutObject", "uploads"), ("s3:GetObject", "results")},
-    "CaptionFunction": {("s3:GetObject", "uploads")},
-    "GenerateFunction": {("s3:PutObject", "results")},
-    "NotifyFunction": {("s3:GetObject", "results")},
-    "SweeperFunction": set(),
-    "MailEventsFunction": set(),
-}
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_object_permissions_are_scoped_to_their_bucket_and_key_prefix(template: dict[str, Any], function: str) -> None:
-    granted = set()
-    for statement in statements(template, function):
-        for action in as_list(statement["Action"]):
-            if action == "s3:ListBucket":
-                # Only so a missing upload reads as 404, not 403 (see the template).
-                assert function == "CaptionFunction"
-                assert sub(statement["Resource"]) == "arn:aws:s3:::reimagine-uploads-123456789012-us-east-1"
-            elif action.startswith("s3:"):
-                arn = sub(statement["Resource"])
-                match = re.fullmatch(r"arn:aws:s3:::reimagine-(\w+)-123456789012-us-east-1/(\w+)/\*", arn)
-                assert match and match.group(1) == match.group(2), arn
-                granted.add((action, match.group(1)))
-    assert granted == OBJECT_GRANTS[function]
 
 
 def _chain_items(resource: Any, parameter: str) -> list[tuple[str, int]]:

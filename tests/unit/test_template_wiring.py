@@ -14,7 +14,18 @@ from reimagine.config import Settings
 from reimagine_local.invoke import union_environment
 from reimagine_local.resources import Clients, create_all, create_secrets
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Secret, TemplateError, read_application
+from reimagine_local.template import (
+    HttpRoute,
+    InvokeConfig,
+    Pipe,
+    QueueTrigger,
+    S3Trigger,
+    ScheduleTrigger,
+    Secret,
+    TemplateError,
+    read_application,
+)
+from reimagine_local.translated import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -29,6 +40,7 @@ Conditions:
   NotProd: !Not [{Condition: IsProd}]
 Globals:
   Function:
+    Runtime: python3.13
     Timeout: 9
     MemorySize: 512
     Handler: default.handler
@@ -132,11 +144,191 @@ def test_parameters_and_env_overrides(intrinsics):
 def test_unsupported_intrinsics_are_errors(tmp_path):
     path = tmp_path / "template.yaml"
     path.write_text(
-        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: a.b\n"
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      Handler: a.b\n      Runtime: python3.13\n"
         "      Environment: {Variables: {X: !ImportValue other-stack-export}}\n"
     )
     with pytest.raises(TemplateError, match="Fn::ImportValue"):
         read_application(path)
+
+
+# Wiring as SAM translates it ---------------------------------------------------------------------------
+
+QUEUED = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Concurrency: {Type: Number, Default: 4}
+Globals:
+  Function: {Runtime: python3.13, Handler: app.handler, CodeUri: src/}
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Inbox:
+    Type: AWS::S3::Bucket
+  Work:
+    Type: AWS::SQS::Queue
+  Parked:
+    Type: AWS::SQS::Queue
+  Feed:
+    Type: AWS::Pipes::Pipe
+    Properties:
+      RoleArn: arn:aws:iam::123456789012:role/feed
+      Source: !GetAtt Table.StreamArn
+      SourceParameters:
+        DynamoDBStreamParameters:
+          StartingPosition: TRIM_HORIZON
+          BatchSize: 10
+          MaximumRetryAttempts: 3
+          DeadLetterConfig: {Arn: !GetAtt Parked.Arn}
+        FilterCriteria:
+          Filters: [{Pattern: '{"dynamodb": {"NewImage": {"kind": {"S": ["picture"]}}}}'}]
+      Target: !GetAtt Work.Arn
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      # Events then reach the alias, not the function: the reader follows it back.
+      AutoPublishAlias: live
+      EventInvokeConfig:
+        MaximumRetryAttempts: 1
+        MaximumEventAgeInSeconds: 600
+        DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Parked.Arn}}
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            BatchSize: 5
+            MaximumBatchingWindowInSeconds: 2
+            ScalingConfig: {MaximumConcurrency: !Ref Concurrency}
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria: {Filters: [{Pattern: '{"body": {"size": [{"numeric": [">", 0]}]}}'}]}
+            Enabled: false
+        Photos:
+          Type: S3
+          Properties:
+            Bucket: !Ref Inbox
+            Events: [s3:ObjectCreated:Put, s3:ObjectCreated:Post]
+            Filter: {S3Key: {Rules: [{Name: suffix, Value: .jpg}]}}
+        Hourly:
+          Type: Schedule
+          Properties: {Schedule: rate(1 hour), Enabled: false}
+        Daily:
+          Type: ScheduleV2
+          Properties: {ScheduleExpression: rate(1 day)}
+        Anything:
+          Type: HttpApi
+"""
+
+
+@pytest.fixture
+def queued(tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text(QUEUED)
+    return path
+
+
+def test_an_sqs_event_is_a_queue_trigger_of_the_function_behind_the_alias(queued):
+    # Given a function whose SQS event SAM translates to a mapping on its `live` alias
+    app = read_application(queued, parameters={"Concurrency": "3"})
+    worker = app.functions["Worker"]
+    # Then it is the function's queue trigger, with every property of the mapping
+    assert worker.queue_triggers == (
+        QueueTrigger(
+            name="Jobs",
+            queue="Work",
+            batch_size=5,
+            maximum_batching_window=2,
+            maximum_concurrency=3,
+            report_batch_item_failures=True,
+            filters=({"body": {"size": [{"numeric": [">", 0]}]}},),
+            enabled=False,
+        ),
+    )
+    assert worker.stream_triggers == ()
+
+
+def test_the_other_triggers_come_from_what_sam_made_of_the_events(queued):
+    # Given the same function's other events, as SAM translates them
+    app = read_application(queued)
+    worker = app.functions["Worker"]
+    parked = app.queues["Parked"].arn
+    # Then: the bucket notification (both events in one trigger), the invoke config, both kinds of
+    # schedule (a disabled Schedule is a DISABLED rule), the implicit API's catch-all route, the code
+    assert worker.s3_triggers == (
+        S3Trigger("Photos", "Inbox", ("s3:ObjectCreated:Put", "s3:ObjectCreated:Post"), suffix=".jpg"),
+    )
+    assert worker.invoke_config == InvokeConfig(maximum_retry_attempts=1, on_failure=parked, maximum_event_age=600)
+    assert (worker.invoke_config.maximum_event_age_seconds, InvokeConfig().maximum_event_age_seconds) == (600, 21600)
+    assert sorted(worker.schedules, key=lambda s: s.name) == [
+        ScheduleTrigger("Daily", "rate(1 day)", True, "WorkerDaily"),
+        ScheduleTrigger("Hourly", "rate(1 hour)", False, "reimagine-worker-Hourly"),
+    ]
+    assert worker.routes == (HttpRoute("ANY", "/$default"),)
+    assert (worker.code_uri, worker.handler, worker.timeout) == ("src/", "app.handler", 3)
+
+
+def test_a_pipe_is_read_from_the_resources(queued):
+    # Given a pipe from the table's stream to the work queue (plain CloudFormation)
+    app = read_application(queued)
+    # Then the application has it, resolved
+    assert app.pipes == {
+        "Feed": Pipe(
+            logical_id="Feed",
+            name="reimagine-feed",
+            table="Table",
+            queue="Work",
+            batch_size=10,
+            starting_position="TRIM_HORIZON",
+            filters=({"dynamodb": {"NewImage": {"kind": {"S": ["picture"]}}}},),
+            maximum_retry_attempts=3,
+            dead_letter=app.queues["Parked"].arn,
+            enabled=True,
+        )
+    }
+
+
+def test_a_template_sam_rejects_is_an_error_with_sams_reason(tmp_path):
+    # Given a function with no Runtime (SAM requires one for zip code)
+    path = tmp_path / "template.yaml"
+    path.write_text("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {Handler: a.b}\n")
+    # Then reading it fails as `sam validate` would, naming the resource
+    with pytest.raises(TemplateError, match=r"\[F\] is invalid. Runtime and Handler needs to be present"):
+        read_application(path)
+
+
+def test_a_managed_policy_is_named_from_the_translators_own_list_never_through_iam(tmp_path):
+    # Given a function with a managed policy name samtranslator's bundled list does not have
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      Runtime: python3.13\n      Handler: a.b\n      Policies: [NoSuchManagedPolicy]\n"
+    )
+    # Then reading it is an error (sam-cli would ask IAM's ListPolicies; a local stack asks no account)
+    with pytest.raises(TemplateError, match="not in samtranslator's bundled list"):
+        read_application(path)
+
+
+def test_the_translation_is_made_once_per_template_and_inputs(tmp_path, monkeypatch):
+    # Given a template translated once, with a cache folder
+    from reimagine_local import translated
+
+    sam = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
+    first = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
+    calls = []
+    monkeypatch.setattr(translated, "_translate", lambda *args: calls.append(args) or {"Resources": {}})
+    # When it is asked for again in this process, then by a new one (its memory empty), then for another region
+    again = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
+    monkeypatch.setattr(translated, "_cache", type(translated._cache)())
+    restarted = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
+    translate(sam, region="eu-west-2", parameters={}, cache_dir=tmp_path)
+    # Then only the other region is translated again (copies every time, so no caller changes another's)
+    assert again == restarted == first and again is not first
+    assert [args[1] for args in calls] == ["eu-west-2"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
 
 
 # The real template -----------------------------------------------------------------------------------
