@@ -261,6 +261,7 @@ _FUNCTION = "AWS::Serverless::Function"
 _HTTP_API = "AWS::Serverless::HttpApi"
 _SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
 _CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
+_PIPE = "AWS::Pipes::Pipe"
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -311,6 +312,7 @@ class Resolver:
             _FUNCTION: "FunctionName",
             _SECRET: "Name",
             _CONFIGURATION_SET: "Name",
+            _PIPE: "Name",
         }.get(self.resource_type(logical_id))
         if declared_key and props.get(declared_key) is not None:
             return str(self.resolve(props[declared_key]))
@@ -504,6 +506,12 @@ def read_application(
             functions[logical_id] = _function(
                 resolver, logical_id, globals_fn, tables, dict(env_overrides or {}), env_vars or EnvVars()
             )
+    pipes = {
+        logical_id: _pipe(resolver, logical_id, tables, queues)
+        for logical_id, resource in resolver.resources.items()
+        if resource.get("Type") == _PIPE
+        and not (resource.get("Condition") and not resolver.condition(resource["Condition"]))
+    }
     return Application(
         context,
         functions,
@@ -515,6 +523,7 @@ def read_application(
         secrets,
         configuration_sets,
         parameters=dict(resolver.parameters),
+        pipes=pipes,
     )
 
 
@@ -613,6 +622,11 @@ _QUEUE_ATTRIBUTES = (
 def _queue(resolver: Resolver, logical_id: str) -> Queue:
     props = resolver.resolve(_props(resolver, logical_id))
     attributes = {key: _text(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+    if "SqsManagedSseEnabled" in props:
+        attributes["SqsManagedSseEnabled"] = _text(props["SqsManagedSseEnabled"])
+    if props.get("RedrivePolicy"):  # a JSON attribute in the SQS API, an object in the template
+        redrive = props["RedrivePolicy"]
+        attributes["RedrivePolicy"] = redrive if isinstance(redrive, str) else json.dumps(redrive)
     return Queue(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), attributes)
 
 
@@ -633,7 +647,7 @@ def _function(
     environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
     environment.update(env_overrides)
     environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
-    routes, s3_triggers, stream_triggers, schedules = [], [], [], []
+    routes, s3_triggers, stream_triggers, queue_triggers, schedules = [], [], [], [], []
     for event_name, event in (raw.get("Events") or {}).items():
         kind, event_props = event.get("Type"), event.get("Properties") or {}
         if kind == "HttpApi":
@@ -642,6 +656,8 @@ def _function(
             s3_triggers.append(_s3_trigger(resolver, event_name, event_props))
         elif kind == "DynamoDB":
             stream_triggers.append(_stream_trigger(resolver, event_name, event_props, tables))
+        elif kind == "SQS":
+            queue_triggers.append(_queue_trigger(resolver, event_name, event_props))
         elif kind == "Schedule":
             schedules.append(
                 ScheduleTrigger(
@@ -668,6 +684,7 @@ def _function(
         routes=tuple(routes),
         s3_triggers=tuple(s3_triggers),
         stream_triggers=tuple(stream_triggers),
+        queue_triggers=tuple(queue_triggers),
         schedules=tuple(schedules),
         invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
         arn=resolver.arn(logical_id),
@@ -734,6 +751,62 @@ def _stream_trigger(resolver: Resolver, name: str, raw: dict[str, Any], tables: 
         on_failure=on_failure,
         enabled=str(props.get("Enabled", True)).lower() == "true",
         parallelization_factor=int(props.get("ParallelizationFactor", 1)),
+    )
+
+
+def _patterns(criteria: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        json.loads(f["Pattern"]) if isinstance(f["Pattern"], str) else f["Pattern"]
+        for f in (criteria or {}).get("Filters") or []
+    )
+
+
+def _queue_logical_id(resolver: Resolver, queue: Any, what: str) -> str:
+    """The template queue an ARN (usually `!GetAtt Queue.Arn`) names."""
+    arn = str(resolver.resolve(queue))
+    for logical_id, resource in resolver.resources.items():
+        if resource.get("Type") == _QUEUE and resolver.arn(logical_id) == arn:
+            return logical_id
+    raise TemplateError(f"{what}: the queue {arn} is not a queue of this template")
+
+
+def _queue_trigger(resolver: Resolver, name: str, raw: dict[str, Any]) -> QueueTrigger:
+    """A function's `Type: SQS` event: an SQS event source mapping."""
+    queue = _queue_logical_id(resolver, raw.get("Queue"), f"SQS event {name}")
+    props = resolver.resolve({k: v for k, v in raw.items() if k != "Queue"})
+    scaling = props.get("ScalingConfig") or {}
+    return QueueTrigger(
+        name=name,
+        queue=queue,
+        batch_size=int(props.get("BatchSize", 10)),
+        maximum_batching_window=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+        maximum_concurrency=int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None,
+        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        filters=_patterns(props.get("FilterCriteria")),
+        enabled=str(props.get("Enabled", True)).lower() == "true",
+    )
+
+
+def _pipe(resolver: Resolver, logical_id: str, tables: dict[str, Table], queues: dict[str, Queue]) -> Pipe:
+    """An AWS::Pipes::Pipe from a table's stream to a queue (the only kind the local stack runs)."""
+    raw = _props(resolver, logical_id)
+    table = _stream_table(raw.get("Source"), tables, resolver)
+    queue = _queue_logical_id(resolver, raw.get("Target"), logical_id)
+    # RoleArn is left out: the local stack runs the pipe with its own credentials.
+    props = resolver.resolve({k: v for k, v in raw.items() if k not in ("Source", "Target", "RoleArn")})
+    source = props.get("SourceParameters") or {}
+    stream = source.get("DynamoDBStreamParameters") or {}
+    return Pipe(
+        logical_id=logical_id,
+        name=resolver.physical_name(logical_id),
+        table=table,
+        queue=queue,
+        batch_size=int(stream.get("BatchSize", 1)),
+        starting_position=str(stream.get("StartingPosition", "LATEST")),
+        filters=_patterns(source.get("FilterCriteria")),
+        maximum_retry_attempts=int(stream.get("MaximumRetryAttempts", -1)),
+        dead_letter=(stream.get("DeadLetterConfig") or {}).get("Arn"),
+        enabled=str(props.get("DesiredState", "RUNNING")) == "RUNNING",
     )
 
 
