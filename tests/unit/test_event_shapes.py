@@ -124,9 +124,7 @@ def test_caption_finds_the_request_behind_an_encoded_slash(aws):
 
 def test_generate_works_on_the_captured_localstack_stream_record(aws):
     _seed(Status.CAPTIONED)
-    assert generate.handler(piped(STREAM_SAMPLE), lambda_context("shapes", 60, 1024)) == {
-        "batchItemFailures": []
-    }
+    assert generate.handler(piped(STREAM_SAMPLE), lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(CAPTURED_ID).status == Status.COMPLETED
     head = boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{CAPTURED_ID}.png")
     assert head["ContentLength"] > 0
