@@ -175,6 +175,77 @@ class _FunctionSource(_Source):
         log.info("%s %s %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, source, subject)
 
 
+class _Pollers:
+    """Up to `concurrency` workers on one queue, each taking the next batch as soon as it is free, as
+    Lambda's pollers do, and running beside the other sources instead of holding up their turn.
+
+    `poll` starts workers while some are free and messages are waiting and returns what was delivered
+    since the last poll plus the batches still running, so a drain does not stop before they end. With
+    one worker, each poll handles one batch inline (the in-process invoker runs one at a time anyway).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        concurrency: int,
+        receive: Callable[[int], list[dict[str, Any]]],
+        deliver: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        self.name = name
+        self.concurrency = max(1, concurrency)
+        self._receive = receive
+        self._deliver = deliver
+        self._pool = (
+            ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=name) if self.concurrency > 1 else None
+        )
+        self._workers: set[Future[None]] = set()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._delivered = 0  # messages handled since the last poll
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        if self._pool is None:
+            batch = self._receive(wait_seconds)
+            if batch:
+                self._deliver(batch)
+            return len(batch)
+        self._reap()
+        started = 0
+        while len(self._workers) < self.concurrency and not self._closing.is_set():
+            batch = self._receive(0 if self._workers else wait_seconds)
+            if not batch:
+                break
+            self._workers.add(self._pool.submit(self._work, batch))
+            started += len(batch)
+        if self._workers and not started:  # only running work: let it run instead of spinning the pass
+            wait(self._workers, timeout=0.1, return_when=FIRST_COMPLETED)
+            self._reap()
+        with self._lock:
+            delivered, self._delivered = self._delivered, 0
+        return started + delivered + len(self._workers)
+
+    def _reap(self) -> None:
+        for future in [f for f in self._workers if f.done()]:
+            self._workers.discard(future)
+            if future.exception() is not None:
+                log.error("%s worker failed: %s", self.name, future.exception())
+
+    def _work(self, batch: list[dict[str, Any]]) -> None:
+        """One poller: this batch, then the next ones while the queue has any."""
+        while batch:
+            self._deliver(batch)
+            with self._lock:
+                self._delivered += len(batch)
+            if self._closing.is_set():
+                return
+            batch = self._receive(0)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 class S3Notifications(_FunctionSource):
     """One S3 trigger: the SQS queue its bucket notification writes to."""
 
@@ -194,27 +265,30 @@ class S3Notifications(_FunctionSource):
         self.trigger = trigger
         self.queue_url = queue_url
         self.sqs = sqs
-        # Lambda's async queue feeds as many invocations at once as the function may run; events
-        # beyond that wait in the queue (here: in SQS and in the invoker, for a free environment).
+        # Lambda's async queue feeds as many invocations at once as the function may run, each taking
+        # the next event when it is done; events beyond that wait in the queue (here: in SQS).
         self.concurrency = max(1, concurrency)
+        self._pollers = _Pollers(f"{fn.logical_id}-async", self.concurrency, self._receive, self._handle_all)
+
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        # One event per worker when they run side by side; in one process, a batch handled in order.
+        count = 1 if self.concurrency > 1 else 10
+        return [
+            dict(m)
+            for m in self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait_seconds
+            ).get("Messages", [])
+        ]
+
+    def _handle_all(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self._handle(message)
 
     def poll(self, wait_seconds: int = 0) -> int:
-        handled = 0
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-            ).get("Messages", [])
-            if not messages:
-                return handled
-            workers = min(self.concurrency, len(messages))
-            if workers > 1:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.fn.logical_id}-async") as pool:
-                    list(pool.map(self._handle, messages))
-            else:
-                for message in messages:
-                    self._handle(message)
-            handled += len(messages)
-            wait_seconds = 0
+        return self._pollers.poll(wait_seconds)
+
+    def close(self) -> None:
+        self._pollers.close()
 
     def _handle(self, message: Mapping[str, Any]) -> None:
         self._deliver(json.loads(message["Body"]))
@@ -754,15 +828,7 @@ class QueueMapping(_FunctionSource):
         self.sqs = sqs
         self.region = region
         self.concurrency = max(1, min(concurrency, trigger.maximum_concurrency or concurrency))
-        self._pool = (
-            ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"{fn.logical_id}-sqs")
-            if self.concurrency > 1
-            else None
-        )
-        self._workers: set[Future[None]] = set()
-        self._closing = threading.Event()
-        self._count_lock = threading.Lock()
-        self._delivered = 0  # messages handled since the last poll
+        self._pollers = _Pollers(f"{fn.logical_id}-sqs", self.concurrency, self._receive, self._deliver)
 
     def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
         return [
@@ -777,44 +843,10 @@ class QueueMapping(_FunctionSource):
         ]
 
     def poll(self, wait_seconds: int = 0) -> int:
-        if not self.trigger.enabled:
-            return 0
-        if self._pool is None:  # one invocation at a time: inline, as S3Notifications does
-            handled = 0
-            while batch := self._receive(wait_seconds):
-                self._deliver(batch)
-                handled += len(batch)
-                wait_seconds = 0
-            return handled
-        self._reap()
-        while len(self._workers) < self.concurrency and not self._closing.is_set():
-            batch = self._receive(0 if self._workers else wait_seconds)
-            if not batch:
-                break
-            self._workers.add(self._pool.submit(self._work, batch))
-        if self._workers:  # let the invocations run instead of spinning; a free worker is refilled next pass
-            wait(self._workers, timeout=0.2, return_when=FIRST_COMPLETED)
-            self._reap()
-        with self._count_lock:
-            delivered, self._delivered = self._delivered, 0
-        # Invocations still running are work not done yet: a drain must not stop before they end.
-        return delivered + len(self._workers)
+        return self._pollers.poll(wait_seconds) if self.trigger.enabled else 0
 
-    def _reap(self) -> None:
-        for future in [f for f in self._workers if f.done()]:
-            self._workers.discard(future)
-            if future.exception() is not None:
-                log.error("%s sqs worker failed: %s", self.label, future.exception())
-
-    def _work(self, batch: list[dict[str, Any]]) -> None:
-        """One poller: this batch, then the next ones while the queue has any."""
-        while batch:
-            self._deliver(batch)
-            with self._count_lock:
-                self._delivered += len(batch)
-            if self._closing.is_set():
-                return
-            batch = self._receive(0)
+    def close(self) -> None:
+        self._pollers.close()
 
     def _deliver(self, batch: Sequence[dict[str, Any]]) -> None:
         subject = _message_subject(batch)
@@ -853,11 +885,6 @@ class QueueMapping(_FunctionSource):
         failures = result.get("batchItemFailures") or []
         named = {f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures}
         return set(ids) if not named <= set(ids) else {str(i) for i in named}
-
-    def close(self) -> None:
-        self._closing.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
 
 class Delivery:
