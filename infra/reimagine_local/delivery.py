@@ -494,7 +494,20 @@ class _StreamReader(_Source):
             try:
                 response = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ExpiredIteratorException":
+                code = exc.response["Error"]["Code"]
+                if code == "TrimmedDataAccessException":
+                    # The position is older than the stream still holds (AWS keeps 24 h; a busy shared
+                    # LocalStack trims sooner): go on from the oldest record, as a mapping does.
+                    log.warning(
+                        "%s stream %s trimmed past its position: reading from the oldest record",
+                        self.label,
+                        shard.shard_id,
+                    )
+                    shard.iterator = self.streams.get_shard_iterator(
+                        StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
+                    continue
+                if code != "ExpiredIteratorException":
                     raise
                 shard.iterator = self._iterator_after(shard)
                 continue
