@@ -144,8 +144,10 @@ def lines(usage: Usage) -> list[tuple[str, float]]:
     out.append(("DynamoDB reads", (NOTIFY_READS + usage.polls) * price["dynamodb_read"]))
     record_gb_months = RECORD_KB * 1024 / GB * usage.result_retention_days / 30
     out.append(("DynamoDB storage", record_gb_months * price["dynamodb_storage"]))
-    # Two stream consumers read each record; Lambda's reads are free, listed so the bill is complete.
-    out.append(("DynamoDB stream reads (by Lambda)", 2 * price["dynamodb_stream_read_by_lambda"]))
+    # NotifyFunction's mapping reads each record through Lambda, free, listed so the bill is complete.
+    # GeneratePipe reads the stream too; Pipes' reads are billed per GetRecords call (mostly its idle
+    # polling, not per image) and are not in this figure (README, "What it costs").
+    out.append(("DynamoDB stream reads (by Lambda)", price["dynamodb_stream_read_by_lambda"]))
     out.append(("S3 requests", S3_PUTS * price["s3_put"] + S3_GETS * price["s3_get"]))
     stored_gb_months = (
         (usage.upload_mb * usage.upload_retention_days + usage.result_mb * usage.result_retention_days) / 1024 / 30

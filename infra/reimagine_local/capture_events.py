@@ -7,8 +7,9 @@ writes what the endpoint really produced:
 
 - `<prefix>_s3_test_event.json`: the `s3:TestEvent` message S3 sends when the notification is configured;
 - `<prefix>_s3_object_created.json`: the upload's S3 notification, as the endpoint wrote it to the queue;
-- `<prefix>_dynamodb_stream_captioned.json`: the CAPTIONED stream record, as the local delivery hands it
-  to GenerateFunction (a DynamoDB Streams GetRecords record in Lambda's event shape).
+- `<prefix>_dynamodb_stream_captioned.json`: the CAPTIONED stream record, as the local GeneratePipe reads
+  it and sends it on (a DynamoDB Streams GetRecords record in Lambda's event shape), taken from the body
+  of the GenerateQueue message GenerateFunction got.
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ def capture(endpoint_url: str, out: Path, prefix: str) -> list[Path]:
         Invoker.invoke = original  # type: ignore[method-assign]
         stack.stop()
 
-    captioned = [e for fn, e in recorded if fn.logical_id == "GenerateFunction"]
-    if not captioned:
+    queued = [e for fn, e in recorded if fn.logical_id == "GenerateFunction"]
+    if not queued:
         raise RuntimeError("GenerateFunction was never invoked")
+    # GenerateFunction reads GenerateQueue: each message's body is the stream record the pipe sent.
+    captioned = [{"Records": [json.loads(r["body"]) for r in event["Records"]]} for event in queued]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, event in (

@@ -18,6 +18,16 @@ pollers work against moto's server, LocalStack and a real account.
   the position moves past it. Records fetched but not yet delivered are held in memory: this position is
   the mapping's checkpoint. ParallelizationFactor runs up to that many batches of a shard at once,
   each item's records in one lane, in order.
+- Pipes: an EventBridge pipe from a stream to an SQS queue reads the stream exactly as a stream mapping
+  does (PipeSource is the same reader); its target is SendMessageBatch, one message per record with the
+  record's JSON as the body. Messages the queue refuses are a partial failure (retried from the first),
+  an error halves the batch (AUTOMATIC_BISECT), and retries past MaximumRetryAttempts send the batch's
+  position to the DeadLetterConfig queue in Pipes' shape.
+- Queues: an SQS event source mapping (QueueMapping) long-polls its queue and invokes with Lambda's SQS
+  event, up to its MaximumConcurrency (else the function's concurrency) invocations at once, each worker
+  taking the next batch as soon as it is free. What succeeded is deleted; a failed message is made
+  visible again at once and the queue's own RedrivePolicy moves it to its dead-letter queue after
+  maxReceiveCount receives.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,7 +49,7 @@ from botocore.exceptions import ClientError
 
 from reimagine_local.filters import passes
 from reimagine_local.invoke import Invoker
-from reimagine_local.template import Function, S3Trigger, ScheduleTrigger, StreamTrigger
+from reimagine_local.template import Function, Pipe, QueueTrigger, S3Trigger, ScheduleTrigger, StreamTrigger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -84,7 +94,7 @@ class FailureDestinations:
 class Delivered:
     """What one delivery did; `after_invoke` hooks receive it."""
 
-    function: Function
+    target: str  # the function's (or pipe's) logical id
     source: str
     subject: str
     outcome: str
@@ -92,7 +102,30 @@ class Delivered:
 
 
 class _Source:
-    """Something to poll. `poll` returns how much it found or did (0: nothing new)."""
+    """Something to poll. `poll` returns how much it found or did (0: nothing new); `label` names it in logs."""
+
+    label: str
+
+    def __init__(self, failures: FailureDestinations, after_invoke: Callable[[Delivered], None] | None) -> None:
+        self.failures = failures
+        self.after_invoke = after_invoke
+        self._report_lock = threading.Lock()  # invocations may report from several threads
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop what runs in the background; what is in flight finishes."""
+
+    def _report(self, source: str, subject: str, outcome: str, ms: float) -> None:
+        with self._report_lock:
+            log.info("%s %s %s %s %.0f ms", self.label, source, subject, outcome, ms)
+            if self.after_invoke:
+                self.after_invoke(Delivered(self.label, source, subject, outcome, ms))
+
+
+class _FunctionSource(_Source):
+    """A source that invokes one function."""
 
     def __init__(
         self,
@@ -101,14 +134,10 @@ class _Source:
         failures: FailureDestinations,
         after_invoke: Callable[[Delivered], None] | None,
     ) -> None:
+        super().__init__(failures, after_invoke)
         self.fn = fn
+        self.label = fn.logical_id
         self.invoker = invoker
-        self.failures = failures
-        self.after_invoke = after_invoke
-        self._report_lock = threading.Lock()  # invocations may report from several threads
-
-    def poll(self, wait_seconds: int = 0) -> int:
-        raise NotImplementedError
 
     def _call(self, source: str, subject: str, event: Any) -> tuple[Any, BaseException | None, float]:
         started = time.perf_counter()
@@ -117,12 +146,6 @@ class _Source:
         except Exception as exc:  # a function error, as Lambda reports it
             result, error = None, exc
         return result, error, (time.perf_counter() - started) * 1000
-
-    def _report(self, source: str, subject: str, outcome: str, ms: float) -> None:
-        with self._report_lock:
-            log.info("%s %s %s %s %.0f ms", self.fn.logical_id, source, subject, outcome, ms)
-            if self.after_invoke:
-                self.after_invoke(Delivered(self.fn, source, subject, outcome, ms))
 
     def _invoke_async(self, source: str, subject: str, event: Any) -> None:
         """An asynchronous invocation: retried per EventInvokeConfig, then the on-failure destination."""
@@ -152,7 +175,78 @@ class _Source:
         log.info("%s %s %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, source, subject)
 
 
-class S3Notifications(_Source):
+class _Pollers:
+    """Up to `concurrency` workers on one queue, each taking the next batch as soon as it is free, as
+    Lambda's pollers do, and running beside the other sources instead of holding up their turn.
+
+    `poll` starts workers while some are free and messages are waiting and returns what was delivered
+    since the last poll plus the batches still running, so a drain does not stop before they end. With
+    one worker, each poll handles one batch inline (the in-process invoker runs one at a time anyway).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        concurrency: int,
+        receive: Callable[[int], list[dict[str, Any]]],
+        deliver: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        self.name = name
+        self.concurrency = max(1, concurrency)
+        self._receive = receive
+        self._deliver = deliver
+        self._pool = (
+            ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=name) if self.concurrency > 1 else None
+        )
+        self._workers: set[Future[None]] = set()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._delivered = 0  # messages handled since the last poll
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        if self._pool is None:
+            batch = self._receive(wait_seconds)
+            if batch:
+                self._deliver(batch)
+            return len(batch)
+        self._reap()
+        started = 0
+        while len(self._workers) < self.concurrency and not self._closing.is_set():
+            batch = self._receive(0 if self._workers else wait_seconds)
+            if not batch:
+                break
+            self._workers.add(self._pool.submit(self._work, batch))
+            started += len(batch)
+        if self._workers and not started:  # only running work: let it run instead of spinning the pass
+            wait(self._workers, timeout=0.1, return_when=FIRST_COMPLETED)
+            self._reap()
+        with self._lock:
+            delivered, self._delivered = self._delivered, 0
+        return started + delivered + len(self._workers)
+
+    def _reap(self) -> None:
+        for future in [f for f in self._workers if f.done()]:
+            self._workers.discard(future)
+            if future.exception() is not None:
+                log.error("%s worker failed: %s", self.name, future.exception())
+
+    def _work(self, batch: list[dict[str, Any]]) -> None:
+        """One poller: this batch, then the next ones while the queue has any."""
+        while batch:
+            self._deliver(batch)
+            with self._lock:
+                self._delivered += len(batch)
+            if self._closing.is_set():
+                return
+            batch = self._receive(0)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+class S3Notifications(_FunctionSource):
     """One S3 trigger: the SQS queue its bucket notification writes to."""
 
     def __init__(
@@ -171,27 +265,30 @@ class S3Notifications(_Source):
         self.trigger = trigger
         self.queue_url = queue_url
         self.sqs = sqs
-        # Lambda's async queue feeds as many invocations at once as the function may run; events
-        # beyond that wait in the queue (here: in SQS and in the invoker, for a free environment).
+        # Lambda's async queue feeds as many invocations at once as the function may run, each taking
+        # the next event when it is done; events beyond that wait in the queue (here: in SQS).
         self.concurrency = max(1, concurrency)
+        self._pollers = _Pollers(f"{fn.logical_id}-async", self.concurrency, self._receive, self._handle_all)
+
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        # One event per worker when they run side by side; in one process, a batch handled in order.
+        count = 1 if self.concurrency > 1 else 10
+        return [
+            dict(m)
+            for m in self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait_seconds
+            ).get("Messages", [])
+        ]
+
+    def _handle_all(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self._handle(message)
 
     def poll(self, wait_seconds: int = 0) -> int:
-        handled = 0
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-            ).get("Messages", [])
-            if not messages:
-                return handled
-            workers = min(self.concurrency, len(messages))
-            if workers > 1:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.fn.logical_id}-async") as pool:
-                    list(pool.map(self._handle, messages))
-            else:
-                for message in messages:
-                    self._handle(message)
-            handled += len(messages)
-            wait_seconds = 0
+        return self._pollers.poll(wait_seconds)
+
+    def close(self) -> None:
+        self._pollers.close()
 
     def _handle(self, message: Mapping[str, Any]) -> None:
         self._deliver(json.loads(message["Body"]))
@@ -207,7 +304,7 @@ class S3Notifications(_Source):
         self._invoke_async("s3", subject, event)
 
 
-class Schedule(_Source):
+class Schedule(_FunctionSource):
     """A `Schedule: rate(...)` event: EventBridge's "Scheduled Event", one period after start and then
     every period. An invocation that is not done when the next falls due is not overlapped (the next
     runs once it can). Cron expressions are not run locally (logged at start)."""
@@ -318,23 +415,25 @@ class _Shard:
     lanes: dict[int, _Shard] = field(default_factory=dict)  # ParallelizationFactor > 1: by key
 
 
-class StreamMapping(_Source):
-    """One event source mapping: a function's DynamoDB stream trigger, with its own shard positions."""
+class _StreamReader(_Source):
+    """Reads one DynamoDB stream as an event source mapping does, with its own shard positions:
+    filters, batches, partial failures, bisect, retries, the on-failure record. Subclasses say where
+    a batch goes (`_send`) and what the on-failure record says about who gave up."""
 
     def __init__(
         self,
-        fn: Function,
+        label: str,
         trigger: StreamTrigger,
         stream_arn: str,
         streams: DynamoDBStreamsClient,
-        invoker: Invoker,
         failures: FailureDestinations,
         region: str,
         *,
         start_at_latest: bool = False,
         after_invoke: Callable[[Delivered], None] | None = None,
     ) -> None:
-        super().__init__(fn, invoker, failures, after_invoke)
+        super().__init__(failures, after_invoke)
+        self.label = label
         self.trigger = trigger
         self.stream_arn = stream_arn
         self.streams = streams
@@ -345,6 +444,20 @@ class StreamMapping(_Source):
         # Shards present when the mapping is created start where StartingPosition says; shards that
         # appear later are read from their beginning, as Lambda does, so no record falls in a gap.
         self._discover(at_latest=start_at_latest)
+
+    # Where a batch goes ---------------------------------------------------------------------------
+
+    source = "stream"
+
+    def _send(self, batch: Sequence[dict[str, Any]]) -> tuple[Any, BaseException | None, float]:
+        """(a ReportBatchItemFailures-shaped result, the exception if the whole batch failed, ms)."""
+        raise NotImplementedError
+
+    def _failure_context(self, shard: _Shard, error: BaseException | None) -> dict[str, Any]:
+        """The on-failure record's fields besides version, timestamp and DDBStreamBatchInfo."""
+        raise NotImplementedError
+
+    # Reading --------------------------------------------------------------------------------------
 
     def _discover(self, at_latest: bool = False) -> None:
         described: list[dict[str, Any]] = []
@@ -381,7 +494,20 @@ class StreamMapping(_Source):
             try:
                 response = self.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ExpiredIteratorException":
+                code = exc.response["Error"]["Code"]
+                if code == "TrimmedDataAccessException":
+                    # The position is older than the stream still holds (AWS keeps 24 h; a busy shared
+                    # LocalStack trims sooner): go on from the oldest record, as a mapping does.
+                    log.warning(
+                        "%s stream %s trimmed past its position: reading from the oldest record",
+                        self.label,
+                        shard.shard_id,
+                    )
+                    shard.iterator = self.streams.get_shard_iterator(
+                        StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
+                    continue
+                if code != "ExpiredIteratorException":
                     raise
                 shard.iterator = self._iterator_after(shard)
                 continue
@@ -394,7 +520,7 @@ class StreamMapping(_Source):
                 if passes(record, self.trigger.filters):
                     shard.pending.append(record)
                 else:  # filtered out: never delivered, and the position moves on
-                    log.debug("%s stream %s filtered out", self.fn.logical_id, shard.last_sequence)
+                    log.debug("%s stream %s filtered out", self.label, shard.last_sequence)
             if not records:
                 break
         return fetched
@@ -422,7 +548,7 @@ class StreamMapping(_Source):
         busy = [lane for lane in shard.lanes.values() if lane.pending]
         if len(busy) <= 1:
             return sum(self._process_batches(lane) for lane in busy)
-        with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix=f"{self.fn.logical_id}-lane") as pool:
+        with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix=f"{self.label}-lane") as pool:
             return sum(pool.map(self._process_batches, busy))
 
     def _process_batches(self, shard: _Shard) -> int:
@@ -453,18 +579,19 @@ class StreamMapping(_Source):
     def _invoke(self, shard: _Shard, batch: Sequence[dict[str, Any]]) -> tuple[int | None, BaseException | None]:
         """(index of the first failed record or None, the exception if the whole batch failed)."""
         subject = _batch_subject(batch)
-        result, error, ms = self._call("stream", subject, {"Records": list(batch)})
+        result, error, ms = self._send(batch)
         if error is not None:
-            self._report("stream", subject, f"error ({type(error).__name__}: {error})", ms)
+            self._report(self.source, subject, f"error ({type(error).__name__}: {error})", ms)
             return 0, error
         failed = self._failed_index(batch, result)
         if failed is None:
-            self._report("stream", subject, "ok", ms)
+            self._report(self.source, subject, "ok", ms)
             return None, None
         if failed < 0:
-            self._report("stream", subject, "error (invalid batchItemFailures: whole batch fails)", ms)
+            self._report(self.source, subject, "error (invalid batchItemFailures: whole batch fails)", ms)
             return 0, ValueError("invalid batchItemFailures")
-        self._report("stream", subject, f"partial (retry from {batch[failed]['dynamodb']['SequenceNumber']})", ms)
+        sequence = batch[failed]["dynamodb"]["SequenceNumber"]
+        self._report(self.source, subject, f"partial (retry from {sequence})", ms)
         return failed, None
 
     def _failed_index(self, batch: Sequence[dict[str, Any]], result: Any) -> int | None:
@@ -488,19 +615,10 @@ class StreamMapping(_Source):
             created = record["dynamodb"].get("ApproximateCreationDateTime", 0)
             return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
 
-        response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
-        if error is not None:
-            response_context["functionError"] = "Unhandled"
         self.failures.send(
             self.trigger.on_failure,
             {
-                "requestContext": {
-                    "requestId": str(uuid.uuid4()),
-                    "functionArn": self.fn.arn,
-                    "condition": "RetryAttemptsExhausted",
-                    "approximateInvokeCount": shard.invocations,
-                },
-                "responseContext": response_context,
+                **self._failure_context(shard, error),
                 "version": "1.0",
                 "timestamp": _now_iso(),
                 "DDBStreamBatchInfo": {
@@ -516,10 +634,270 @@ class StreamMapping(_Source):
         )
         log.info(
             "%s stream %s..%s retries exhausted: sent to the on-failure destination",
-            self.fn.logical_id,
+            self.label,
             batch[0]["dynamodb"]["SequenceNumber"],
             batch[-1]["dynamodb"]["SequenceNumber"],
         )
+
+
+class StreamMapping(_StreamReader):
+    """One event source mapping: a function's DynamoDB stream trigger, with its own shard positions."""
+
+    def __init__(
+        self,
+        fn: Function,
+        trigger: StreamTrigger,
+        stream_arn: str,
+        streams: DynamoDBStreamsClient,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        region: str,
+        *,
+        start_at_latest: bool = False,
+        after_invoke: Callable[[Delivered], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.invoker = invoker
+        super().__init__(
+            fn.logical_id,
+            trigger,
+            stream_arn,
+            streams,
+            failures,
+            region,
+            start_at_latest=start_at_latest,
+            after_invoke=after_invoke,
+        )
+
+    def _send(self, batch: Sequence[dict[str, Any]]) -> tuple[Any, BaseException | None, float]:
+        started = time.perf_counter()
+        try:
+            result, error = self.invoker.invoke(self.fn, {"Records": list(batch)}), None
+        except Exception as exc:  # a function error, as Lambda reports it
+            result, error = None, exc
+        return result, error, (time.perf_counter() - started) * 1000
+
+    def _failure_context(self, shard: _Shard, error: BaseException | None) -> dict[str, Any]:
+        # Lambda's "Retaining discarded batches for a DynamoDB event source" record.
+        response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if error is not None:
+            response_context["functionError"] = "Unhandled"
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.fn.arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": shard.invocations,
+            },
+            "responseContext": response_context,
+        }
+
+
+def pipe_trigger(pipe: Pipe) -> StreamTrigger:
+    """A pipe's source settings as the stream reader takes them: its target's refusals are partial
+    failures (ReportBatchItemFailures) and AUTOMATIC_BISECT halves a batch that fails as a whole."""
+    return StreamTrigger(
+        name=pipe.logical_id,
+        table=pipe.table,
+        batch_size=pipe.batch_size,
+        starting_position=pipe.starting_position,
+        filters=pipe.filters,
+        report_batch_item_failures=True,
+        maximum_retry_attempts=pipe.maximum_retry_attempts,
+        bisect_on_error=True,
+        on_failure=pipe.dead_letter,
+        enabled=pipe.enabled,
+    )
+
+
+class PipeSource(_StreamReader):
+    """An EventBridge pipe from a DynamoDB stream to an SQS queue: the stream read as a mapping reads
+    it, each batch sent with SendMessageBatch (one message per record, the record's JSON as the body)."""
+
+    source = "pipe"
+
+    def __init__(
+        self,
+        pipe: Pipe,
+        stream_arn: str,
+        streams: DynamoDBStreamsClient,
+        sqs: SQSClient,
+        queue_url: str,
+        failures: FailureDestinations,
+        region: str,
+        account_id: str,
+        *,
+        start_at_latest: bool = False,
+    ) -> None:
+        self.pipe = pipe
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.arn = f"arn:aws:pipes:{region}:{account_id}:pipe/{pipe.name}"
+        super().__init__(
+            pipe.logical_id,
+            pipe_trigger(pipe),
+            stream_arn,
+            streams,
+            failures,
+            region,
+            start_at_latest=start_at_latest,
+        )
+
+    def _send(self, batch: Sequence[dict[str, Any]]) -> tuple[Any, BaseException | None, float]:
+        started = time.perf_counter()
+        entries = [{"Id": str(i), "MessageBody": json.dumps(record)} for i, record in enumerate(batch)]
+        try:
+            response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        except ClientError as exc:
+            return None, exc, (time.perf_counter() - started) * 1000
+        failed = [batch[int(entry["Id"])]["dynamodb"]["SequenceNumber"] for entry in response.get("Failed", [])]
+        result = {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
+        return result, None, (time.perf_counter() - started) * 1000
+
+    def _failure_context(self, shard: _Shard, error: BaseException | None) -> dict[str, Any]:
+        # Pipes' dead-letter record for a stream source: who gave up (the pipe) and why; the batch's
+        # position follows in DDBStreamBatchInfo as in Lambda's record.
+        return {
+            "context": {
+                "partnerResourceArn": self.arn,
+                "condition": "RetryAttemptsExhausted",
+                "requestId": str(uuid.uuid4()),
+                "approximateInvokeCount": shard.invocations,
+            }
+        }
+
+
+def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS ReceiveMessage message in the shape Lambda's SQS event delivers it."""
+    attributes = message.get("Attributes") or {}
+    message_attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": list(value.get("StringListValues") or []),
+            "binaryListValues": list(value.get("BinaryListValues") or []),
+            "dataType": value.get("DataType", "String"),
+        }
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            name: str(attributes[name])
+            for name in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
+            if name in attributes
+        },
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def _message_subject(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A batch's request ids when the bodies are stream records, else its message ids."""
+    names = []
+    for message in messages:
+        try:
+            keys = json.loads(message["Body"])["dynamodb"]["Keys"]
+            names.append(",".join(f"{k}={next(iter(v.values()), '?')}" for k, v in keys.items()))
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
+            names.append(str(message["MessageId"]))
+    more = f" +{len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
+
+
+class QueueMapping(_FunctionSource):
+    """An SQS event source mapping: Lambda's pollers receive batches (up to BatchSize, at most 10 a
+    receive) and invoke with the SQS event, up to MaximumConcurrency (else the function's own
+    concurrency) at once; whichever worker is free takes the next batch. A successful invocation's
+    messages are deleted; with ReportBatchItemFailures only the listed ones fail, otherwise an error
+    fails the batch. A failed message is made visible again at once (ChangeMessageVisibility 0):
+    locally the retry does not wait out the queue's VisibilityTimeout, as the S3 path retries at once
+    too. The queue's RedrivePolicy, applied by the queue itself, moves a message received
+    maxReceiveCount times to its dead-letter queue."""
+
+    def __init__(
+        self,
+        fn: Function,
+        trigger: QueueTrigger,
+        queue_url: str,
+        queue_arn: str,
+        sqs: SQSClient,
+        invoker: Invoker,
+        failures: FailureDestinations,
+        region: str,
+        after_invoke: Callable[[Delivered], None] | None = None,
+        *,
+        concurrency: int = 1,
+    ) -> None:
+        super().__init__(fn, invoker, failures, after_invoke)
+        self.trigger = trigger
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.sqs = sqs
+        self.region = region
+        self.concurrency = max(1, min(concurrency, trigger.maximum_concurrency or concurrency))
+        self._pollers = _Pollers(f"{fn.logical_id}-sqs", self.concurrency, self._receive, self._deliver)
+
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        return [
+            dict(m)
+            for m in self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max(1, min(10, self.trigger.batch_size)),
+                WaitTimeSeconds=wait_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        ]
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        return self._pollers.poll(wait_seconds) if self.trigger.enabled else 0
+
+    def close(self) -> None:
+        self._pollers.close()
+
+    def _deliver(self, batch: Sequence[dict[str, Any]]) -> None:
+        subject = _message_subject(batch)
+        event = {"Records": [lambda_sqs_record(m, self.queue_arn, self.region) for m in batch]}
+        result, error, ms = self._call("sqs", subject, event)
+        ids = [str(m["MessageId"]) for m in batch]
+        if error is not None:
+            failed, outcome = set(ids), f"error ({type(error).__name__}: {error})"
+        else:
+            failed = self._failed_ids(ids, result)
+            outcome = "ok" if not failed else f"partial ({len(failed)} of {len(ids)} failed)"
+        receives = {str(m["MessageId"]): (m.get("Attributes") or {}).get("ApproximateReceiveCount", "?") for m in batch}
+        if failed:
+            outcome += f", receive {max(str(receives[i]) for i in failed)}"
+        self._report("sqs", subject, outcome, ms)
+        done = [m for m in batch if str(m["MessageId"]) not in failed]
+        again = [m for m in batch if str(m["MessageId"]) in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        if again:
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(again)
+                ],
+            )
+
+    def _failed_ids(self, ids: Sequence[str], result: Any) -> set[str]:
+        """The messages that failed per ReportBatchItemFailures; all of them if the response is invalid."""
+        if not self.trigger.report_batch_item_failures or not isinstance(result, dict):
+            return set()
+        failures = result.get("batchItemFailures") or []
+        named = {f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures}
+        return set(ids) if not named <= set(ids) else {str(i) for i in named}
 
 
 class Delivery:
@@ -585,3 +963,9 @@ class Delivery:
         if self._thread:
             self._thread.join(timeout=30)
             self._thread = None
+
+    def close(self) -> None:
+        """Stop polling and let every source's background work finish (queue workers)."""
+        self.stop_background()
+        for source in self.sources:
+            source.close()

@@ -1,12 +1,17 @@
 """`reimagine redrive`: what sits in the on-failure queue goes back through the pipeline.
 
-Lambda writes two kinds of on-failure records (AWS Lambda developer guide, "Retaining records of
-asynchronous invocations" and "Retaining discarded batches for a DynamoDB event source"):
-- asynchronous invocations (the S3 upload events): `requestContext`, `responseContext` and the
-  original event as `requestPayload`;
-- stream batches: `requestContext`, `responseContext` and `DDBStreamBatchInfo` with `shardId`,
-  `startSequenceNumber`, `endSequenceNumber` and `streamArn`: the records themselves are not in
-  the message and are read back from the stream (which keeps them 24 hours).
+Four kinds of message land there:
+- Lambda's on-failure records (AWS Lambda developer guide, "Retaining records of asynchronous
+  invocations" and "Retaining discarded batches for a DynamoDB event source"): asynchronous
+  invocations (the S3 upload events) with `requestContext`, `responseContext` and the original event
+  as `requestPayload`; stream batches (NotifyFunction's mapping) with `requestContext`,
+  `responseContext` and `DDBStreamBatchInfo` (`shardId`, `startSequenceNumber`, `endSequenceNumber`,
+  `streamArn`): the records themselves are not in the message and are read back from the stream
+  (which keeps them 24 hours);
+- GeneratePipe's dead-letter records: the same `DDBStreamBatchInfo`, with the pipe named in
+  `context.partnerResourceArn` instead of a `requestContext`;
+- GenerateQueue's messages that its RedrivePolicy moved after maxReceiveCount receives: the message
+  itself, whose body is the stream record the pipe sent (`dynamodb.Keys.id` names the request).
 
 Each request a message names is re-driven from its CURRENT state, so the normal steps pick it up
 and their claims keep the work single: an upload not yet captioned gets its S3 event again (the
@@ -27,7 +32,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from reimagine.models import Status, request_id_from_upload_key, upload_key
+from reimagine.models import Status, is_request_id, request_id_from_upload_key, upload_key
 from reimagine.records import RequestStore, StuckCandidate
 
 if TYPE_CHECKING:
@@ -57,7 +62,7 @@ class Outcome:
     """What re-driving one message did (or, in a dry run, would do)."""
 
     message_id: str
-    kind: str  # "upload event", "stream batch", "unknown"
+    kind: str  # "upload event", "stream batch", "queued stream record", "unknown"
     source: str  # the function that gave up
     actions: list[str] = field(default_factory=list)
     handled: bool = True  # every request in it re-driven or needing nothing more
@@ -122,9 +127,14 @@ class Redriver:
             return Outcome(message_id, "unknown", "?", ["not JSON"], handled=False)
         if not isinstance(record, dict):
             return Outcome(message_id, "unknown", "?", ["not an on-failure record"], handled=False)
-        function = str((record.get("requestContext") or {}).get("functionArn", "?")).split(":")
-        source = function[6] if len(function) > 6 else "?"
-        if isinstance(record.get("requestPayload"), dict):
+        source = _source_name(record)
+        if isinstance(record.get("dynamodb"), dict):
+            outcome = Outcome(message_id, "queued stream record", "GenerateQueue")
+            request_id = (record["dynamodb"].get("Keys") or {}).get("id", {}).get("S")
+            if not is_request_id(str(request_id)):
+                return Outcome(message_id, "unknown", "GenerateQueue", ["a stream record without a request id"], False)
+            ids = [str(request_id)]
+        elif isinstance(record.get("requestPayload"), dict):
             outcome = Outcome(message_id, "upload event", source)
             ids = _upload_ids(record["requestPayload"])
         elif isinstance(record.get("DDBStreamBatchInfo"), dict):
@@ -136,7 +146,8 @@ class Redriver:
                 outcome.handled = False
                 return outcome
         else:
-            return Outcome(message_id, "unknown", source, ["neither requestPayload nor DDBStreamBatchInfo"], False)
+            reason = "neither requestPayload, DDBStreamBatchInfo nor a stream record"
+            return Outcome(message_id, "unknown", source, [reason], False)
         for request_id in ids:
             try:
                 action, done = self.redrive_request(request_id)
@@ -230,6 +241,15 @@ class Redriver:
             Metadata=head.get("Metadata", {}),
         )
         return f"{status.value} -> upload event re-sent", True
+
+
+def _source_name(record: dict[str, Any]) -> str:
+    """Who gave up: the function of a Lambda record, the pipe of a Pipes dead-letter record."""
+    function = str((record.get("requestContext") or {}).get("functionArn", "")).split(":")
+    if len(function) > 6:
+        return function[6]
+    pipe = str((record.get("context") or {}).get("partnerResourceArn", ""))
+    return pipe.rsplit("/", 1)[-1] if ":pipes:" in pipe else "?"
 
 
 def _upload_ids(payload: dict[str, Any]) -> list[str]:

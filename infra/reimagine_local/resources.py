@@ -51,6 +51,7 @@ class Created:
     stream_arns: dict[str, str] = field(default_factory=dict)  # table logical id -> latest stream ARN
     new_tables: set[str] = field(default_factory=set)  # created by this run (fresh streams)
     notification_queues: list[NotificationQueue] = field(default_factory=list)
+    queue_urls: dict[str, str] = field(default_factory=dict)  # template queue logical id -> URL
 
 
 def notification_queue_name(app: Application, fn: Function, trigger: S3Trigger) -> str:
@@ -136,9 +137,14 @@ def _ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> tupl
     return url, arn
 
 
-def create_queues(app: Application, sqs: SQSClient) -> None:
-    for queue in app.queues.values():
-        _ensure_queue(sqs, queue.name, queue.attributes)
+def create_queues(app: Application, sqs: SQSClient, created: Created) -> None:
+    # A RedrivePolicy names its dead-letter queue by ARN, which must exist first.
+    for queue in sorted(app.queues.values(), key=lambda q: "RedrivePolicy" in q.attributes):
+        url, _ = _ensure_queue(sqs, queue.name, queue.attributes)
+        # An existing queue (a long-lived LocalStack) gets the template's attributes, as a stack update does.
+        if queue.attributes:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes=queue.attributes)  # type: ignore[arg-type]
+        created.queue_urls[queue.logical_id] = url
 
 
 def verify_senders(app: Application, ses: SESClient) -> None:
@@ -254,7 +260,7 @@ def create_all(app: Application, clients: Clients) -> Created:
     created = Created()
     create_buckets(app, clients.s3)
     create_tables(app, clients.dynamodb, created)
-    create_queues(app, clients.sqs)
+    create_queues(app, clients.sqs, created)
     verify_senders(app, clients.ses)
     create_configuration_sets(app, clients.ses)
     create_secrets(app, clients.secretsmanager)

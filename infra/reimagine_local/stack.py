@@ -30,6 +30,8 @@ from reimagine_local.delivery import (
     Delivered,
     Delivery,
     FailureDestinations,
+    PipeSource,
+    QueueMapping,
     S3Notifications,
     Schedule,
     StreamMapping,
@@ -249,6 +251,36 @@ class EmbeddedStack:
                         after_invoke=hook,
                     )
                 )
+        for pipe in self.app.pipes.values():
+            sources.append(
+                PipeSource(
+                    pipe,
+                    self.created.stream_arns[pipe.table],
+                    streams,
+                    clients.sqs,
+                    self.created.queue_urls[pipe.queue],
+                    failures,
+                    self.region,
+                    self.app.context.account_id,
+                    start_at_latest=pipe.starting_position == "LATEST" and pipe.table not in self.created.new_tables,
+                )
+            )
+        for fn in self.app.functions.values():
+            for queue_trigger in fn.queue_triggers:
+                sources.append(
+                    QueueMapping(
+                        fn,
+                        queue_trigger,
+                        self.created.queue_urls[queue_trigger.queue],
+                        self.app.queues[queue_trigger.queue].arn,
+                        clients.sqs,
+                        self._invoker,
+                        failures,
+                        self.region,
+                        hook,
+                        concurrency=self._async_concurrency(fn),
+                    )
+                )
         sources += [
             Schedule(fn, trigger, self._invoker, failures, hook)
             for fn in self.app.functions.values()
@@ -257,7 +289,8 @@ class EmbeddedStack:
         return sources
 
     def _async_concurrency(self, fn: Function) -> int:
-        # In this process a function runs one invocation at a time anyway; environments run up to its concurrency.
+        # In this process a function runs one invocation at a time anyway; environments run up to its
+        # concurrency. Used for S3 (async) events and for SQS mappings (with their MaximumConcurrency).
         if self._processes is None:
             return 1
         return self._processes.environments(fn).concurrency
@@ -269,7 +302,7 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         if self._delivery is not None:
-            self._delivery.stop_background()
+            self._delivery.close()
         if self._processes is not None:
             self._processes.stop()
             self._processes = None

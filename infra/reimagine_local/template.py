@@ -921,6 +921,11 @@ _QUEUE_ATTRIBUTES = (
 def _queue(resolver: Resolver, logical_id: str) -> Queue:
     props = resolver.resolve(_props(resolver, logical_id))
     attributes = {key: _text(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+    if "SqsManagedSseEnabled" in props:
+        attributes["SqsManagedSseEnabled"] = _text(props["SqsManagedSseEnabled"])
+    if props.get("RedrivePolicy"):  # a JSON attribute in the SQS API, an object in the template
+        redrive = props["RedrivePolicy"]
+        attributes["RedrivePolicy"] = redrive if isinstance(redrive, str) else json.dumps(redrive)
     return Queue(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), attributes)
 
 

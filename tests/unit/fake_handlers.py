@@ -145,3 +145,17 @@ def on_schedule(event: dict, context: Any) -> dict:
     if SCHEDULE_FAILS.is_set():
         raise RuntimeError("sweep failed")
     return {}
+
+
+def on_work(event: dict, context: Any) -> dict:
+    """An SQS-triggered handler over piped stream records: `mode` steers it as for on_change."""
+    records = event["Records"]
+    CALLS["on_work"].append(event)
+    failures = []
+    for record in records:
+        stream_record = json.loads(record["body"])
+        key, mode = _key(stream_record), _mode(stream_record)
+        SEEN[key] += 1
+        if mode == "poison" or (mode == "fail-once" and SEEN[key] == 1):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}

@@ -16,6 +16,7 @@ from reimagine.handlers import caption, generate, notify
 from reimagine.models import Status
 from reimagine.records import from_item, to_item
 from tests.fixtures.lambda_context import lambda_context
+from tests.fixtures.queue_events import piped
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 RID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
@@ -78,10 +79,16 @@ def test_caption_ignores_the_s3_test_event(aws):
     assert caption.handler(test_event, lambda_context("sample", 60, 1024)) == {"processed": 0}
 
 
-def test_generate_accepts_the_captioned_stream_sample(aws):
-    event = _seed("dynamodb_stream_captioned.json")
-    old = from_item(event["Records"][0]["dynamodb"]["OldImage"])
+def test_the_generate_queue_sample_is_the_captioned_record_as_the_pipe_sends_it():
+    # The SQS sample is written from the factory every test uses, around the stream sample.
+    assert _sample("sqs_generate_captioned.json") == piped(_sample("dynamodb_stream_captioned.json"))
+
+
+def test_generate_accepts_the_generate_queue_sample(aws):
+    stream = _seed("dynamodb_stream_captioned.json")
+    old = from_item(stream["Records"][0]["dynamodb"]["OldImage"])
     clients.store().advance(RID, from_status=old.status, to=Status.CAPTIONED, caption="a blue square")
+    event = _sample("sqs_generate_captioned.json")
     assert generate.handler(event, lambda_context("sample", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(RID).status == "COMPLETED"
     assert boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{RID}.png")["ContentLength"] > 0

@@ -19,6 +19,7 @@ from reimagine.handlers import caption, generate, notify
 from reimagine.models import Status
 from reimagine.records import from_item, to_item
 from tests.fixtures.lambda_context import lambda_context
+from tests.fixtures.queue_events import piped
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -123,9 +124,7 @@ def test_caption_finds_the_request_behind_an_encoded_slash(aws):
 
 def test_generate_works_on_the_captured_localstack_stream_record(aws):
     _seed(Status.CAPTIONED)
-    assert generate.handler(copy.deepcopy(STREAM_SAMPLE), lambda_context("shapes", 60, 1024)) == {
-        "batchItemFailures": []
-    }
+    assert generate.handler(piped(STREAM_SAMPLE), lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(CAPTURED_ID).status == Status.COMPLETED
     head = boto3.client("s3").head_object(Bucket=aws.results_bucket, Key=f"results/{CAPTURED_ID}.png")
     assert head["ContentLength"] > 0
@@ -138,7 +137,7 @@ def test_stream_records_of_version_1_1_with_an_epoch_creation_time(aws, created)
     record["eventVersion"] = "1.1"
     record["dynamodb"]["ApproximateCreationDateTime"] = created
     _seed(Status.CAPTIONED)
-    assert generate.handler(event, lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
+    assert generate.handler(piped(event), lambda_context("shapes", 60, 1024)) == {"batchItemFailures": []}
     assert clients.store().get(CAPTURED_ID).status == Status.COMPLETED
 
     # The same shape, status COMPLETED, for NotifyFunction: one email.

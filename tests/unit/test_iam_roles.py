@@ -29,6 +29,7 @@ TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/reimagine-requeststable"
 # the table's one stream, not streams in general.
 STREAM = f"{TABLE}/stream/*"
 FAILURES = f"arn:aws:sqs:{REGION}:{ACCOUNT}:reimagine-failurequeue"
+GENERATE_QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:reimagine-generatequeue"
 UPLOADS = f"arn:aws:s3:::reimagine-uploads-{ACCOUNT}-{REGION}"
 RESULTS = f"arn:aws:s3:::reimagine-results-{ACCOUNT}-{REGION}"
 # A secret's Ref is its ARN on AWS (with a suffix chosen at creation); resolved here to its name.
@@ -39,6 +40,7 @@ CONFIGURATION_SET = "reimagine-mailconfigurationset"
 BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 XRAY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 STREAM_READER = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
+QUEUE_READER = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 
 DEFAULTS = {name: spec.get("Default") for name, spec in load_template()["Parameters"].items()}
 
@@ -102,12 +104,13 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         | provider_secrets
         | (bedrock(DEFAULTS["BedrockCaptionModels"], REGION) if on_bedrock else set())
         | park,
+        # Lambda reads GenerateQueue with the managed queue reader; the queue's redrive parks failures.
         "GenerateFunctionRole": grant("s3:PutObject", f"{RESULTS}/results/*")
         | record
-        | stream
         | provider_secrets
-        | (bedrock(DEFAULTS["BedrockImageModels"], image_region) if on_bedrock else set())
-        | park,
+        | (bedrock(DEFAULTS["BedrockImageModels"], image_region) if on_bedrock else set()),
+        # The pipe reads the stream, sends to the work queue and parks what it cannot send.
+        "GeneratePipeRole": stream | grant("sqs:SendMessage", GENERATE_QUEUE) | park,
         "NotifyFunctionRole": grant("s3:GetObject", f"{RESULTS}/results/*")
         | record
         | stream
@@ -123,10 +126,11 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         "SweeperFunctionRole": grant("dynamodb:Query", f"{TABLE}/index/status-updated_at")
         | grant("dynamodb:UpdateItem", TABLE),
     }
-    # Every function logs and traces; the stream consumers get SAM's stream reader as well.
+    # Every function logs and traces; SAM adds the reader of each function's event source.
     managed = {name: {BASIC, XRAY} for name in roles}
-    managed["GenerateFunctionRole"].add(STREAM_READER)
+    managed["GenerateFunctionRole"].add(QUEUE_READER)
     managed["NotifyFunctionRole"].add(STREAM_READER)
+    managed["GeneratePipeRole"] = set()  # written in the template, with its own statements only
     return {name: (frozenset(managed[name]), frozenset(roles[name])) for name in roles}
 
 

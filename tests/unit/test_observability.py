@@ -34,7 +34,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 FIRST_EVENTS = {
     "ApiFunction": ("api", "api_get_request.json"),
     "CaptionFunction": ("caption", "localstack_s3_test_event.json"),
-    "GenerateFunction": ("generate", "dynamodb_stream_captioned.json"),
+    "GenerateFunction": ("generate", "sqs_generate_captioned.json"),
     "NotifyFunction": ("notify", "dynamodb_stream_completed.json"),
     "SweeperFunction": ("sweeper", "schedule_sweeper.json"),
     "MailEventsFunction": ("mail_events", "eventbridge_ses_complaint.json"),

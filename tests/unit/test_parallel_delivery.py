@@ -18,8 +18,7 @@ import pytest
 
 from reimagine_local.delivery import FailureDestinations, S3Notifications, StreamMapping
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Function, read_application
-from tests.unit.template_helpers import TEMPLATE as PROJECT_TEMPLATE
+from reimagine_local.template import Function
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -150,11 +149,6 @@ def test_without_parallelization_factor_a_shard_runs_one_batch_at_a_time(stack: 
 def test_records_of_one_item_keep_their_order_across_lanes(stack: EmbeddedStack) -> None:
     order = deliver(stack, "Side").order
     assert dict(order) == {f"item-{i}": list(range(WRITES)) for i in range(ITEMS)}
-
-
-def test_the_template_reader_takes_the_generate_mappings_factor_and_reserved_concurrency() -> None:
-    generate = read_application(PROJECT_TEMPLATE).functions["GenerateFunction"]
-    assert (generate.stream_triggers[0].parallelization_factor, generate.reserved_concurrency) == (10, 10)
 
 
 def deliver_uploads(stack: EmbeddedStack, concurrency: int) -> SlowInvoker:

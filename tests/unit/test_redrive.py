@@ -196,7 +196,7 @@ def test_a_message_that_is_not_an_on_failure_record_is_kept(world):
     lines = _redriver(targets).run()
 
     assert sorted(line.split("  ", 1)[1] for line in lines) == [
-        "unknown from ?: neither requestPayload nor DDBStreamBatchInfo  [kept]",
+        "unknown from ?: neither requestPayload, DDBStreamBatchInfo nor a stream record  [kept]",
         "unknown from ?: not JSON  [kept]",
     ]
     assert _left(sqs, targets) == 2
@@ -211,6 +211,45 @@ def test_a_stream_batch_whose_records_cannot_be_read_is_kept(world):
     (line,) = _redriver(targets).run()
     assert f"stream batch from {NOTIFY_ARN.split(':')[6]}: stream records unreadable" in line
     assert line.endswith("[kept]") and _left(sqs, targets) == 1
+
+
+def test_a_generate_queue_message_parked_by_its_redrive_policy_is_touched_back_to_captioned(world):
+    # Given the stream record GeneratePipe sent, moved to the failure queue after maxReceiveCount receives
+    sqs, targets, _ = world
+    request_id = _request(Status.CAPTIONED, caption="a red square")
+    stream = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    stream["dynamodb"]["Keys"]["id"]["S"] = request_id
+    _park(sqs, targets, stream)
+    # When it is re-driven
+    (line,) = _redriver(targets).run()
+    # Then the request is touched back to CAPTIONED (the pipe sends it to the queue again) and the message deleted
+    assert f"queued stream record from GenerateQueue: {request_id} CAPTIONED -> touched back to CAPTIONED" in line
+    assert line.endswith("[deleted]") and _left(sqs, targets) == 0
+
+
+def test_a_queued_stream_record_without_a_request_id_is_kept(world):
+    sqs, targets, _ = world
+    _park(sqs, targets, {"dynamodb": {"Keys": {"id": {"S": "../not-an-id"}}}})
+    (line,) = _redriver(targets).run()
+    assert line.split("  ", 1)[1] == "unknown from GenerateQueue: a stream record without a request id  [kept]"
+
+
+def test_a_pipe_dead_letter_record_is_read_back_from_the_stream_and_names_the_pipe(world):
+    # Given Pipes' dead-letter record for a batch it could not send: the pipe in `context`, the batch's position
+    sqs, targets, _ = world
+    gone = "arn:aws:dynamodb:us-east-1:123456789012:table/reimagine-old/stream/2026-11-01T00:00:00.000"
+    record = _stream_failure(gone, "shardId-00000001573689847184-864758bb")
+    del record["requestContext"], record["responseContext"]
+    record["context"] = {
+        "partnerResourceArn": "arn:aws:pipes:us-east-1:123456789012:pipe/reimagine-GeneratePipe-Q1W2E3",
+        "condition": "RetryAttemptsExhausted",
+        "requestId": "5f0a1c3e-0d5e-4d9b-9a6b-1b2c3d4e5f60",
+    }
+    _park(sqs, targets, record)
+    # When it is re-driven: the stream is read back as for Lambda's record (here: a stream that is gone)
+    (line,) = _redriver(targets).run()
+    assert "stream batch from reimagine-GeneratePipe-Q1W2E3: stream records unreadable" in line
+    assert line.endswith("[kept]")
 
 
 def test_a_deployed_stack_is_found_by_its_outputs():

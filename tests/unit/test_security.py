@@ -56,6 +56,10 @@ ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": (
         "Tracing: Active; X-Ray's PutTraceSegments and sampling reads have no resource-level permissions"
     ),
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": (
+        "SAM's for an SQS event: receive, delete and read attributes on any queue (Lambda's poller reads "
+        "GenerateQueue with the function's role), and logs"
+    ),
     "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": (
         "SAM's for a DynamoDB event: stream reads on any stream (each RequestStream statement names the "
         "one stream the mapping reads), and logs"

@@ -186,9 +186,14 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
-def stream_filter(template: dict[str, Any], function: str) -> dict[str, Any]:
-    (event,) = events_of(template, function, "DynamoDB").values()
-    (only,) = event["FilterCriteria"]["Filters"]
+def stream_filter(template: dict[str, Any], consumer: str) -> dict[str, Any]:
+    """The one filter pattern of a stream reader: a function's DynamoDB event, or a pipe's source."""
+    if template["Resources"][consumer]["Type"] == "AWS::Pipes::Pipe":
+        criteria = props(template, consumer)["SourceParameters"]["FilterCriteria"]
+    else:
+        (event,) = events_of(template, consumer, "DynamoDB").values()
+        criteria = event["FilterCriteria"]
+    (only,) = criteria["Filters"]
     return json.loads(only["Pattern"])
 
 
@@ -249,7 +254,7 @@ def test_caption_runs_on_every_new_upload_and_parks_failures(template: dict[str,
 
 
 @pytest.mark.parametrize(
-    ("function", "contract"), [("GenerateFunction", GENERATE_FILTER), ("NotifyFunction", NOTIFY_FILTER)]
+    ("function", "contract"), [("GeneratePipe", GENERATE_FILTER), ("NotifyFunction", NOTIFY_FILTER)]
 )
 def test_stream_consumers_filter_exactly_as_the_contract_says(
     template: dict[str, Any], function: str, contract: dict[str, Any]
@@ -257,7 +262,7 @@ def test_stream_consumers_filter_exactly_as_the_contract_says(
     assert stream_filter(template, function) == contract
 
 
-@pytest.mark.parametrize("function", ["GenerateFunction", "NotifyFunction"])
+@pytest.mark.parametrize("function", ["NotifyFunction"])
 def test_stream_consumers_report_partial_failures_and_park_poison_records(
     template: dict[str, Any], function: str
 ) -> None:
@@ -273,6 +278,66 @@ def test_stream_consumers_report_partial_failures_and_park_poison_records(
         "Type": "SQS",
         "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
     }
+
+
+def test_the_generate_pipe_reads_the_stream_as_the_mapping_did_and_parks_what_it_cannot_send(
+    template: dict[str, Any],
+) -> None:
+    pipe = props(template, "GeneratePipe")
+    assert pipe["Source"] == {"Fn::GetAtt": ["RequestsTable", "StreamArn"]}
+    assert pipe["Target"] == {"Fn::GetAtt": ["GenerateQueue", "Arn"]}
+    assert pipe["RoleArn"] == {"Fn::GetAtt": ["GeneratePipeRole", "Arn"]}
+    assert pipe["SourceParameters"]["DynamoDBStreamParameters"] == {
+        "StartingPosition": "LATEST",
+        "BatchSize": 10,  # SendMessageBatch's most
+        "MaximumBatchingWindowInSeconds": 1,
+        "MaximumRetryAttempts": 3,
+        "MaximumRecordAgeInSeconds": 86400,
+        "OnPartialBatchItemFailure": "AUTOMATIC_BISECT",
+        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
+    }
+    assert "TargetParameters" not in pipe  # a standard queue: the record's JSON is the body
+
+
+def test_the_generate_pipe_role_may_read_the_stream_and_send_to_its_two_queues_only(template: dict[str, Any]) -> None:
+    role = props(template, "GeneratePipeRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {
+        "Effect": "Allow",
+        "Principal": {"Service": "pipes.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    }
+    assert "ManagedPolicyArns" not in role
+    (policy,) = role["Policies"]
+    grants = {
+        (action, json.dumps(statement["Resource"], sort_keys=True))
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow" and "Condition" not in statement
+        for action in as_list(statement["Action"])
+    }
+    stream = json.dumps({"Fn::GetAtt": ["RequestsTable", "StreamArn"]}, sort_keys=True)
+    assert grants == {
+        ("dynamodb:DescribeStream", stream),
+        ("dynamodb:GetRecords", stream),
+        ("dynamodb:GetShardIterator", stream),
+        ("dynamodb:ListStreams", stream),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["GenerateQueue", "Arn"]}, sort_keys=True)),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["FailureQueue", "Arn"]}, sort_keys=True)),
+    }
+
+
+def test_generate_reads_its_queue_one_message_at_a_time_and_reports_failures_by_message(
+    template: dict[str, Any],
+) -> None:
+    (queue,) = events_of(template, "GenerateFunction", "SQS").values()
+    assert queue == {
+        "Queue": {"Fn::GetAtt": ["GenerateQueue", "Arn"]},
+        "BatchSize": 1,
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "GenerateConcurrency"}},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+    assert events_of(template, "GenerateFunction", "DynamoDB") == {}
 
 
 def test_log_groups_keep_logs_for_the_configured_days(template: dict[str, Any]) -> None:
@@ -369,11 +434,32 @@ def test_failure_queue_is_encrypted_keeps_messages_two_weeks_and_is_tls_only(tem
     queue = props(template, "FailureQueue")
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
-    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
-    assert policy["Properties"]["Queues"] == [{"Ref": "FailureQueue"}]
+    _assert_tls_only(template, "FailureQueue")
+
+
+def _assert_tls_only(template: dict[str, Any], queue: str) -> None:
+    (policy,) = [
+        p
+        for p in resources(template, "AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue}]
+    ]
     (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny"
+    assert (deny["Effect"], deny["Action"], deny["Resource"]) == ("Deny", "sqs:*", {"Fn::GetAtt": [queue, "Arn"]})
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_generate_queue_is_encrypted_tls_only_and_parks_a_message_after_four_receives(template: dict[str, Any]) -> None:
+    queue = props(template, "GenerateQueue")
+    assert queue["SqsManagedSseEnabled"] is True
+    # AWS: a queue a function reads has a visibility timeout of at least 6 x the function's timeout.
+    assert queue["VisibilityTimeout"] >= 6 * props(template, "GenerateFunction")["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
+        "maxReceiveCount": 4,
+    }
+    # The dead-letter queue keeps a message longer than the queue it comes from.
+    assert queue["MessageRetentionPeriod"] < props(template, "FailureQueue")["MessageRetentionPeriod"]
+    _assert_tls_only(template, "GenerateQueue")
 
 
 # ---------------------------------------------------------------- permissions and configuration
@@ -941,8 +1027,8 @@ def test_s3_sample_is_an_upload_the_caption_trigger_accepts(template: dict[str, 
 @pytest.mark.parametrize(
     ("name", "consumer", "bystander"),
     [
-        ("dynamodb_stream_captioned.json", "GenerateFunction", "NotifyFunction"),
-        ("dynamodb_stream_completed.json", "NotifyFunction", "GenerateFunction"),
+        ("dynamodb_stream_captioned.json", "GeneratePipe", "NotifyFunction"),
+        ("dynamodb_stream_completed.json", "NotifyFunction", "GeneratePipe"),
     ],
 )
 def test_stream_samples_reach_exactly_their_consumer(
@@ -1044,9 +1130,15 @@ BURST = 5000
 CONCURRENCY_PARAMETERS = {"CaptionFunction": "CaptionConcurrency", "GenerateFunction": "GenerateConcurrency"}
 
 
-def test_pictures_are_made_one_a_batch_ten_batches_a_shard_at_once(template: dict[str, Any]) -> None:
-    (stream,) = events_of(template, "GenerateFunction", "DynamoDB").values()
-    assert (stream["BatchSize"], stream["ParallelizationFactor"]) == (1, 10)
+def test_pictures_are_taken_from_the_queue_by_as_many_pollers_as_environments(template: dict[str, Any]) -> None:
+    # MaximumConcurrency = reserved concurrency: Lambda never polls more than it can run, so a burst
+    # waits in the queue instead of being throttled (a throttled message still counts a receive).
+    (queue,) = events_of(template, "GenerateFunction", "SQS").values()
+    assert queue["BatchSize"] == 1
+    assert (
+        queue["ScalingConfig"]["MaximumConcurrency"]
+        == props(template, "GenerateFunction")["ReservedConcurrentExecutions"]
+    )
 
 
 def test_emails_still_go_ten_a_batch(template: dict[str, Any]) -> None:
@@ -1060,7 +1152,9 @@ def test_provider_calls_are_capped_by_the_functions_reserved_concurrency(
 ) -> None:
     assert props(template, function)["ReservedConcurrentExecutions"] == {"Ref": parameter}
     declared = template["Parameters"][parameter]
-    assert (declared["Type"], declared["Default"], declared["MinValue"]) == ("Number", 10, 1)
+    # GenerateConcurrency is also the SQS trigger's MaximumConcurrency, which Lambda takes from 2.
+    minimum = 2 if function == "GenerateFunction" else 1
+    assert (declared["Type"], declared["Default"], declared["MinValue"]) == ("Number", 10, minimum)
 
 
 def test_reserved_concurrency_leaves_the_account_its_unreserved_minimum(template: dict[str, Any]) -> None:
@@ -1078,9 +1172,10 @@ def test_a_throttled_upload_waits_in_the_async_queue_as_long_as_lambda_allows(te
     assert (invoke["MaximumEventAgeInSeconds"], invoke["MaximumRetryAttempts"]) == (21600, 2)
 
 
-def test_a_burst_of_slow_pictures_drains_before_its_records_age_out(template: dict[str, Any]) -> None:
-    (stream,) = events_of(template, "GenerateFunction", "DynamoDB").values()
+def test_a_burst_of_slow_pictures_drains_before_its_messages_age_out(template: dict[str, Any]) -> None:
     concurrency = template["Parameters"]["GenerateConcurrency"]["Default"]
     drain_seconds = BURST * SLOW_PICTURE_SECONDS / concurrency
-    assert stream["MaximumRecordAgeInSeconds"] == 86400  # the stream's own retention
-    assert drain_seconds < stream["MaximumRecordAgeInSeconds"]
+    # The pipe moves records on within seconds, but may hold them up to the stream's own retention.
+    stream = props(template, "GeneratePipe")["SourceParameters"]["DynamoDBStreamParameters"]
+    assert stream["MaximumRecordAgeInSeconds"] == 86400
+    assert drain_seconds < props(template, "GenerateQueue")["MessageRetentionPeriod"]

@@ -380,10 +380,35 @@ def test_uploads_trigger_captioning(app):
     assert caption.invoke_config.on_failure == app.queues["FailureQueue"].arn
 
 
+def test_generation_is_piped_from_the_stream_to_its_queue(app):
+    from reimagine_local.filters import passes
+
+    pipe = app.pipes["GeneratePipe"]
+    assert (pipe.table, pipe.queue, pipe.batch_size, pipe.starting_position) == (
+        "RequestsTable",
+        "GenerateQueue",
+        10,
+        "LATEST",
+    )
+    assert (pipe.maximum_retry_attempts, pipe.dead_letter) == (3, app.queues["FailureQueue"].arn)
+    assert passes({"eventName": "MODIFY", "dynamodb": {"NewImage": {"status": {"S": "CAPTIONED"}}}}, pipe.filters)
+    assert not passes({"eventName": "MODIFY", "dynamodb": {"NewImage": {"status": {"S": "CAPTIONING"}}}}, pipe.filters)
+    generate = app.functions["GenerateFunction"]
+    (trigger,) = generate.queue_triggers
+    assert (trigger.queue, trigger.batch_size, trigger.maximum_concurrency, trigger.report_batch_item_failures) == (
+        "GenerateQueue",
+        1,
+        generate.reserved_concurrency,
+        True,
+    )
+    assert generate.stream_triggers == ()
+    redrive = json.loads(app.queues["GenerateQueue"].attributes["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": app.queues["FailureQueue"].arn, "maxReceiveCount": 4}
+
+
 @pytest.mark.parametrize(
     ("function", "passing", "blocked"),
     [
-        ("GenerateFunction", [{"status": {"S": "CAPTIONED"}}], [{"status": {"S": "CAPTIONING"}}]),
         (
             "NotifyFunction",
             [{"status": {"S": "COMPLETED"}}, {"status": {"S": "FAILED"}}],

@@ -1,4 +1,5 @@
-"""GenerateFunction: stream records whose new status is CAPTIONED -> render and store the result."""
+"""GenerateFunction: GenerateQueue messages (stream records of CAPTIONED requests, sent on by
+GeneratePipe) -> render and store the result."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
-from reimagine.handlers.streams import process_stream
+from reimagine.handlers.streams import process_queue
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
@@ -31,7 +32,7 @@ def _generator() -> ImageGenerator | PictureChain:
 @metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     deadline = Deadline.from_lambda_context(context)
-    return process_stream(
+    return process_queue(
         event,
         context,
         step_name="generate",

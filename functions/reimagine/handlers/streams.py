@@ -1,35 +1,69 @@
-"""What both stream-triggered functions share: one record -> one request id -> one step, partial failures."""
+"""What the record-triggered functions share: one record -> one request id -> one step, partial failures.
+
+Notify reads the table's stream; Generate reads GenerateQueue, whose messages are stream records as
+GeneratePipe sends them (the record's JSON as the body). Either way a record names its request by
+`dynamodb.Keys.id`, and one that names none can never succeed: it is logged (without its content)
+and dropped instead of being retried.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine.models import is_request_id
 from reimagine.observability import logger, metrics
 from reimagine.steps import StepOutcome
 
+Step = Callable[[str], StepOutcome]
 
-def process_stream(
-    event: dict, context: LambdaContext, *, step_name: str, step: Callable[[str], StepOutcome]
-) -> PartialItemFailureResponse:
-    """Run `step` for each record's request id; failed records are reported, not the whole batch."""
+
+def _request_id(record: DynamoDBRecord) -> str | None:
+    request_id = str((record.dynamodb.keys if record.dynamodb else {}).get("id", ""))
+    return request_id if is_request_id(request_id) else None
+
+
+def _run(request_id: str | None, *, source: str, step_name: str, step: Step) -> None:
+    """The step for one record; an exception fails this record only (the batch reports it)."""
+    if request_id is None:
+        logger.warning(f"ignoring a {source} without a request id")
+        return
+    logger.set_correlation_id(request_id)
+    outcome = step(request_id)
+    logger.info(f"{step_name} step", extra={"outcome": outcome.outcome, "detail": outcome.detail})
+    metrics.add_metric(name=f"{step_name.title()}_{outcome.outcome}", unit=MetricUnit.Count, value=1)
+
+
+def process_stream(event: dict, context: LambdaContext, *, step_name: str, step: Step) -> PartialItemFailureResponse:
+    """Run `step` for each stream record's request id; failed records are reported, not the whole batch."""
 
     def handle(record: DynamoDBRecord) -> None:
-        request_id = str((record.dynamodb.keys if record.dynamodb else {}).get("id", ""))
-        if not is_request_id(request_id):
-            logger.warning("ignoring a stream record without a request id")
-            return
-        logger.set_correlation_id(request_id)
-        outcome = step(request_id)
-        logger.info(f"{step_name} step", extra={"outcome": outcome.outcome, "detail": outcome.detail})
-        metrics.add_metric(name=f"{step_name.title()}_{outcome.outcome}", unit=MetricUnit.Count, value=1)
+        _run(_request_id(record), source="stream record", step_name=step_name, step=step)
 
     # Streams retry what we report; raising when every record failed would only bisect the same work.
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+
+
+def process_queue(event: dict, context: LambdaContext, *, step_name: str, step: Step) -> PartialItemFailureResponse:
+    """Run `step` for each SQS message whose body is a stream record; failed messages are reported by
+    messageId (they become visible again and are retried until the queue's maxReceiveCount)."""
+
+    def handle(record: SQSRecord) -> None:
+        try:
+            body = json.loads(record.body)
+        except (TypeError, ValueError):
+            body = None
+        request_id = _request_id(DynamoDBRecord(body)) if isinstance(body, dict) else None
+        _run(request_id, source="queue message", step_name=step_name, step=step)
+
+    # As for streams: the response lists every failed message, which SQS retries the same way.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
