@@ -42,6 +42,17 @@ DEFAULT_CONCURRENCY = 4
 _LAMBDA_STATIC = {"TZ": ":UTC", "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
+def _level_of(line: str) -> int:
+    """A function's JSON log line (Powertools) at its own level, so a reader can keep warnings only;
+    anything else the environment prints (REPORT, tracebacks, print) at INFO."""
+    if line.startswith("{") and '"level"' in line:
+        with contextlib.suppress(ValueError, AttributeError):
+            level = logging.getLevelName(str(json.loads(line).get("level", "")).upper())
+            if isinstance(level, int):
+                return level
+    return logging.INFO
+
+
 class FunctionError(Exception):
     """An invocation failed; `payload` is what Lambda returns ({errorType, errorMessage, ...})."""
 
@@ -184,7 +195,7 @@ class Environment:
     def _timed_out(self, request_id: str) -> str:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         message = f"{stamp} {request_id} Task timed out after {self.fn.timeout:.2f} seconds"
-        self._logger.info("%s", message)
+        self._logger.warning("%s", message)
         return message
 
     def _peak_mb(self) -> int:
@@ -200,7 +211,8 @@ class Environment:
 
     def _pump(self, stream: IO[bytes]) -> None:
         for raw in stream:
-            self._logger.info("%s", raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            self._logger.log(_level_of(line), "%s", line)
 
     def stop(self) -> None:
         if self._stopped:

@@ -476,7 +476,8 @@ def read_application(
     env_overrides: dict[str, str] | None = None,
     env_vars: EnvVars | None = None,
 ) -> Application:
-    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function;
+    """Resolve template.yaml for one stack. `env_overrides` replace a variable in every function that
+    declares it (never add one: a function gets only its own section's variables, as on AWS);
     `env_vars` (SAM's `--env-vars`) then replace variables a function declares."""
     context = StackContext(stack_name, account_id, region, dict(parameters or {}))
     template = load_template(path)
@@ -631,7 +632,7 @@ def _function(
         **((raw.get("Environment") or {}).get("Variables") or {}),
     }
     environment = {name: _text(value) for name, value in resolver.resolve(variables).items()}
-    environment.update(env_overrides)
+    environment.update({name: value for name, value in env_overrides.items() if name in environment})
     environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
     routes, s3_triggers, stream_triggers, schedules = [], [], [], []
     for event_name, event in (raw.get("Events") or {}).items():
