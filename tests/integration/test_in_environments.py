@@ -61,7 +61,9 @@ def template_without_captions_bucket(tmp_path_factory: pytest.TempPathFactory) -
 def invoker(template_without_captions_bucket: Path) -> Iterator[ProcessInvoker]:
     # No AWS endpoint is needed: the function fails before its first call.
     invoker = ProcessInvoker(
-        template_without_captions_bucket.parent, region="us-east-1", extra_env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+        template_without_captions_bucket.parent,
+        region="us-east-1",
+        extra_env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
     )
     yield invoker
     invoker.stop()
