@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from reimagine_local.invoke import Throttled
 from reimagine_local.runtime_api import Invocation, RuntimeApi
 from reimagine_local.template import Function
 
@@ -59,10 +60,6 @@ class FunctionError(Exception):
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__(f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', '')}")
         self.payload = payload
-
-
-class Throttled(Exception):
-    """Every environment the function may have is busy (Lambda's 429 TooManyRequestsException)."""
 
 
 def lambda_environment(
@@ -318,8 +315,8 @@ class ProcessInvoker:
                 )
             return self._pools[fn.logical_id]
 
-    def invoke(self, fn: Function, event: Any) -> Any:
-        return self.environments(fn).invoke(event)
+    def invoke(self, fn: Function, event: Any, *, wait: bool = True) -> Any:
+        return self.environments(fn).invoke(event, wait=wait)
 
     def stop(self) -> None:
         with self._guard:

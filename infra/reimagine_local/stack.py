@@ -47,6 +47,7 @@ from reimagine_local.delivery import (
 from reimagine_local.environments import ProcessInvoker
 from reimagine_local.invoke import (
     Invoker,
+    Throttled,
     apply_environment,
     cold_start,
     restore_environment,
@@ -109,16 +110,20 @@ class _ObservedInvoker:
         self.inner = inner
         self.listeners = listeners
 
-    def invoke(self, fn: Function, event: Any) -> Any:
-        error: BaseException | None = None
+    def invoke(self, fn: Function, event: Any, *, wait: bool = True) -> Any:
         try:
-            return self.inner.invoke(fn, event)
-        except BaseException as exc:
-            error = exc
+            result = self.inner.invoke(fn, event, wait=wait)
+        except Throttled:  # never invoked: the caller tries again
             raise
-        finally:
-            for listener in list(self.listeners):
-                listener(Invoked(fn, event, error))
+        except BaseException as exc:
+            self._tell(Invoked(fn, event, exc))
+            raise
+        self._tell(Invoked(fn, event, None))
+        return result
+
+    def _tell(self, invoked: Invoked) -> None:
+        for listener in list(self.listeners):
+            listener(invoked)
 
 
 def _environment_access(endpoint_url: str) -> dict[str, str]:

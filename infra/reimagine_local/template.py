@@ -143,6 +143,7 @@ class InvokeConfig:
 
     maximum_retry_attempts: int = 2
     on_failure: str | None = None  # destination ARN
+    maximum_event_age_seconds: int = 21600  # Lambda's default (and maximum): 6 hours
 
 
 @dataclass(frozen=True)
@@ -670,7 +671,9 @@ def _function(
         s3_triggers=tuple(s3_triggers),
         stream_triggers=tuple(stream_triggers),
         schedules=tuple(schedules),
-        invoke_config=InvokeConfig(int(invoke.get("MaximumRetryAttempts", 2)), on_failure),
+        invoke_config=InvokeConfig(
+            int(invoke.get("MaximumRetryAttempts", 2)), on_failure, int(invoke.get("MaximumEventAgeInSeconds", 21600))
+        ),
         arn=resolver.arn(logical_id),
         reserved_concurrency=(
             int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
