@@ -82,7 +82,7 @@ def _is_moto_server(endpoint_url: str) -> bool:
 @dataclass(frozen=True)
 class AwsFaults:
     """The AWS fault lane (functions/reimagine/faults.py): every function's environments get
-    INJECTED_AWS_FAULT_RATE/SEED. The one configuration the stack adds that no template declares."""
+    INJECTED_AWS_FAULT_RATE/SEED, a test setting no template declares (never set on AWS)."""
 
     rate: float
     seed: int | None = None
@@ -150,6 +150,7 @@ class EmbeddedStack:
         outbox_dir: str | Path | None = None,
         environments: bool = True,
         aws_faults: AwsFaults | None = None,
+        aws_endpoints: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.template_path = Path(template_path)
@@ -157,6 +158,12 @@ class EmbeddedStack:
         # False: in this process, all functions sharing one environment (invoke.py).
         self.environments = environments
         self.aws_faults = aws_faults
+        # Where one AWS service is reached instead of the stack's endpoint (a stand-in for Bedrock, say):
+        # botocore's AWS_ENDPOINT_URL_<SERVICE>, part of the endpoint access every environment gets.
+        self.aws_endpoints = {
+            f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}": url
+            for service, url in (aws_endpoints or {}).items()
+        }
         # The operator's environment, where provider keys (HF_TOKEN, ...) are read from at start.
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._listeners: list[Callable[[Invoked], None]] = []
@@ -238,19 +245,20 @@ class EmbeddedStack:
         if endpoint_url != REAL_AWS:  # an emulator only: never overwrite an account's own parameters
             for name in store_provider_secrets(self.app.parameters, self.client("ssm"), self.environ):
                 log.info("stored the provider key from the environment as the SecureString %s", name)
-        faults = self.aws_faults.environment() if self.aws_faults else {}
+        # What the stack adds to every function's environment beyond the template: the fault lane, endpoints.
+        added = {**(self.aws_faults.environment() if self.aws_faults else {}), **self.aws_endpoints}
         self.outbox = self._make_outbox(account)
         inner: Invoker
         if self.environments:
             # Environments start on their first invocation (as Lambda's do), so an unused function costs nothing.
             self._processes = ProcessInvoker(
-                self.app.template_dir, region=self.region, extra_env={**_environment_access(endpoint_url), **faults}
+                self.app.template_dir, region=self.region, extra_env={**_environment_access(endpoint_url), **added}
             )
             # The same invoke(fn, event) as the in-process Invoker, which is all delivery and the gateway use.
             inner = cast(Invoker, self._processes)
         else:
             # The functions' configuration, as one process can hold it (see invoke.py).
-            function_env = {**union_environment(self.app.functions.values()), **faults}
+            function_env = {**union_environment(self.app.functions.values()), **added}
             self._saved_env.update(
                 {k: v for k, v in apply_environment(function_env, os.environ).items() if k not in self._saved_env}
             )
