@@ -77,13 +77,14 @@ def running_stack(
     # what they print is logged at its own level under `reimagine_local.fn`.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    functions_log = logging.getLogger("reimagine_local.fn")
-    if functions_log.level == logging.NOTSET:
-        functions_log.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())
     holder: dict[str, EmbeddedStack] = {}
     # The server binds first: a taken port is a clear error before anything else starts,
     # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
+    functions_log = logging.getLogger("reimagine_local.fn")
+    level = functions_log.level
+    if level == logging.NOTSET:
+        functions_log.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())
     try:
         stack = EmbeddedStack(
             config.template or find_template(),
@@ -103,3 +104,4 @@ def running_stack(
             stack.stop()
     finally:
         server.stop()
+        functions_log.setLevel(level)  # only while it runs (a test process starts several)
