@@ -43,14 +43,18 @@ DEFAULT_CONCURRENCY = 4
 _LAMBDA_STATIC = {"TZ": ":UTC", "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
-def _level_of(line: str) -> int:
-    """A function's JSON log line (Powertools) at its own level, so a reader can keep warnings only;
-    anything else the environment prints (REPORT, tracebacks, print) at INFO."""
+def level_of(line: str) -> int:
+    """A line an environment printed, at its own level, so a reader can keep warnings only: a
+    Powertools JSON line's "level", the runtime's `[ERROR] ...`/`[WARNING] ...`; else (REPORT,
+    print, a traceback's continuation) INFO."""
     if line.startswith("{") and '"level"' in line:
         with contextlib.suppress(ValueError, AttributeError):
             level = logging.getLevelName(str(json.loads(line).get("level", "")).upper())
             if isinstance(level, int):
                 return level
+    for prefix, level in (("[ERROR]", logging.ERROR), ("[WARNING]", logging.WARNING)):
+        if line.startswith(prefix):
+            return level
     return logging.INFO
 
 
@@ -209,7 +213,7 @@ class Environment:
     def _pump(self, stream: IO[bytes]) -> None:
         for raw in stream:
             line = raw.decode("utf-8", "replace").rstrip()
-            self._logger.log(_level_of(line), "%s", line)
+            self._logger.log(level_of(line), "%s", line)
 
     def stop(self) -> None:
         if self._stopped:
