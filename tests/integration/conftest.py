@@ -15,9 +15,12 @@ deselected when it is not chosen.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import json
 import os
+import re
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -190,7 +193,19 @@ class Pipeline:
         return [o["Key"] for o in listed.get("Contents", [])]
 
     def mail_to(self, address: str) -> list:
-        return [m for m in list_outbox(self.outbox) if m.to == address]
+        """The mail to `address` about this stack's own requests: a LocalStack shared by several runs
+        shows every run's mail, and runs use the same addresses."""
+        return [m for m in list_outbox(self.outbox) if m.to == address and self._about_our_request(m.file)]
+
+    def _about_our_request(self, eml: Path) -> bool:
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        found = re.search(r"Request id: ([0-9a-f-]{36})", body.get_content() if body else "")
+        if found is None:
+            return False
+        table = self.app.tables["RequestsTable"].name
+        item = self.stack.client("dynamodb").get_item(TableName=table, Key={"id": {"S": found[1]}})
+        return "Item" in item
 
     def sweep(self) -> None:
         """Run the sweeper now, as its schedule would, and deliver what it set moving (no waiting minutes)."""
