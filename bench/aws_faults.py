@@ -3,8 +3,9 @@
     python bench/aws_faults.py                                   # 40 requests, 10 % of AWS calls fail
     python bench/aws_faults.py --requests 40 --fault-rate 0.1 --seed 5 --concurrency 8 --timeout 900 --json
 
-What it does: starts the local stack (moto's server, in-process functions) with the functions'
-Environment carrying INJECTED_AWS_FAULT_RATE, so the clients in reimagine/clients.py answer that
+What it does: starts the local stack (moto's server, each function in its own execution environments;
+`--in-process`: all in this process) with the stack's fault-lane configuration (`AwsFaults`) putting
+INJECTED_AWS_FAULT_RATE in every function's environment, so the clients in reimagine/clients.py answer that
 share of their DynamoDB, S3 and SES calls with the service's own throttle or 5xx (reimagine/faults.py;
 botocore retries them as real ones), and StuckAfterSeconds=60 (the template's minimum) so the
 sweeper acts within the run. N client threads create a request (retrying a 5xx, as a client would),
@@ -13,7 +14,9 @@ as an operator would, it runs the sweeper every --sweep-every seconds (EventBrid
 sweeper's own calls faulted too) and `reimagine redrive` over the on-failure queue, until every
 request is final and its email sent (or refused), or --timeout passes.
 
-It prints the requests, the faults injected per service and code, the final states and codes, the
+It prints the requests, the faults injected per service and code (counted from the functions'
+"injected AWS fault" log lines; the AWS calls made are counted only in-process, where the injector
+is this process's), the final states and codes, the
 emails per request, the sweeps and re-drives it took, and exits 1 if a request is not final, an
 email is missing or duplicated, or a result is missing. Nothing leaves 127.0.0.1.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -87,80 +91,126 @@ def settled(found: dict[str, dict[str, Any]]) -> bool:
     return all(r["status"] in FINAL and (r["notified"] or r["notify_error"]) for r in found.values())
 
 
-def run(n: int, rate: float, seed: int, concurrency: int, sweep_every: float, timeout: float) -> dict[str, Any]:
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # every injected fault logs a warning
+class FaultLines(logging.Handler):
+    """Counts the functions' "injected AWS fault" lines (Powertools JSON, as the environments print
+    them) per service and code, and keeps everything else they print out of the way."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.injected: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if '"injected AWS fault"' not in line:
+            return
+        try:
+            fault = str(json.loads(line).get("fault", ""))  # "before-send.dynamodb.PutItem 400 ThrottlingException"
+        except ValueError:
+            return
+        event, _, code = fault.partition(" ")
+        parts = event.split(".")
+        if len(parts) >= 2:
+            self.injected[f"{parts[1]} {code.split()[-1] if code else '?'}"] += 1
+
+
+def run(
+    n: int, rate: float, seed: int, concurrency: int, sweep_every: float, timeout: float, *, in_process: bool = False
+) -> dict[str, Any]:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # in-process: every injected fault logs a warning
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     from reimagine import faults
-    from reimagine_local.delivery import Schedule
     from reimagine_local.outbox import list_outbox
-    from reimagine_local.redrive import Redriver, targets_from_template
-    from reimagine_local.stack import EmbeddedStack
+    from reimagine_local.stack import AwsFaults, EmbeddedStack
 
-    with tempfile.TemporaryDirectory(prefix="reimagine-faults-") as outbox_dir, redirect_stdout(io.StringIO()):
-        stack = EmbeddedStack(
-            ROOT / "template.yaml",
-            parameters={"StuckAfterSeconds": "60"},
-            env_overrides={"INJECTED_AWS_FAULT_RATE": str(rate), "INJECTED_AWS_FAULT_SEED": str(seed)},
-            outbox_dir=outbox_dir,
-        )
-        with stack.start():
-            assert stack.app is not None
-            table = stack.app.functions["ApiFunction"].environment["TABLE_NAME"]
-            sqs = stack.client("sqs")
-            redriver = Redriver(
-                sqs,
-                stack.client("dynamodb"),
-                stack.client("dynamodbstreams"),
-                stack.client("s3"),
-                targets_from_template(stack.app, sqs),
+    functions_log = logging.getLogger("reimagine_local.fn")  # what the environments print
+    fault_lines = FaultLines()
+    functions_log.addHandler(fault_lines)
+    propagates, functions_log.propagate = functions_log.propagate, False
+    try:
+        with tempfile.TemporaryDirectory(prefix="reimagine-faults-") as outbox_dir, redirect_stdout(io.StringIO()):
+            stack = EmbeddedStack(
+                ROOT / "template.yaml",
+                parameters={"StuckAfterSeconds": "60"},
+                aws_faults=AwsFaults(rate, seed),
+                outbox_dir=outbox_dir,
+                environments=not in_process,
             )
-            (sweeper,) = [
-                s for s in stack.delivery.sources if isinstance(s, Schedule) and s.fn.logical_id == "SweeperFunction"
-            ]
-            started = time.monotonic()
-            deadline = started + timeout
-            stack.start_background_delivery()
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                submitted = list(pool.map(lambda i: submit(stack, i), range(n)))
-            ids = [s["id"] for s in submitted if s["id"]]
-            sweeps, redriven = 0, Counter[str]()
+            summary = _run(stack, n, concurrency, sweep_every, timeout, Path(outbox_dir), list_outbox)
+    finally:
+        functions_log.removeHandler(fault_lines)
+        functions_log.propagate = propagates
+    injector = faults.current() if in_process else None
+    return {
+        "requests": n,
+        "created": summary.pop("created"),
+        "fault_rate": rate,
+        "seed": seed,
+        "design": "in-process" if in_process else "execution environments",
+        "aws_calls": dict(injector.calls) if injector else "not counted (each environment's injector is its own)",
+        "faults_injected": dict(sorted((injector.injected if injector else fault_lines.injected).items())),
+        **summary,
+        "machine": machine(),
+    }
+
+
+def _run(
+    stack: Any, n: int, concurrency: int, sweep_every: float, timeout: float, outbox: Path, list_outbox: Any
+) -> dict[str, Any]:
+    from reimagine_local.delivery import Schedule
+    from reimagine_local.redrive import Redriver, targets_from_template
+
+    with stack.start():
+        assert stack.app is not None
+        table = stack.app.functions["ApiFunction"].environment["TABLE_NAME"]
+        sqs = stack.client("sqs")
+        redriver = Redriver(
+            sqs,
+            stack.client("dynamodb"),
+            stack.client("dynamodbstreams"),
+            stack.client("s3"),
+            targets_from_template(stack.app, sqs),
+        )
+        (sweeper,) = [
+            s for s in stack.delivery.sources if isinstance(s, Schedule) and s.fn.logical_id == "SweeperFunction"
+        ]
+        started = time.monotonic()
+        deadline = started + timeout
+        stack.start_background_delivery()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            submitted = list(pool.map(lambda i: submit(stack, i), range(n)))
+        ids = [s["id"] for s in submitted if s["id"]]
+        sweeps, redriven = 0, Counter[str]()
+        found = records(stack, table, ids)
+        next_sweep = time.monotonic() + sweep_every
+        done_by_retries: int | None = None  # settled through retries alone, before any sweep
+        while not settled(found) and time.monotonic() < deadline:
+            time.sleep(1.0)  # polling the table, not synchronisation
+            if time.monotonic() >= next_sweep:
+                if done_by_retries is None:
+                    done_by_retries = sum(1 for r in found.values() if settled({"": r}))
+                sweeper.fire()
+                sweeps += 1
+                for line in redriver.run():
+                    redriven["deleted" if line.endswith("[deleted]") else "kept"] += 1
+                next_sweep = time.monotonic() + sweep_every
             found = records(stack, table, ids)
-            next_sweep = time.monotonic() + sweep_every
-            done_by_retries: int | None = None  # settled through retries alone, before any sweep
-            while not settled(found) and time.monotonic() < deadline:
-                time.sleep(1.0)  # polling the table, not synchronisation
-                if time.monotonic() >= next_sweep:
-                    if done_by_retries is None:
-                        done_by_retries = sum(1 for r in found.values() if settled({"": r}))
-                    sweeper.fire()
-                    sweeps += 1
-                    for line in redriver.run():
-                        redriven["deleted" if line.endswith("[deleted]") else "kept"] += 1
-                    next_sweep = time.monotonic() + sweep_every
-                found = records(stack, table, ids)
-            stack.delivery.stop_background()
-            stack.drain()
-            wall = time.monotonic() - started
-            found = records(stack, table, ids)
-            mails = Counter(m.to for m in list_outbox(Path(outbox_dir)))
-            results_bucket = stack.app.functions["GenerateFunction"].environment["RESULTS_BUCKET"]
-            listed = stack.client("s3").list_objects_v2(Bucket=results_bucket, Prefix="results/")
-            result_keys = {o["Key"] for o in listed.get("Contents", [])}
-            injector = faults.current()
-            depth = sqs.get_queue_attributes(
-                QueueUrl=redriver.targets.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]["ApproximateNumberOfMessages"]
+        stack.delivery.stop_background()
+        stack.drain()
+        wall = time.monotonic() - started
+        found = records(stack, table, ids)
+        mails = Counter(m.to for m in list_outbox(outbox))
+        results_bucket = stack.app.functions["GenerateFunction"].environment["RESULTS_BUCKET"]
+        listed = stack.client("s3").list_objects_v2(Bucket=results_bucket, Prefix="results/")
+        result_keys = {o["Key"] for o in listed.get("Contents", [])}
+        depth = sqs.get_queue_attributes(
+            QueueUrl=redriver.targets.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
     by_email = {s["email"]: s for s in submitted}
     completed = {rid for rid, r in found.items() if r["status"] == "COMPLETED"}
     return {
-        "requests": n,
         "created": len(ids),
-        "fault_rate": rate,
-        "seed": seed,
-        "aws_calls": dict(injector.calls) if injector else {},
-        "faults_injected": dict(sorted(injector.injected.items())) if injector else {},
         "api_5xx_answers_retried": sum(s["api_5xx"] for s in submitted),
         "client_problems": dict(Counter(s["problem"] for s in submitted if s["problem"])),
         "final_states": dict(Counter(r["status"] or "MISSING" for r in found.values())),
@@ -175,7 +225,6 @@ def run(n: int, rate: float, seed: int, concurrency: int, sweep_every: float, ti
         "redrive_messages": dict(redriven),
         "failure_queue_left": int(depth),
         "wall_seconds": round(wall, 1),
-        "machine": machine(),
     }
 
 
@@ -200,9 +249,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--sweep-every", type=float, default=20.0, help="seconds between sweeps (default 20)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--in-process", action="store_true", help="functions in this process (AWS calls counted)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    summary = run(args.requests, args.fault_rate, args.seed, args.concurrency, args.sweep_every, args.timeout)
+    summary = run(
+        args.requests,
+        args.fault_rate,
+        args.seed,
+        args.concurrency,
+        args.sweep_every,
+        args.timeout,
+        in_process=args.in_process,
+    )
     problems = verdict(summary)
     if args.json:
         print(json.dumps({**summary, "problems": problems}, indent=2))

@@ -9,8 +9,8 @@
 The provider is Bedrock (Provider=bedrock, the real provider code) pointed at a stand-in: an HTTP
 server in this process that answers bedrock-runtime's Converse and InvokeModel in the shapes the
 API reference gives, after a fixed delay, and counts how many calls of each kind overlap. It is
-reached through configuration only (AWS_ENDPOINT_URL_BEDROCK_RUNTIME in the functions'
-environment), so the functions run unpatched in their execution environments (--in-process: in
+reached through configuration only (the stack's `aws_endpoints`: AWS_ENDPOINT_URL_BEDROCK_RUNTIME
+in the functions' environment), so the functions run unpatched in their execution environments (--in-process: in
 this process, as the local stack does by default).
 
 All uploads are created and sent at once; the run ends when every request is final or --timeout
@@ -218,7 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ROOT / "template.yaml",
         stack_name=f"burst-{uuid.uuid4().hex[:6]}",
         parameters={"Provider": "bedrock", "GenerateConcurrency": concurrency, "CaptionConcurrency": concurrency},
-        env_overrides={"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": standin.url, "POWERTOOLS_LOG_LEVEL": "WARNING"},
+        env_overrides={"LOG_LEVEL": "WARNING"},  # overrides replace declared variables only
+        aws_endpoints={"bedrock-runtime": standin.url},
         outbox_dir=outbox,
         environments=not args.in_process,
     )

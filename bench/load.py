@@ -4,7 +4,8 @@
     python bench/load.py --requests 200 --concurrency 20 --fail-rate 0.1 --seed 7 --timeout 900 --json
 
 What it does: starts the local stack (moto's server, the event delivery and the HTTP API on a free
-127.0.0.1 port) with the offline provider; wraps the offline captioner and generator in this process
+127.0.0.1 port; its functions in this process, `running_stack(environments=False)`, since what it
+injects lives in this process) with the offline provider; wraps the offline captioner and generator in this process
 so a seeded fraction of their calls raise a retryable ProviderError (PROVIDER_UNAVAILABLE, as a 503
 from a real provider would); then N client threads each create a request over HTTP, upload a small
 JPEG with the presigned POST and poll the request until it is final.
@@ -301,7 +302,9 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
         redirect_stdout(sink),
     ):
         outbox = Path(outbox_dir)
-        with running_stack(port=0, outbox=outbox) as running:
+        # In this process (not execution environments): the fault wrappers and the result-write count
+        # patch this process's modules, which environments would not see.
+        with running_stack(port=0, outbox=outbox, environments=False) as running:
             stack = running.stack
             assert stack.app is not None
             provider = stack.app.functions["CaptionFunction"].environment.get("PROVIDER")

@@ -26,7 +26,6 @@ from typing import Any
 
 import requests
 
-from reimagine_local.invoke import Invoker
 from reimagine_local.runner import find_template
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import Function
@@ -57,16 +56,10 @@ def _first_message(
 
 def capture(endpoint_url: str, out: Path, prefix: str) -> list[Path]:
     recorded: list[tuple[Function, Any]] = []
-    original = Invoker.invoke
-
-    def recording(self: Invoker, fn: Function, event: Any) -> Any:
-        recorded.append((fn, event))
-        return original(self, fn, event)
-
-    Invoker.invoke = recording  # type: ignore[method-assign]
     stack = EmbeddedStack(find_template(), stack_name=f"reimagine-capture-{uuid.uuid4().hex[:6]}")
     try:
         stack.start(endpoint_url)
+        stack.on_invoke(lambda invoked: recorded.append((invoked.function, invoked.event)))
         assert stack.created is not None
         queue = next(q for q in stack.created.notification_queues if q.function.logical_id == "CaptionFunction")
         # S3 sends it when the notification is configured; the delivery would drop it anyway.
@@ -86,7 +79,6 @@ def capture(endpoint_url: str, out: Path, prefix: str) -> list[Path]:
         if status != "COMPLETED":
             raise RuntimeError(f"the captured request ended {status}, not COMPLETED")
     finally:
-        Invoker.invoke = original  # type: ignore[method-assign]
         stack.stop()
 
     queued = [e for fn, e in recorded if fn.logical_id == "GenerateFunction"]

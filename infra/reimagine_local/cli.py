@@ -130,7 +130,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         endpoint_url=args.endpoint_url,
         outbox=Path(args.outbox),
         config=config,
-        environments=args.environments,
+        environments=not args.in_process,
     ) as running:
         _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
         _say(f"  web page:  {running.api_url}/")
@@ -181,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             out=Path(args.out),
             say=_say,
             config=_stack_config(args),
-            environments=args.environments,
+            environments=not args.in_process,
         )
 
 
@@ -236,9 +236,10 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-ENVIRONMENTS_HELP = (
-    "run each function in its own execution environments (AWS's Runtime Interface Client processes, "
-    "each with only its own Environment, ended past its Timeout) instead of in this process"
+IN_PROCESS_HELP = (
+    "run every function in this process, sharing one environment (a debugger's breakpoints in a handler "
+    "work there), instead of each in its own execution environments as Lambda runs them (the default: "
+    "AWS's Runtime Interface Client processes, each with only its own Environment, ended past its Timeout)"
 )
 
 
@@ -296,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
     sam_options(p)
-    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
+    p.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     p.set_defaults(run=cmd_local_up)
 
     p = sub.add_parser("redrive", help="move what sits in the on-failure queue back through the pipeline")
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email", default="you@example.com")
     p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
     sam_options(p)
-    p.add_argument("--environments", action="store_true", help=ENVIRONMENTS_HELP)
+    p.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
     p.set_defaults(run=cmd_demo)
     return parser
 

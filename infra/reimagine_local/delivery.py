@@ -8,6 +8,11 @@ pollers work against moto's server, LocalStack and a real account.
   S3 wrote it; a failing invocation is retried up to EventInvokeConfig.MaximumRetryAttempts (default 2)
   times, then an async-invocation record goes to the OnFailure queue. Retries run at once rather than
   after AWS's minutes of back-off. With `concurrency` above 1, that many events are invoked at once.
+- The async queue (S3 and schedules): an event waits while every environment of the function is busy
+  (a throttle, which is not an attempt) and is tried again after a short pause; an event older than
+  EventInvokeConfig.MaximumEventAgeInSeconds (its age from when it was queued: SQS's SentTimestamp,
+  else the S3 record's eventTime) is not invoked again: it goes to the OnFailure destination with the
+  condition EventAgeExceeded, as Lambda sends it.
 - Schedules: a `rate(...)` Schedule event invokes the function asynchronously every period, first one
   period after start (as a new EventBridge rule does), with the same retries and on-failure handling.
 - Streams: each (function, stream trigger) pair is one event source mapping with its own position in
@@ -48,7 +53,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from reimagine_local.filters import passes
-from reimagine_local.invoke import Invoker
+from reimagine_local.invoke import Invoker, Throttled
 from reimagine_local.template import Function, Pipe, QueueTrigger, S3Trigger, ScheduleTrigger, StreamTrigger
 
 if TYPE_CHECKING:
@@ -60,6 +65,10 @@ log = logging.getLogger("reimagine_local")
 # AWS retries a failing stream batch until its records expire (MaximumRetryAttempts -1, up to a day);
 # locally that would never drain, so an unbounded mapping stops after this many retries.
 UNBOUNDED_RETRY_LIMIT = 10
+# A throttled async event is tried again after this pause, doubling up to the cap (Lambda backs off
+# for minutes; locally an environment frees up in well under a second).
+THROTTLE_PAUSE_SECONDS = 0.05
+THROTTLE_PAUSE_CAP_SECONDS = 1.0
 
 
 def _now_iso() -> str:
@@ -133,46 +142,77 @@ class _FunctionSource(_Source):
         invoker: Invoker,
         failures: FailureDestinations,
         after_invoke: Callable[[Delivered], None] | None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(failures, after_invoke)
         self.fn = fn
         self.label = fn.logical_id
         self.invoker = invoker
+        self.wall_clock = wall_clock  # epoch seconds: event ages are measured against AWS's timestamps
+        self.sleep = sleep
 
-    def _call(self, source: str, subject: str, event: Any) -> tuple[Any, BaseException | None, float]:
+    def _call(
+        self, source: str, subject: str, event: Any, *, wait: bool = True
+    ) -> tuple[Any, BaseException | None, float]:
+        """(result, function error, ms). With `wait` False a busy function raises Throttled instead."""
         started = time.perf_counter()
         try:
-            result, error = self.invoker.invoke(self.fn, event), None
+            # Only the async queue asks not to wait; other callers keep the plain invoke(fn, event).
+            result = self.invoker.invoke(self.fn, event) if wait else self.invoker.invoke(self.fn, event, wait=False)
+            error = None
+        except Throttled:
+            raise
         except Exception as exc:  # a function error, as Lambda reports it
             result, error = None, exc
         return result, error, (time.perf_counter() - started) * 1000
 
-    def _invoke_async(self, source: str, subject: str, event: Any) -> None:
-        """An asynchronous invocation: retried per EventInvokeConfig, then the on-failure destination."""
-        attempts = 1 + max(0, self.fn.invoke_config.maximum_retry_attempts)
-        for attempt in range(1, attempts + 1):
-            _, error, ms = self._call(source, subject, event)
+    def _invoke_async(self, source: str, subject: str, event: Any, queued_at: float | None = None) -> None:
+        """An asynchronous invocation from Lambda's async queue: retried per EventInvokeConfig, waiting
+        (not an attempt) while the function is throttled, until MaximumEventAgeInSeconds from
+        `queued_at` (epoch seconds; default now); then the on-failure destination."""
+        config = self.fn.invoke_config
+        queued_at = self.wall_clock() if queued_at is None else queued_at
+        attempts = 1 + max(0, config.maximum_retry_attempts)
+        attempt, error, pause = 0, None, THROTTLE_PAUSE_SECONDS
+        while attempt < attempts:
+            if self.wall_clock() - queued_at > config.maximum_event_age_seconds:
+                self._give_up_async(source, subject, event, "EventAgeExceeded", attempt, error)
+                return
+            try:
+                _, error, ms = self._call(source, subject, event, wait=False)
+            except Throttled:
+                self.sleep(pause)
+                pause = min(pause * 2, THROTTLE_PAUSE_CAP_SECONDS)
+                continue
+            attempt += 1
             if error is None:
                 self._report(source, subject, "ok" if attempt == 1 else f"ok on attempt {attempt}", ms)
                 return
             self._report(source, subject, f"error ({type(error).__name__}: {error}) attempt {attempt}/{attempts}", ms)
-        self.failures.send(
-            self.fn.invoke_config.on_failure,
-            {
-                "version": "1.0",
-                "timestamp": _now_iso(),
-                "requestContext": {
-                    "requestId": str(uuid.uuid4()),
-                    "functionArn": f"{self.fn.arn}:$LATEST",
-                    "condition": "RetriesExhausted",
-                    "approximateInvokeCount": attempts,
-                },
-                "requestPayload": event,
-                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-                "responsePayload": _error_payload(error) if error else {},
+        self._give_up_async(source, subject, event, "RetriesExhausted", attempt, error)
+
+    def _give_up_async(
+        self, source: str, subject: str, event: Any, condition: str, invocations: int, error: BaseException | None
+    ) -> None:
+        record: dict[str, Any] = {
+            "version": "1.0",
+            "timestamp": _now_iso(),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{self.fn.arn}:$LATEST",
+                "condition": condition,
+                "approximateInvokeCount": invocations,
             },
-        )
-        log.info("%s %s %s retries exhausted: sent to the on-failure destination", self.fn.logical_id, source, subject)
+            "requestPayload": event,
+        }
+        if invocations:  # what the last invocation answered; an event never invoked has no response
+            record["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+            record["responsePayload"] = _error_payload(error) if error else {}
+        self.failures.send(self.fn.invoke_config.on_failure, record)
+        why = "retries exhausted" if condition == "RetriesExhausted" else "event too old (EventAgeExceeded)"
+        log.info("%s %s %s %s: sent to the on-failure destination", self.fn.logical_id, source, subject, why)
 
 
 class _Pollers:
@@ -260,8 +300,10 @@ class S3Notifications(_FunctionSource):
         after_invoke: Callable[[Delivered], None] | None = None,
         *,
         concurrency: int = 1,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(fn, invoker, failures, after_invoke)
+        super().__init__(fn, invoker, failures, after_invoke, wall_clock=wall_clock, sleep=sleep)
         self.trigger = trigger
         self.queue_url = queue_url
         self.sqs = sqs
@@ -276,7 +318,10 @@ class S3Notifications(_FunctionSource):
         return [
             dict(m)
             for m in self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait_seconds
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=count,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["SentTimestamp"],  # when S3 queued the event: its age
             ).get("Messages", [])
         ]
 
@@ -291,17 +336,30 @@ class S3Notifications(_FunctionSource):
         self._pollers.close()
 
     def _handle(self, message: Mapping[str, Any]) -> None:
-        self._deliver(json.loads(message["Body"]))
+        sent = (message.get("Attributes") or {}).get("SentTimestamp")
+        self._deliver(json.loads(message["Body"]), int(sent) / 1000 if sent else None)
         # Handled, including retries and the on-failure record: done with it.
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _deliver(self, event: dict[str, Any]) -> None:
+    def _deliver(self, event: dict[str, Any], queued_at: float | None = None) -> None:
         if event.get("Event") == "s3:TestEvent":  # S3 sends one when the notification is configured
             return
         # Keys arrive URL-encoded; the log shows them decoded (the event itself is passed on untouched).
         keys = [unquote_plus(r.get("s3", {}).get("object", {}).get("key", "?")) for r in event.get("Records", [])]
         subject = ",".join(keys) or "?"
-        self._invoke_async("s3", subject, event)
+        self._invoke_async("s3", subject, event, queued_at if queued_at is not None else _event_time(event))
+
+
+def _event_time(event: dict[str, Any]) -> float | None:
+    """The first S3 record's eventTime (ISO 8601) in epoch seconds, if it has one."""
+    for record in event.get("Records", []):
+        stamp = record.get("eventTime")
+        if isinstance(stamp, str):
+            try:
+                return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return None
+    return None
 
 
 class Schedule(_FunctionSource):
@@ -317,8 +375,11 @@ class Schedule(_FunctionSource):
         failures: FailureDestinations,
         after_invoke: Callable[[Delivered], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(fn, invoker, failures, after_invoke)
+        super().__init__(fn, invoker, failures, after_invoke, wall_clock=wall_clock, sleep=sleep)
         self.trigger = trigger
         self.period = trigger.period_seconds if trigger.enabled else None
         self.clock = clock

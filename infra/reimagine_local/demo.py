@@ -38,11 +38,12 @@ def run_demo(
     say: Say,
     timeout: float = 120.0,
     config: StackConfig | None = None,
-    environments: bool = False,
+    environments: bool = True,
 ) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
-        say("starting the local stack (embedded AWS emulator, no network)...")
+        how = "each function in its own execution environments" if environments else "every function in this process"
+        say(f"starting the local stack (embedded AWS emulator, no network; {how})...")
         with running_stack(port=0, outbox=Path(outbox), config=config, environments=environments) as running:
             client = ApiClient(running.api_url)
             say(f"  API {running.api_url}; submitting {image}")

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from reimagine_local.invoke import Throttled
 from reimagine_local.runtime_api import Invocation, RuntimeApi
 from reimagine_local.template import Function
 
@@ -42,16 +43,27 @@ DEFAULT_CONCURRENCY = 4
 _LAMBDA_STATIC = {"TZ": ":UTC", "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
+def level_of(line: str) -> int:
+    """A line an environment printed, at its own level, so a reader can keep warnings only: a
+    Powertools JSON line's "level", the runtime's `[ERROR] ...`/`[WARNING] ...`; else (REPORT,
+    print, a traceback's continuation) INFO."""
+    if line.startswith("{") and '"level"' in line:
+        with contextlib.suppress(ValueError, AttributeError):
+            level = logging.getLevelName(str(json.loads(line).get("level", "")).upper())
+            if isinstance(level, int):
+                return level
+    for prefix, level in (("[ERROR]", logging.ERROR), ("[WARNING]", logging.WARNING)):
+        if line.startswith(prefix):
+            return level
+    return logging.INFO
+
+
 class FunctionError(Exception):
     """An invocation failed; `payload` is what Lambda returns ({errorType, errorMessage, ...})."""
 
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__(f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', '')}")
         self.payload = payload
-
-
-class Throttled(Exception):
-    """Every environment the function may have is busy (Lambda's 429 TooManyRequestsException)."""
 
 
 def lambda_environment(
@@ -184,7 +196,7 @@ class Environment:
     def _timed_out(self, request_id: str) -> str:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         message = f"{stamp} {request_id} Task timed out after {self.fn.timeout:.2f} seconds"
-        self._logger.info("%s", message)
+        self._logger.warning("%s", message)
         return message
 
     def _peak_mb(self) -> int:
@@ -200,7 +212,8 @@ class Environment:
 
     def _pump(self, stream: IO[bytes]) -> None:
         for raw in stream:
-            self._logger.info("%s", raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            self._logger.log(level_of(line), "%s", line)
 
     def stop(self) -> None:
         if self._stopped:
@@ -306,8 +319,8 @@ class ProcessInvoker:
                 )
             return self._pools[fn.logical_id]
 
-    def invoke(self, fn: Function, event: Any) -> Any:
-        return self.environments(fn).invoke(event)
+    def invoke(self, fn: Function, event: Any, *, wait: bool = True) -> Any:
+        return self.environments(fn).invoke(event, wait=wait)
 
     def stop(self) -> None:
         with self._guard:

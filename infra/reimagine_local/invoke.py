@@ -24,6 +24,11 @@ from reimagine_local.template import Function
 Handler = Callable[[Any, Any], Any]
 
 
+class Throttled(Exception):
+    """Every environment the function may have is busy (Lambda's 429 TooManyRequestsException); raised
+    only to a caller that asked not to wait (`wait=False`: the async queue, which retries it itself)."""
+
+
 class EnvironmentConflict(ValueError):
     """Two functions declare one variable with different values; one process cannot hold both."""
 
@@ -129,9 +134,14 @@ class Invoker:
             self._handlers[fn.handler] = getattr(importlib.import_module(module_name), attribute)
         return self._handlers[fn.handler]
 
-    def invoke(self, fn: Function, event: Any) -> Any:
-        """The handler's return value; its exception propagates (a function error)."""
+    def invoke(self, fn: Function, event: Any, *, wait: bool = True) -> Any:
+        """The handler's return value; its exception propagates (a function error). Raises Throttled
+        instead of waiting for the function's one container when `wait` is False."""
         with self._guard:
             lock = self._locks[fn.logical_id]
-        with lock:
+        if not lock.acquire(blocking=wait):
+            raise Throttled(f"{fn.logical_id}: its one in-process container is busy")
+        try:
             return self.handler(fn)(event, LambdaContext.for_function(fn))
+        finally:
+            lock.release()

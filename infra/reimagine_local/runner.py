@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -67,17 +68,23 @@ def running_stack(
     outbox: Path | None = None,
     host: str = "127.0.0.1",
     config: StackConfig | None = None,
-    environments: bool = False,
+    environments: bool = True,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on the way out, whatever happened."""
     config = config or StackConfig()
     # Readable output: the stack's one line per event; the functions' own JSON logs only for warnings.
+    # In this process that is Powertools' level; environments print at the template's level, and
+    # what they print is logged at its own level under `reimagine_local.fn`.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     holder: dict[str, EmbeddedStack] = {}
     # The server binds first: a taken port is a clear error before anything else starts,
     # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
+    functions_log = logging.getLogger("reimagine_local.fn")
+    level = functions_log.level
+    if level == logging.NOTSET:
+        functions_log.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())
     try:
         stack = EmbeddedStack(
             config.template or find_template(),
@@ -97,3 +104,4 @@ def running_stack(
             stack.stop()
     finally:
         server.stop()
+        functions_log.setLevel(level)  # only while it runs (a test process starts several)

@@ -1,4 +1,4 @@
-"""The embedded stack: the template's resources on an AWS endpoint, its functions run in this process.
+"""The embedded stack: the template's resources on an AWS endpoint, each function in its own environments.
 
     with EmbeddedStack("template.yaml").start() as stack:   # moto's server on a free local port
         status, headers, body = stack.api_invoke("POST", "/requests", {"email": ...})
@@ -7,6 +7,12 @@
 
 `start(endpoint_url)` targets another endpoint instead (LocalStack: http://127.0.0.1:4566), or
 `start(REAL_AWS)` the account of the ambient credentials.
+
+Functions run as Lambda runs them (environments.py): processes of their own, each with only its
+function's Environment. `environments=False` runs them in this process instead (invoke.py), which
+the load benchmark's in-process fault wrappers need. `on_invoke` observes every invocation, from
+any event source or the API, and `invoke(fn, event)` delivers an event again through the same
+environments, so tests never need to patch the stack.
 
 moto keeps its state per process, so every moto server started in one process shares it: stacks
 that run side by side in one process need different stack names (their resource names differ then).
@@ -17,7 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -40,6 +49,7 @@ from reimagine_local.delivery import (
 from reimagine_local.environments import ProcessInvoker
 from reimagine_local.invoke import (
     Invoker,
+    Throttled,
     apply_environment,
     cold_start,
     restore_environment,
@@ -71,6 +81,53 @@ def _is_moto_server(endpoint_url: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class AwsFaults:
+    """The AWS fault lane (functions/reimagine/faults.py): every function's environments get
+    INJECTED_AWS_FAULT_RATE/SEED, a test setting no template declares (never set on AWS)."""
+
+    rate: float
+    seed: int | None = None
+
+    def environment(self) -> dict[str, str]:
+        variables = {"INJECTED_AWS_FAULT_RATE": str(self.rate)}
+        if self.seed is not None:
+            variables["INJECTED_AWS_FAULT_SEED"] = str(self.seed)
+        return variables
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """One invocation, as `on_invoke` listeners see it once it has ended."""
+
+    function: Function
+    event: Any
+    error: BaseException | None
+
+
+class _ObservedInvoker:
+    """The stack's invoker: every source and the gateway call it, so every invocation is observed."""
+
+    def __init__(self, inner: Invoker, listeners: list[Callable[[Invoked], None]]) -> None:
+        self.inner = inner
+        self.listeners = listeners
+
+    def invoke(self, fn: Function, event: Any, *, wait: bool = True) -> Any:
+        try:
+            result = self.inner.invoke(fn, event, wait=wait)
+        except Throttled:  # never invoked: the caller tries again
+            raise
+        except BaseException as exc:
+            self._tell(Invoked(fn, event, exc))
+            raise
+        self._tell(Invoked(fn, event, None))
+        return result
+
+    def _tell(self, invoked: Invoked) -> None:
+        for listener in list(self.listeners):
+            listener(invoked)
+
+
 def _environment_access(endpoint_url: str) -> dict[str, str]:
     """What an execution environment needs to reach AWS: Lambda's role credentials, here the
     stack's own (an emulator's dummy ones, or the ambient ones for a real account), and the endpoint."""
@@ -93,16 +150,31 @@ class EmbeddedStack:
         env_overrides: dict[str, str] | None = None,
         env_vars: EnvVars | None = None,
         outbox_dir: str | Path | None = None,
-        environments: bool = False,
+        environments: bool = True,
+        aws_faults: AwsFaults | None = None,
+        aws_endpoints: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.template_path = Path(template_path)
         # True: each function runs in its own execution environments (environments.py), as on Lambda;
         # False: in this process, all functions sharing one environment (invoke.py).
         self.environments = environments
+        self.aws_faults = aws_faults
+        # Where one AWS service is reached instead of the stack's endpoint (a stand-in for Bedrock, say):
+        # botocore's AWS_ENDPOINT_URL_<SERVICE>, part of the endpoint access every environment gets.
+        self.aws_endpoints = {
+            f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}": url
+            for service, url in (aws_endpoints or {}).items()
+        }
+        # The operator's environment, where provider keys (HF_TOKEN, ...) are read from at start.
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._listeners: list[Callable[[Invoked], None]] = []
+        self._listeners_lock = threading.Lock()
         self.stack_name = stack_name
         self.region = region
         self.parameters = dict(parameters or {})
         self.api_base_url = api_base_url.rstrip("/")
+        # Replace values only of variables a function declares (NotifyFunction's API_BASE_URL).
         self.env_overrides = {"API_BASE_URL": self.api_base_url, **(env_overrides or {})}
         self.env_vars = env_vars
         self.outbox_dir = Path(outbox_dir) if outbox_dir else None
@@ -115,7 +187,7 @@ class EmbeddedStack:
         self._delivery: Delivery | None = None
         self._router: Router[Function] | None = None
         self._gateway: Gateway[Function] | None = None
-        self._invoker: Invoker | None = None
+        self._invoker: _ObservedInvoker | None = None
         self._processes: ProcessInvoker | None = None
         self._session: boto3.Session | None = None
         self._is_moto = False
@@ -173,24 +245,29 @@ class EmbeddedStack:
         )
         self.created = create_all(self.app, clients)
         if endpoint_url != REAL_AWS:  # an emulator only: never overwrite an account's own parameters
-            for name in store_provider_secrets(self.app.parameters, self.client("ssm"), os.environ):
+            for name in store_provider_secrets(self.app.parameters, self.client("ssm"), self.environ):
                 log.info("stored the provider key from the environment as the SecureString %s", name)
-        # The functions' configuration, as one process can hold it (see invoke.py).
-        function_env = union_environment(self.app.functions.values())
-        self._saved_env.update(
-            {k: v for k, v in apply_environment(function_env, os.environ).items() if k not in self._saved_env}
-        )
-        for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
-            cold_start(package)
+        # What the stack adds to every function's environment beyond the template: the fault lane, endpoints.
+        added = {**(self.aws_faults.environment() if self.aws_faults else {}), **self.aws_endpoints}
         self.outbox = self._make_outbox(account)
+        inner: Invoker
         if self.environments:
+            # Environments start on their first invocation (as Lambda's do), so an unused function costs nothing.
             self._processes = ProcessInvoker(
-                self.app.template_dir, region=self.region, extra_env=_environment_access(endpoint_url)
+                self.app.template_dir, region=self.region, extra_env={**_environment_access(endpoint_url), **added}
             )
             # The same invoke(fn, event) as the in-process Invoker, which is all delivery and the gateway use.
-            self._invoker = cast(Invoker, self._processes)
+            inner = cast(Invoker, self._processes)
         else:
-            self._invoker = Invoker(self.app.template_dir)
+            # The functions' configuration, as one process can hold it (see invoke.py).
+            function_env = {**union_environment(self.app.functions.values()), **added}
+            self._saved_env.update(
+                {k: v for k, v in apply_environment(function_env, os.environ).items() if k not in self._saved_env}
+            )
+            for package in self._packages():
+                cold_start(package)
+            inner = Invoker(self.app.template_dir)
+        self._invoker = _ObservedInvoker(inner, self._listeners)
         self._router = Router(self.app.routes)
         self._gateway = Gateway(
             self._router,
@@ -219,13 +296,14 @@ class EmbeddedStack:
         assert self.app and self.created and self._invoker
         failures = FailureDestinations(clients.sqs)
         hook = self._after_invoke
+        invoker = cast(Invoker, self._invoker)
         sources: list[_Source] = [
             S3Notifications(
                 q.function,
                 q.trigger,
                 q.queue_url,
                 clients.sqs,
-                self._invoker,
+                invoker,
                 failures,
                 hook,
                 concurrency=self._async_concurrency(q.function),
@@ -242,7 +320,7 @@ class EmbeddedStack:
                         trigger,
                         stream_arn,
                         streams,
-                        self._invoker,
+                        invoker,
                         failures,
                         self.region,
                         # A table this run created has only records written after start: read them all.
@@ -274,7 +352,7 @@ class EmbeddedStack:
                         self.created.queue_urls[queue_trigger.queue],
                         self.app.queues[queue_trigger.queue].arn,
                         clients.sqs,
-                        self._invoker,
+                        invoker,
                         failures,
                         self.region,
                         hook,
@@ -282,7 +360,7 @@ class EmbeddedStack:
                     )
                 )
         sources += [
-            Schedule(fn, trigger, self._invoker, failures, hook)
+            Schedule(fn, trigger, invoker, failures, hook)
             for fn in self.app.functions.values()
             for trigger in fn.schedules
         ]
@@ -311,9 +389,13 @@ class EmbeddedStack:
             self._moto = None
         restore_environment(self._saved_env, os.environ)
         self._saved_env = {}
-        if self.app is not None:  # nothing the functions cached may outlive this stack's endpoint
-            for package in {fn.handler.split(".")[0] for fn in self.app.functions.values()}:
+        if self.app is not None and not self.environments:  # nothing cached may outlive this endpoint
+            for package in self._packages():
                 cold_start(package)
+
+    def _packages(self) -> set[str]:
+        assert self.app is not None
+        return {fn.handler.split(".")[0] for fn in self.app.functions.values()}
 
     def __enter__(self) -> EmbeddedStack:
         if self.app is None:
@@ -333,6 +415,26 @@ class EmbeddedStack:
         if service not in self._clients:
             self._clients[service] = self._session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
         return self._clients[service]
+
+    def on_invoke(self, listener: Callable[[Invoked], None]) -> Callable[[], None]:
+        """Call `listener` after every invocation of any function (event sources and API alike);
+        returns what removes it. Listeners run on the invoking thread: keep them short."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._listeners_lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def invoke(self, fn: Function | str, event: Any) -> Any:
+        """Invoke a function (or its logical id) with an event, through the same environments the
+        event sources use: what an event source delivering it again would do. Raises its error."""
+        assert self.app is not None and self._invoker is not None, "start() the stack first"
+        function = self.app.functions[fn] if isinstance(fn, str) else fn
+        return self._invoker.invoke(function, event)
 
     @property
     def delivery(self) -> Delivery:

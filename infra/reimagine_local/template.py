@@ -512,7 +512,8 @@ def read_application(
     env_overrides: dict[str, str] | None = None,
     env_vars: EnvVars | None = None,
 ) -> Application:
-    """Resolve template.yaml for one stack. `env_overrides` replace or add variables in every function;
+    """Resolve template.yaml for one stack. `env_overrides` replace a variable in every function that
+    declares it (never add one: a function gets only its own section's variables, as on AWS);
     `env_vars` (SAM's `--env-vars`) then replace variables a function declares."""
     context = StackContext(stack_name, account_id, region, dict(parameters or {}))
     resolver = Resolver(translated_template(path, context), context)
@@ -800,7 +801,7 @@ def _function(
     raw = _props(resolver, logical_id)
     variables = resolver.resolve((raw.get("Environment") or {}).get("Variables") or {})
     environment = {name: _text(value) for name, value in variables.items()}
-    environment.update(env_overrides)
+    environment.update({name: value for name, value in env_overrides.items() if name in environment})
     environment = env_vars.apply(environment, logical_id, resolver.physical_name(logical_id))
     scalars = ("Handler", "Timeout", "MemorySize", "ReservedConcurrentExecutions")
     resolved = resolver.resolve({k: raw[k] for k in scalars if k in raw})

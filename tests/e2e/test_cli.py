@@ -45,6 +45,7 @@ def _free_port() -> int:
 def test_demo_prints_a_caption_and_writes_the_result_and_the_email(tmp_path: Path):
     done = run("demo", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert "each function in its own execution environments" in done.stderr.splitlines()[0]
     assert done.stdout.startswith("caption: ") and "not AI" in done.stdout
     out = tmp_path / "out"
     with Image.open(out / "result.png") as result:
@@ -151,10 +152,11 @@ def test_local_up_refuses_an_unknown_parameter_override_in_one_line(tmp_path: Pa
     )
 
 
-def test_demo_in_execution_environments_runs_each_function_as_lambda_does(tmp_path: Path):
-    # When the demo runs with every function in its own awslambdaric environments
-    done = run("demo", "--out", "out", "--environments", cwd=tmp_path)
-    # Then it ends as the in-process demo does, with no traceback from environments ended at exit
+def test_demo_in_process_runs_every_function_in_the_cli_process(tmp_path: Path):
+    # When the demo runs with --in-process (every function in one process, as a debugger wants)
+    done = run("demo", "--out", "out", "--in-process", cwd=tmp_path)
+    # Then it says so and ends as the default demo does
     assert done.returncode == 0, done.stderr
+    assert "every function in this process" in done.stderr.splitlines()[0]
     assert done.stdout.startswith("caption: ") and (tmp_path / "out" / "result.png").exists()
     assert "Traceback" not in done.stderr

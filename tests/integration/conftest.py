@@ -1,4 +1,10 @@
-"""The whole pipeline on the local stack: the template's resources on an endpoint, its functions in-process.
+"""The whole pipeline on the local stack: the template's resources on an endpoint, each function in its own
+execution environments (processes with only its template Environment), as on Lambda.
+
+Nothing here patches the stack or the functions: a test observes invocations through the stack's
+`on_invoke`, delivers events again through `stack.invoke` (the same environments), and changes how the
+functions behave only through configuration (`pipeline_config`: template parameters, and the operator's
+environment the stack reads provider keys from) or through servers they talk to (tests/fixtures/hf_standin.py).
 
 One suite, several backends. Every test that takes `pipeline` runs on each selected backend:
 `moto` (moto's server, started in-process) always, `localstack` when chosen with `--backend localstack`
@@ -9,9 +15,12 @@ deselected when it is not chosen.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import json
 import os
+import re
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,9 +34,8 @@ import requests
 from PIL import Image
 
 from reimagine_local.delivery import Schedule
-from reimagine_local.invoke import Invoker
 from reimagine_local.outbox import list_outbox
-from reimagine_local.stack import EmbeddedStack
+from reimagine_local.stack import EmbeddedStack, Invoked
 from reimagine_local.template import DEFAULT_STACK, Application, Function
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,9 +141,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @dataclass
 class Recorder:
-    """Every (function, event) the local delivery invoked, so a test can deliver them all again."""
+    """Every (function, event) the stack invoked (its `on_invoke`), so a test can deliver them all again."""
 
     calls: list[tuple[Function, Any]] = field(default_factory=list)
+
+    def __call__(self, invoked: Invoked) -> None:
+        self.calls.append((invoked.function, invoked.event))
 
     def of(self, logical_id: str) -> list[Any]:
         return [event for fn, event in self.calls if fn.logical_id == logical_id]
@@ -182,7 +193,19 @@ class Pipeline:
         return [o["Key"] for o in listed.get("Contents", [])]
 
     def mail_to(self, address: str) -> list:
-        return [m for m in list_outbox(self.outbox) if m.to == address]
+        """The mail to `address` about this stack's own requests: a LocalStack shared by several runs
+        shows every run's mail, and runs use the same addresses."""
+        return [m for m in list_outbox(self.outbox) if m.to == address and self._about_our_request(m.file)]
+
+    def _about_our_request(self, eml: Path) -> bool:
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        found = re.search(r"Request id: ([0-9a-f-]{36})", body.get_content() if body else "")
+        if found is None:
+            return False
+        table = self.app.tables["RequestsTable"].name
+        item = self.stack.client("dynamodb").get_item(TableName=table, Key={"id": {"S": found[1]}})
+        return "Item" in item
 
     def sweep(self) -> None:
         """Run the sweeper now, as its schedule would, and deliver what it set moving (no waiting minutes)."""
@@ -208,16 +231,16 @@ class Pipeline:
     def redeliver_everything(self) -> int:
         """Invoke every function again with every event it already had, as at-least-once delivery may."""
         calls = list(self.recorder.calls)
-        invoker = Invoker(self.app.template_dir)
         for fn, event in calls:
-            invoker.invoke(fn, event)
+            self.stack.invoke(fn, event)
         self.stack.drain()
         return len(calls)
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """How a module's stack is configured: template parameter overrides, and variables set while it runs."""
+    """How a module's stack is configured: template parameter overrides, and the operator's environment
+    the stack reads at start (provider keys such as HF_TOKEN, stored as the SecureStrings the template names)."""
 
     parameters: dict[str, str] = field(default_factory=dict)
     environ: dict[str, str] = field(default_factory=dict)
@@ -243,21 +266,16 @@ def pipeline(
         stack_name = f"reimagine-it-{uuid.uuid4().hex[:8]}"
     outbox = tmp_path_factory.mktemp(f"outbox-{backend}")
     recorder = Recorder()
-    original = Invoker.invoke
-
-    def recording(self: Invoker, fn: Function, event: Any) -> Any:
-        recorder.calls.append((fn, event))
-        return original(self, fn, event)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Invoker, "invoke", recording)
-        for name, value in pipeline_config.environ.items():
-            patch.setenv(name, value)
-        stack = EmbeddedStack(
-            ROOT / "template.yaml", stack_name=stack_name, parameters=pipeline_config.parameters, outbox_dir=outbox
-        )
-        with stack.start(endpoint_url):
-            yield Pipeline(stack, outbox, recorder, backend)
+    stack = EmbeddedStack(
+        ROOT / "template.yaml",
+        stack_name=stack_name,
+        parameters=pipeline_config.parameters,
+        outbox_dir=outbox,
+        environ={**os.environ, **pipeline_config.environ},
+    )
+    with stack.start(endpoint_url):
+        stack.on_invoke(recorder)
+        yield Pipeline(stack, outbox, recorder, backend)
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (320, 240), **save: Any) -> bytes:

@@ -1,31 +1,28 @@
 """No log line names a person or carries a secret.
 
-Requests run through the whole pipeline while everything logged is captured: the functions'
-Powertools loggers (JSON on stdout, every field, via capfd) and every Python logger at INFO, the
-level the functions run at (the local stack's `reimagine_local` delivery lines among them, via
-caplog). Then no email address and nothing token-like may appear. One run uses the Hugging Face
-provider with a fake token (the router faked with `responses`), including an error answer that
-echoes the token back.
+Requests run through the whole pipeline, each function in its own execution environments, while
+everything logged is captured: what the environments print (the functions' Powertools JSON lines,
+REPORT lines, anything on their stdout or stderr), which the stack logs as `reimagine_local.fn.<Function>`,
+and every other Python logger at INFO, the level the functions run at (the stack's `reimagine_local`
+delivery lines among them), via caplog; plus anything written to this process's stdout or stderr
+(capfd). Then no email address and nothing token-like may appear. The module runs the Hugging Face
+provider against the stand-in (tests/fixtures/hf_standin.py) with a token-shaped token, including an
+error answer that echoes the token back.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import responses
 
-from reimagine.observability import logger
-from reimagine_local.invoke import cold_start
 from tests.fixtures import images
-from tests.fixtures.provider_answers import hub_model_info, mapping
-from tests.integration.conftest import Pipeline
+from tests.fixtures.hf_standin import HfStandin
+from tests.integration.conftest import Pipeline, PipelineConfig
 
 pytestmark = pytest.mark.integration
 
@@ -36,23 +33,38 @@ TOKEN_LIKE = [
     re.compile(r"Bearer\s+\S+", re.IGNORECASE),
     re.compile(r"X-Amz-Signature|x-amz-security-token|\"signature\"", re.IGNORECASE),  # presigned URLs, POST policies
 ]
-HF_BASE = "https://router.huggingface.co"
-HF_HUB = "https://huggingface.co"
 CAPTION_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 IMAGE_MODEL = "black-forest-labs/FLUX.1-schnell"
-CHAT_URL = f"{HF_BASE}/v1/chat/completions"
-HUB_URL = f"{HF_HUB}/api/models/{IMAGE_MODEL}"
-IMAGE_URL = f"{HF_BASE}/hf-inference/models/{IMAGE_MODEL}"
-TOKEN_PARAMETER = "/reimagine/test/huggingface/token"
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[HfStandin]:
+    with HfStandin.serving(CAPTION_MODEL, IMAGE_MODEL, token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pipeline_config(standin: HfStandin) -> PipelineConfig:
+    """Provider=huggingface against the stand-in; the token in the operator's HF_TOKEN, stored by the
+    stack as the SecureString the template names, and read from there by the functions."""
+    return PipelineConfig(
+        parameters={
+            "Provider": "huggingface",
+            "HfRouterUrl": standin.url,
+            "HfHubUrl": standin.url,
+            "HfCaptionModels": CAPTION_MODEL,
+            "HfImageModels": IMAGE_MODEL,
+        },
+        environ={"HF_TOKEN": TOKEN},
+    )
 
 
 @dataclass
 class Capture:
     """Where everything logged during one test goes."""
 
-    functions: io.StringIO  # the Powertools handler's own output: the JSON lines Lambda would ship
-    fds: pytest.CaptureFixture[str]  # anything else written to stdout or stderr
-    records: pytest.LogCaptureFixture  # every Python logger at INFO
+    fds: pytest.CaptureFixture[str]  # anything written to this process's stdout or stderr
+    records: pytest.LogCaptureFixture  # the environments' output and every Python logger at INFO
 
     def text(self) -> str:
         out, err = self.fds.readouterr()
@@ -60,7 +72,7 @@ class Capture:
             f"{r.name} {r.levelname} {r.getMessage()} {json.dumps(_extras(r), default=str)}"
             for r in self.records.records
         ]
-        return "\n".join([self.functions.getvalue(), out, err, *lines])
+        return "\n".join([out, err, *lines])
 
 
 def _extras(record: logging.LogRecord) -> dict:
@@ -70,8 +82,8 @@ def _extras(record: logging.LogRecord) -> dict:
 
 
 def _assert_clean(logged: str, *, addresses: list[str]) -> None:
-    # The capture really holds the functions' structured lines and the stack's delivery lines.
-    assert '"service":"reimagine"' in logged
+    # The capture really holds what the environments printed and the stack's delivery lines.
+    assert '"service":"reimagine"' in logged and "REPORT RequestId: " in logged
     assert "CaptionFunction s3 " in logged and "NotifyFunction stream " in logged
     for address in addresses:
         assert address not in logged
@@ -84,16 +96,7 @@ def _assert_clean(logged: str, *, addresses: list[str]) -> None:
 @pytest.fixture
 def logged(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Capture]:
     caplog.set_level(logging.INFO)
-    # The Powertools handler keeps the stdout it found when the logger was built (in this process,
-    # some earlier test's capture); point it at a buffer for this test, then back.
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    try:
-        yield Capture(buffer, capfd, caplog)
-    finally:
-        handler.setStream(previous)
+    yield Capture(capfd, caplog)
 
 
 def test_a_run_through_the_pipeline_logs_no_address_and_no_secret(pipeline: Pipeline, logged: Capture) -> None:
@@ -111,52 +114,26 @@ def test_a_run_through_the_pipeline_logs_no_address_and_no_secret(pipeline: Pipe
     _assert_clean(logged.text(), addresses=[*addresses, "kelvin.marsh"])
 
 
-@pytest.fixture
-def huggingface_provider(pipeline: Pipeline) -> Iterator[responses.RequestsMock]:
-    """The functions switched to the Hugging Face provider, its token in Parameter Store, its router faked."""
-    pipeline.stack.client("ssm").put_parameter(Name=TOKEN_PARAMETER, Value=TOKEN, Type="SecureString", Overwrite=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PROVIDER", "huggingface")
-        patch.setenv("HF_TOKEN_PARAMETER", TOKEN_PARAMETER)
-        patch.setenv("HF_ROUTER_URL", HF_BASE)
-        patch.setenv("HF_HUB_URL", HF_HUB)
-        patch.setenv("HF_CAPTION_MODELS", CAPTION_MODEL)
-        patch.setenv("HF_IMAGE_MODELS", IMAGE_MODEL)
-        cold_start("reimagine")  # settings and providers are read again, like a new container
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as router:
-            # Uploads and presigned links go to the stack's endpoint for real.
-            router.add_passthru(pipeline.stack.endpoint_url or "")
-            yield router
-    cold_start("reimagine")
-    assert os.environ.get("PROVIDER") != "huggingface"
-
-
-def _chat(caption: str) -> dict:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": caption}}]}
-
-
-def test_a_hugging_face_run_never_logs_its_token(
-    pipeline: Pipeline,
-    huggingface_provider: responses.RequestsMock,
-    logged: Capture,
-) -> None:
-    router = huggingface_provider
-    router.post(CHAT_URL, json=_chat("A small red square on a plain background."))
-    router.get(HUB_URL, json=hub_model_info(IMAGE_MODEL, [mapping("hf-inference", IMAGE_MODEL)]))
-    router.post(IMAGE_URL, body=images.png((64, 64)), content_type="image/png")
+def test_a_hugging_face_run_never_logs_its_token(pipeline: Pipeline, standin: HfStandin, logged: Capture) -> None:
+    # Given the stand-in serving both models to whoever sends the token
+    standin.echo_credentials = False
+    seen = len(standin.calls)
     done = pipeline.submit(images.jpeg((96, 64)), "image/jpeg", email="hf.ok.person@example.com")
     record = pipeline.status(done)
     assert (record["status"], record["caption_provider"]) == ("COMPLETED", "huggingface")
-    # The token really went out, in the header and nowhere else.
-    sent = [call.request for call in router.calls]
-    assert sent and all(request.headers["Authorization"] == f"Bearer {TOKEN}" for request in sent)
+    # The token really went out: the stand-in answers only calls that carry it.
+    assert ("/v1/chat/completions", 200) in {(call.path, call.status) for call in standin.calls[seen:]}
 
-    # An error answer that quotes the credentials back must not carry them into logs, record or mail.
-    router.replace(
-        responses.POST, CHAT_URL, status=401, json={"error": f"Invalid credentials in Authorization: Bearer {TOKEN}"}
-    )
-    refused = pipeline.submit(images.jpeg((96, 64)), "image/jpeg", email="hf.refused.person@example.com")
+    # When an error answer quotes the credentials back
+    standin.echo_credentials = True
+    seen = len(standin.calls)
+    try:
+        refused = pipeline.submit(images.jpeg((96, 64)), "image/jpeg", email="hf.refused.person@example.com")
+    finally:
+        standin.echo_credentials = False
+    assert ("/v1/chat/completions", 401) in {(call.path, call.status) for call in standin.calls[seen:]}
     record = pipeline.status(refused)
+    # Then it does not carry them into logs, record or mail
     assert (record["status"], record["error"]["code"]) == ("FAILED", "PROVIDER_REJECTED")
     assert TOKEN not in json.dumps(record)
     assert TOKEN not in pipeline.mail_to("hf.refused.person@example.com")[0].file.read_text()

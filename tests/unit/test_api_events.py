@@ -171,7 +171,8 @@ Resources:
 def api_stack(tmp_path_factory):
     template = tmp_path_factory.mktemp("api") / "template.yaml"
     template.write_text(API_TEMPLATE)
-    with EmbeddedStack(template, stack_name="apitest").start() as stack:
+    # In this process: the fake handlers record what they get in this module's state.
+    with EmbeddedStack(template, stack_name="apitest", environments=False).start() as stack:
         yield stack
 
 

@@ -129,7 +129,8 @@ def stack(moto_endpoint, tmp_path):
     template = tmp_path / "template.yaml"
     template.write_text(TEMPLATE)
     fake_handlers.reset()
-    started = EmbeddedStack(template, stack_name=f"t{uuid.uuid4().hex[:8]}").start(moto_endpoint)
+    # In this process: the fake handlers record what they get in this module's state.
+    started = EmbeddedStack(template, stack_name=f"t{uuid.uuid4().hex[:8]}", environments=False).start(moto_endpoint)
     yield started
     started.stop()
 
@@ -337,7 +338,8 @@ def test_outbox_collects_sent_mail_as_eml(tmp_path):
     template = tmp_path / "template.yaml"
     template.write_text(MAILER)
     outbox = tmp_path / "outbox"
-    with EmbeddedStack(template, stack_name="mail", outbox_dir=outbox).start() as stack:
+    # In this process: the fake handlers record what they get in this module's state.
+    with EmbeddedStack(template, stack_name="mail", outbox_dir=outbox, environments=False).start() as stack:
         # When a function sends mail through SES
         stack.client("s3").put_object(Bucket=stack.app.buckets["Inbox"].name, Key="pic.jpg", Body=b"x")
         stack.drain(timeout=20)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reimagine_local.environments import FunctionError, ProcessInvoker, Throttled
+from reimagine_local.environments import FunctionError, ProcessInvoker, Throttled, level_of
 from reimagine_local.template import Application, read_application
 from tests.unit.template_helpers import ROOT
 
@@ -196,3 +196,18 @@ def test_ending_environments_leaves_nothing_on_stderr(
     invoker.stop()
     # Then their Runtime APIs close quietly: no traceback from a long poll cut short
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ('{"level":"WARNING","message":"injected AWS fault","service":"reimagine"}', logging.WARNING),
+        ('{"level":"INFO","message":"caption step"}', logging.INFO),
+        ("[ERROR] Runtime.ImportModuleError: Unable to import module 'x': No module named 'x'", logging.ERROR),
+        ("[WARNING]\t2026-12-01T22:54:51.374Z\t\tLAMBDA_WARNING: Unhandled exception.", logging.WARNING),
+        ("REPORT RequestId: 1\tDuration: 3.00 ms", logging.INFO),
+        ('{"_aws":{"CloudWatchMetrics":[]},"RequestsCreated":[1.0]}', logging.INFO),
+    ],
+)
+def test_what_an_environment_prints_is_logged_at_its_own_level(line: str, level: int) -> None:
+    assert level_of(line) == level

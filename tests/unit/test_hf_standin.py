@@ -129,6 +129,17 @@ def test_chat_without_the_token_is_401(standin: HfStandin):
     assert _chat(standin, "org/chat", token="hf_wrong").status_code == 401
 
 
+def test_echoing_credentials_refuses_router_calls_quoting_the_token_back(standin: HfStandin):
+    # Given the stand-in told to answer as a provider that echoes credentials in its errors
+    standin.echo_credentials = True
+    # When a call with the right token arrives, Then it is a 401 that repeats the header
+    response = _chat(standin, "org/chat")
+    assert (response.status_code, response.json()) == (
+        401,
+        {"error": "Invalid credentials in Authorization: Bearer hf_test_token"},
+    )
+
+
 def test_a_provider_chat_route_takes_the_provider_model_id(standin: HfStandin):
     response = _chat(standin, "standin/org/chat", path="/nscale/v1/chat/completions")
     assert response.json()["choices"][0]["message"]["content"].startswith("Stand-in caption by org/chat")

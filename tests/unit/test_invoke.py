@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from reimagine_local.invoke import Invoker, cold_start
+import pytest
+
+from reimagine_local.invoke import Invoker, Throttled, cold_start
 from reimagine_local.template import Function
 from tests.unit import fake_handlers
 
@@ -49,3 +52,20 @@ def test_a_cold_start_forgets_powertools_parameter_providers():
     base.DEFAULT_PROVIDERS["ssm"] = object()  # type: ignore[assignment]
     cold_start("reimagine")
     assert "ssm" not in base.DEFAULT_PROVIDERS
+
+
+def test_a_caller_that_may_not_wait_is_throttled_while_the_container_is_busy():
+    # Given one invocation inside the function's one in-process container
+    invoker = Invoker(Path("."))
+    fn = _function("Busy", "meets_partner")
+    fake_handlers.PARTNER.reset()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        inside = pool.submit(invoker.invoke, fn, {})
+        deadline = time.monotonic() + 5
+        while fake_handlers.PARTNER.n_waiting < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the first invocation is in its handler
+        # When the async queue tries another without waiting, Then it is throttled, not queued behind it
+        with pytest.raises(Throttled):
+            invoker.invoke(fn, {}, wait=False)
+        fake_handlers.PARTNER.wait()  # let the first one finish
+        assert inside.result(timeout=5) == {"met": "stack-Busy"}

@@ -85,7 +85,7 @@ class SlowInvoker:
         self.peak = 0
         self.order: defaultdict[str, list[int]] = defaultdict(list)
 
-    def invoke(self, fn: Function, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, fn: Function, event: dict[str, Any], *, wait: bool = True) -> dict[str, Any]:
         with self._lock:
             self._running += 1
             self.peak = max(self.peak, self._running)
@@ -103,7 +103,8 @@ class SlowInvoker:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     template = tmp_path_factory.mktemp("parallel") / "template.yaml"
     template.write_text(TEMPLATE)
-    with EmbeddedStack(template, stack_name=f"p{uuid.uuid4().hex[:8]}").start() as started:
+    # In this process: the fake handlers record what they get in this module's state.
+    with EmbeddedStack(template, stack_name=f"p{uuid.uuid4().hex[:8]}", environments=False).start() as started:
         table = started.app.tables["Table"].name
         for n in range(WRITES):
             for i in range(ITEMS):

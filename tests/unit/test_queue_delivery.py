@@ -92,7 +92,7 @@ def stack(moto_endpoint: str, tmp_path) -> Iterator[EmbeddedStack]:
     template = tmp_path / "template.yaml"
     template.write_text(TEMPLATE)
     fake_handlers.reset()
-    started = EmbeddedStack(template, stack_name=f"q{uuid.uuid4().hex[:8]}").start(moto_endpoint)
+    started = EmbeddedStack(template, stack_name=f"q{uuid.uuid4().hex[:8]}", environments=False).start(moto_endpoint)
     yield started
     started.stop()
 

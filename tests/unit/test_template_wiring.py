@@ -129,16 +129,21 @@ def test_intrinsics_resolve_for_the_stack(intrinsics):
     )
 
 
-def test_parameters_and_env_overrides(intrinsics):
-    app = read_application(
-        intrinsics, parameters={"Stage": "prod", "Size": "7"}, env_overrides={"API_BASE_URL": "http://x"}
-    )
+def test_parameters_resolve_into_the_environment_and_names(intrinsics):
+    app = read_application(intrinsics, parameters={"Stage": "prod", "Size": "7"})
     env = app.functions["Fn"].environment
     assert (env["ONLY_PROD"], env["NOT_PROD"], env["SIZE"]) == ("yes", "no", "7")
     assert app.queues["Queue"].name == "prod-queue"
-    assert all(f.environment["API_BASE_URL"] == "http://x" for f in app.functions.values())
     with pytest.raises(TemplateError, match="Nope"):
         read_application(intrinsics, parameters={"Nope": "1"})
+
+
+def test_env_overrides_replace_only_variables_a_function_declares(intrinsics):
+    # Given overrides of a declared variable and of one no function declares
+    app = read_application(intrinsics, env_overrides={"OVERRIDDEN": "http://x", "UNDECLARED": "nope"})
+    # Then each function has the declared one replaced and never gains the other, as on AWS
+    assert app.functions["Plain"].environment == {"SHARED": "global", "OVERRIDDEN": "http://x"}
+    assert all("UNDECLARED" not in fn.environment for fn in app.functions.values())
 
 
 def test_unsupported_intrinsics_are_errors(tmp_path):
@@ -368,6 +373,8 @@ def test_every_variable_is_a_setting_and_functions_agree(app):
     env = union_environment(app.functions.values())  # raises if two functions disagree
     assert env["UPLOADS_BUCKET"] == app.buckets["UploadsBucket"].name
     assert env["RESULTS_BUCKET"] == app.buckets["ResultsBucket"].name
+    # Only the function that links to the API declares it, so only its value is replaced.
+    assert {fn.logical_id for fn in app.functions.values() if "API_BASE_URL" in fn.environment} == {"NotifyFunction"}
     assert env["API_BASE_URL"] == "http://127.0.0.1:3000"
 
 
