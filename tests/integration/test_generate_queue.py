@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from reimagine_local.cli import main
 from reimagine_local.outbox import list_outbox
 from reimagine_local.sam_options import EnvVars
 from reimagine_local.stack import EmbeddedStack
+from tests.fixtures.moto_server import moto_server
 from tests.integration.conftest import (
     BACKENDS,
     ROOT,
@@ -70,11 +70,8 @@ def endpoint(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
         require_localstack(url)
         yield url
         return
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 def _visible(stack: EmbeddedStack, queue: str) -> int:

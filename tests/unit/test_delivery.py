@@ -11,12 +11,12 @@ from email.parser import BytesParser
 from urllib.parse import unquote_plus
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from reimagine_local.invoke import EnvironmentConflict, union_environment
 from reimagine_local.outbox import Outbox, list_outbox, parse_localstack_mail
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import read_application
+from tests.fixtures.moto_server import moto_server
 from tests.unit import fake_handlers
 
 TEMPLATE = """
@@ -116,11 +116,8 @@ Resources:
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from reimagine_local.delivery import FailureDestinations, PipeSource, QueueMapping
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import Function
+from tests.fixtures.moto_server import moto_server
 from tests.unit import fake_handlers
 
 TEMPLATE = """
@@ -80,11 +80,8 @@ Resources:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
