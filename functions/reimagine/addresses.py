@@ -12,6 +12,12 @@ variants a sender can mint for one inbox (`Jane+1@`, `j.ane@gmail.com`) are coun
 
 from __future__ import annotations
 
+# RFC 5321 4.5.3.1: at most 64 octets before the @, and 254 in all (a 256-octet path less its <>).
+# email-validator checks the whole address in every form (as typed, and with its domain in punycode)
+# but the local part only in its strict mode; the local part is checked here, in our words.
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
+
 
 class UndeliverableAddress(ValueError):
     """The address is malformed, or SES cannot deliver to it; the message says which and why."""
@@ -25,6 +31,8 @@ def deliverable_address(value: str) -> str:
             "the part before the @ must be plain ASCII: the mail service cannot deliver to "
             "internationalised local parts (SMTPUTF8)"
         )
+    if at and len(local) > MAX_LOCAL_PART:
+        raise UndeliverableAddress(f"the part before the @ may be at most {MAX_LOCAL_PART} characters (RFC 5321)")
     # Imported here: email-validator and its IDNA tables load with the first POST, not at start.
     from email_validator import EmailNotValidError, validate_email
 

@@ -67,6 +67,45 @@ def test_a_non_ascii_local_part_is_refused_saying_why(aws) -> None:
     assert clients.dynamodb().scan(TableName=aws.table_name)["Count"] == 0
 
 
+# RFC 5321 4.5.3.1: at most 64 octets before the @, 254 in the whole address (a 256-octet path less <>).
+DOMAIN_189 = f"{'b' * 63}.{'c' * 63}.{'d' * 57}.com"
+
+
+@pytest.mark.parametrize("local_length", [65, 100, 200])
+def test_a_local_part_over_64_characters_is_refused_at_the_email_field(aws, local_length: int) -> None:
+    # Given an address whose part before the @ is longer than SMTP allows (65-200 were accepted before)
+    status, payload = create(f"{'a' * local_length}@example.com")
+    # Then it is a 422 at the email field, and nothing is created
+    [detail] = payload["error"]["details"]
+    assert (status, detail["loc"], clients.dynamodb().scan(TableName=aws.table_name)["Count"]) == (
+        422,
+        ["body", "email"],
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"{'a' * 65}@{DOMAIN_189}",  # 255 as typed
+        f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'ü' * 20}.{'d' * 33}.de",  # 250 as typed, 256 as punycode
+    ],
+    ids=["typed", "as-punycode"],
+)
+def test_an_address_over_254_characters_is_refused(aws, address: str) -> None:
+    status, payload = create(address)
+    assert (status, payload["error"]["details"][0]["loc"]) == (422, ["body", "email"])
+
+
+def test_an_address_at_both_limits_is_accepted(aws) -> None:
+    # Given 64 characters before the @ and 254 in all
+    address = f"{'a' * 64}@{DOMAIN_189}"
+    assert len(address) == 254
+    # Then it is created as given
+    status, created = create(address)
+    assert (status, clients.store().get(created["id"]).email) == (201, address)
+
+
 def _to_header(to: str) -> bytes:
     mail = SentMail("id-1", "reimagine@example.com", (to,), "subject", "text", "", datetime.now(UTC))
     return next(line for line in bytes(to_eml(mail)).splitlines() if line.startswith(b"To:"))
