@@ -1,9 +1,10 @@
 """Daily limits on new requests: per email address, per source IP and for the whole stack.
 
 Each limit is one atomic conditional counter per UTC day in RequestsTable:
-- per address `quota#<hmac>#<yyyy-mm-dd>`: an HMAC-SHA256 of the normalised address under a
-  per-deployment secret key, so the table never holds the address and a counter cannot be matched
-  to a guessed address without the key;
+- per address `quota#<hmac>#<yyyy-mm-dd>`: an HMAC-SHA256 of the canonical mailbox
+  (`reimagine.addresses.canonical_mailbox`: case, `+tags` and Gmail's dots fold, so one inbox is one
+  count) under a per-deployment secret key, so the table never holds the address and a counter cannot
+  be matched to a guessed address without the key;
 - per source IP `quota#ip#<hmac>#<yyyy-mm-dd>`, under the same key (never the raw IP); an IPv6
   address counts as its /64, the block one subscriber is usually given;
 - for the stack `quota#all#<yyyy-mm-dd>`, which caps the provider calls and mail of a day.
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from reimagine.addresses import canonical_mailbox
 from reimagine.models import utcnow
 from reimagine.observability import logger
 
@@ -75,14 +77,10 @@ class DailyBudgetExhausted(QuotaExceeded):
         return f"this service takes at most {self.limit} new requests per day (UTC) in all; try again tomorrow"
 
 
-def normalise_email(email: str) -> str:
-    """One mailbox, one counter: case and `+tag` sub-addresses do not make a new address."""
-    local, _, domain = email.strip().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}".lower()
-
-
 def email_digest(email: str, key: bytes) -> str:
-    return hmac.new(key, normalise_email(email).encode(), hashlib.sha256).hexdigest()
+    """One mailbox, one counter. The HMAC input is the bare canonical mailbox, as it was before Gmail's
+    dots folded: counters already stored for any other address keep counting under the same key."""
+    return hmac.new(key, canonical_mailbox(email).encode(), hashlib.sha256).hexdigest()
 
 
 def counter_id(digest: str, day: date) -> str:

@@ -11,13 +11,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from reimagine.addresses import deliverable_address
+from reimagine.addresses import MAX_ADDRESS, deliverable_address
 from reimagine.models import ContentType
 
 # An address SES can deliver to, stored with its domain in punycode (see reimagine.addresses).
 DeliverableEmail = Annotated[
     str,
-    Field(max_length=254, json_schema_extra={"format": "email"}),
+    Field(max_length=MAX_ADDRESS, json_schema_extra={"format": "email"}),
     AfterValidator(deliverable_address),
 ]
 

@@ -19,13 +19,13 @@ from tests.fixtures.lambda_context import lambda_context
 VALID = {"email": "jane.doe@example.com", "content_type": "image/jpeg"}
 
 
-def post(body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+def post(body: bytes | None, content_type: str | None = "application/json") -> tuple[int, dict]:
     event = build_event(
         route=HttpRoute("POST", "/requests"),
         path_parameters={},
         method="POST",
         raw_path="/requests",
-        headers={"content-type": content_type},
+        headers={} if content_type is None else {"content-type": content_type},
         body=body,
     )
     response = to_http_response(api.handler(event, lambda_context("ApiFunction", 15, 256)))
@@ -70,6 +70,19 @@ def test_the_json_media_type_is_matched_case_insensitively(aws, content_type: st
     assert (status, payload["status"]) == (201, "PENDING_UPLOAD")
 
 
+@pytest.mark.parametrize("content_type", [None, "", " ; charset=utf-8"], ids=["absent", "empty", "parameters-only"])
+def test_a_post_that_does_not_say_it_is_json_is_a_415_and_creates_nothing(aws, content_type: str | None) -> None:
+    # Given a valid body sent without a media type (it was parsed as JSON anyway: 201)
+    status, payload = post(json.dumps(VALID).encode(), content_type)
+    # Then it is refused as the README says, in the error shape, and nothing is created
+    assert (status, payload["error"]["code"], records(aws)) == (415, "UNSUPPORTED_MEDIA_TYPE", 0)
+
+
+def test_an_empty_post_without_a_content_type_is_a_415(aws) -> None:
+    status, payload = post(None, None)
+    assert (status, payload["error"]["code"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
 @pytest.mark.parametrize("size", [True, "100", 100.0])
 def test_size_must_be_a_json_integer_not_coerced(aws, size: object) -> None:
     # Given a size that is a boolean, a string or a float (each was coerced to an int before)
@@ -85,13 +98,14 @@ def test_size_must_be_a_json_integer_not_coerced(aws, size: object) -> None:
         (b'{"size": ' + b"1" * 5000 + b"}", "application/json"),
         (b"x" * (MAX_BODY_BYTES + 1), "application/json"),
         (b'{"email": 1}', "text/plain"),
+        (json.dumps(VALID).encode(), None),
         (b"\xff\xfe not utf-8", "application/json"),
         (b"{not json", "APPLICATION/JSON"),
         (json.dumps({**VALID, "size": True}).encode(), "application/json"),
     ],
-    ids=["deep", "digits", "big", "media-type", "not-utf8", "not-json", "bool-size"],
+    ids=["deep", "digits", "big", "media-type", "no-media-type", "not-utf8", "not-json", "bool-size"],
 )
-def test_every_refusal_is_in_the_one_error_shape(aws, body: bytes, content_type: str) -> None:
+def test_every_refusal_is_in_the_one_error_shape(aws, body: bytes, content_type: str | None) -> None:
     status, payload = post(body, content_type)
     assert 400 <= status < 500
     assert set(payload) == {"error"} and {"code", "message"} <= set(payload["error"]), payload

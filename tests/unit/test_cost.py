@@ -77,3 +77,18 @@ def test_every_price_names_its_source_page() -> None:
 def test_a_duration_for_an_unknown_function_is_refused() -> None:
     with pytest.raises(SystemExit, match="Function=ms"):
         cost.parse_durations(["ResizeFunction=100"], {"GenerateFunction"})
+
+
+def test_the_report_prints_and_exits_0_with_every_function_of_the_template(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the template, which has functions no image passes through (MailEventsFunction)
+    # When the report is printed with the assumed durations
+    status = cost.main([])
+    # Then it ends normally, having printed its totals
+    assert (status, "total (AWS)" in capsys.readouterr().out) == (0, True)
+
+
+def test_every_function_of_the_template_is_costed_per_image_or_said_not_to_be(template: dict[str, Any]) -> None:
+    # Given the functions the template deploys
+    deployed = set(cost.template_memory_mb(template))
+    # Then each is either in the per-image estimate or named, with why, as outside it
+    assert deployed == set(cost.DEFAULT_DURATIONS_MS) | set(cost.NOT_PER_IMAGE)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,6 @@ from reimagine.quota import (
     email_digest,
     hashing_key,
     next_utc_midnight,
-    normalise_email,
     seconds_until_next_day,
 )
 from reimagine.steps import StepOutcome
@@ -63,12 +64,27 @@ def _post(email: str) -> tuple[int, dict, dict]:
 
 
 @pytest.mark.parametrize(
-    "variant",
-    ["Jane.Doe@Example.com", " jane.doe@example.com ", "jane.doe+photos@example.com", "JANE.DOE+x@EXAMPLE.COM"],
+    ("variant", "mailbox"),
+    [
+        ("Jane.Doe@Example.com", "jane.doe@example.com"),
+        (" jane.doe@example.com ", "jane.doe@example.com"),
+        ("jane.doe+photos@example.com", "jane.doe@example.com"),
+        ("JANE.DOE+x@EXAMPLE.COM", "jane.doe@example.com"),
+        ("v.ictimx@gmail.com", "victimx@gmail.com"),
+        ("vi.ctimx@gmail.com", "victimx@gmail.com"),
+        ("vict.imx+1@googlemail.com", "victimx@gmail.com"),
+    ],
 )
-def test_one_mailbox_is_one_counter(variant: str) -> None:
-    assert normalise_email(variant) == "jane.doe@example.com"
-    assert email_digest(variant, KEY) == email_digest("jane.doe@example.com", KEY)
+def test_one_mailbox_is_one_counter(variant: str, mailbox: str) -> None:
+    # The counter is keyed on the canonical mailbox (reimagine.addresses), whatever variant is typed
+    assert email_digest(variant, KEY) == email_digest(mailbox, KEY)
+
+
+def test_a_stored_counter_keeps_counting_where_the_mailbox_is_unchanged() -> None:
+    # Counters already in the table were keyed on the lower-cased address without its +tag: for every
+    # address but a Gmail one with dots (or at googlemail.com) the key is the same as before.
+    before = hmac.new(KEY, b"jane.doe@example.com", hashlib.sha256).hexdigest()
+    assert email_digest("Jane.Doe+x@example.com", KEY) == before
 
 
 def test_the_counter_id_is_a_keyed_hash_never_the_address() -> None:
@@ -176,6 +192,17 @@ def test_the_api_answers_429_with_retry_after_once_the_day_is_used(aws) -> None:
     assert headers["cache-control"] == "no-store"
     # Another address is unaffected.
     assert _post("john.doe@example.com")[0] == 201
+
+
+def test_dotted_variants_of_a_gmail_inbox_share_its_daily_quota_through_the_api(aws) -> None:
+    # Given one Gmail inbox that has had its day's requests under one spelling
+    limit = settings().daily_quota_per_email
+    for _ in range(limit):
+        assert _post("v.ictimx@gmail.com")[0] == 201
+    # When another spelling of it asks (dots moved, googlemail.com, a tag)
+    status, _, body = _post("vi.ctimx+again@googlemail.com")
+    # Then it is the same mailbox, over the same quota
+    assert (status, body["error"]["code"]) == (429, "QUOTA_EXCEEDED")
 
 
 def test_the_api_does_not_tell_new_addresses_from_used_ones(aws) -> None:

@@ -4,6 +4,8 @@ recorded, and the addresses they name suppressed (no more mail, 422 on new reque
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from reimagine.mail_events import MailEvent
 from reimagine.models import ErrorInfo, RequestRecord, Status
 from reimagine.notification import notify_user
 from reimagine.quota import QUOTA_PREFIX, hashing_key
-from reimagine.suppression import SUPPRESSED_PREFIX, SuppressionList, suppression_digest, suppression_id
+from reimagine.suppression import SUPPRESSED_PREFIX, SuppressionList, address_digest, suppression_id
 from reimagine_local.api_events import build_event
 from reimagine_local.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
@@ -89,7 +91,7 @@ def test_a_permanent_bounce_suppresses_the_address_without_storing_it(aws) -> No
     assert result == {"kind": "bounce_permanent", "recipients": 1, "suppressed": 1}
     assert _suppressions().is_suppressed(BOUNCED)
     (item,) = _items()
-    digest = suppression_digest(BOUNCED, hashing_key(settings()))
+    digest = address_digest(BOUNCED, hashing_key(settings()))
     assert item["id"]["S"] == suppression_id(digest)
     assert item["reason"]["S"] == "bounce"
     assert "no.such.user" not in json.dumps(item)
@@ -131,7 +133,75 @@ def test_a_sub_address_bounce_does_not_silence_the_mailbox(aws) -> None:
     assert not _suppressions().is_suppressed("jane.doe@example.com")
 
 
+def _complaint_from(address: str) -> dict:
+    event = _sample("eventbridge_ses_complaint.json")
+    event["detail"]["complaint"]["complainedRecipients"][0]["emailAddress"] = address
+    return event
+
+
+def _bounce_of(address: str) -> dict:
+    event = _sample("eventbridge_ses_bounce.json")
+    event["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = address
+    return event
+
+
+@pytest.mark.parametrize(
+    "variant", ["jane.doe+1@gmail.com", "JaneDoe@gmail.com", "j.a.n.e.d.o.e@googlemail.com", "Jane.Doe@GMAIL.com"]
+)
+def test_a_complaint_suppresses_every_variant_of_the_mailbox(aws, variant: str) -> None:
+    # Given a complaint from jane.doe@gmail.com
+    _deliver(_complaint_from("jane.doe@gmail.com"))
+    # When a variant of that inbox is checked, Then it gets no more mail either
+    assert _suppressions().is_suppressed(variant)
+
+
+def test_a_complaint_from_a_tagged_address_suppresses_the_mailbox(aws) -> None:
+    # Given a complaint that came to a sub-address (only the mailbox's owner can complain from it)
+    _deliver(_complaint_from("jane.doe+news@example.com"))
+    # Then the inbox behind it is suppressed
+    assert _suppressions().is_suppressed("jane.doe@example.com")
+
+
+def test_a_complaint_does_not_reach_another_mailbox(aws) -> None:
+    _deliver(_complaint_from("jane.doe@gmail.com"))
+    assert not _suppressions().is_suppressed("jane.doe@example.com")
+
+
+def test_a_gmail_bounce_suppresses_exactly_the_address_that_bounced(aws) -> None:
+    # Given a permanent bounce of one spelling of a Gmail inbox
+    _deliver(_bounce_of("j.ane.doe+x@gmail.com"))
+    # Then that address gets no more mail, and the inbox's other spellings still do
+    assert (
+        _suppressions().is_suppressed("J.Ane.Doe+x@gmail.com"),
+        _suppressions().is_suppressed("jane.doe@gmail.com"),
+    ) == (
+        True,
+        False,
+    )
+
+
+def test_a_complaint_recorded_before_mailboxes_folded_still_suppresses_its_address(aws) -> None:
+    # Given a complaint entry stored as complaints were before: keyed on the lower-cased address as written
+    key = hashing_key(settings())
+    legacy = hmac.new(key, b"suppressed:jane.doe+1@gmail.com", hashlib.sha256).hexdigest()
+    boto3.client("dynamodb").put_item(
+        TableName=settings().table_name,
+        Item={"id": {"S": suppression_id(legacy)}, "reason": {"S": "complaint"}},
+    )
+    # Then that address is still refused (the table holds only the hash: it cannot be re-keyed)
+    assert _post("Jane.Doe+1@gmail.com")[1]["error"]["code"] == "ADDRESS_SUPPRESSED"
+
+
 # ---------------------------------------------------------------- what suppression does
+
+
+def test_a_new_request_for_a_variant_of_a_complained_mailbox_is_refused_422(aws) -> None:
+    # Given a complaint from jane.doe@gmail.com
+    _deliver(_complaint_from("jane.doe@gmail.com"))
+    # When a new request is made for a tagged spelling of it
+    status, body = _post("jane.doe+1@gmail.com")
+    # Then it is refused as suppressed
+    assert (status, body["error"]["code"]) == (422, "ADDRESS_SUPPRESSED")
 
 
 def test_a_suppressed_address_is_refused_422_and_nothing_is_counted(aws) -> None:

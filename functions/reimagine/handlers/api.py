@@ -130,7 +130,7 @@ def _no_route(exc: NotFoundError) -> Response:
         413: _error_doc(
             f"The declared size is over the upload limit (details.max_bytes), or the body over {MAX_BODY_BYTES} bytes"
         ),
-        415: _error_doc("The body is not application/json"),
+        415: _error_doc("The body is not labelled application/json (a missing Content-Type included)"),
         422: _error_doc("The body is not valid, or the address gets no more mail (ADDRESS_SUPPRESSED)"),
         429: _error_doc(
             "A daily limit is used up (QUOTA_EXCEEDED: this address; IP_QUOTA_EXCEEDED: this network "
@@ -266,11 +266,14 @@ def _media_type(event: dict) -> str:
 def _unparseable_body(event: dict) -> dict | None:
     """Bodies the validator would choke on (not JSON, not UTF-8, too big, nested too deep, numbers too
     long) are the client's error: 415, 400, 413 or 422 in the error shape, never a 500."""
-    if not event.get("body"):
+    is_post = (event.get("requestContext") or {}).get("http", {}).get("method", "").upper() == "POST"
+    if not event.get("body") and not is_post:
         return None
-    content_type = _media_type(event)
-    if content_type and content_type != "application/json":
+    # A POST must say it is JSON: without a media type the validator would parse it as JSON anyway.
+    if _media_type(event) != "application/json":
         return _raw_error(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    if not event.get("body"):
+        return None  # an empty JSON POST: the validator says the body is missing
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(event["body"])
