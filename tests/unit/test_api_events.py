@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import threading
 from datetime import UTC, datetime
@@ -278,10 +279,11 @@ def test_a_method_no_route_has_gets_httpapis_404_over_http(api_stack, method):
 
 
 def _raw_exchange(url: str, request: bytes) -> bytes:
-    """Send `request` as written and read the answer until the server closes the connection."""
+    """Send `request` as written, end sending, and read the answer until the server closes the connection."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
         connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -339,3 +341,63 @@ def test_the_gateway_routes_invokes_and_adds_cors_in_one_place():
         b"ok",
         "http://app.example",
     )
+
+
+# Chunked bodies ---------------------------------------------------------------------------------------
+
+
+def test_a_chunked_body_reaches_the_function_whole(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a client sends its JSON body in chunks (requests does so for an iterator)
+        response = requests.post(
+            f"{server.url}/things",
+            data=iter([b'{"a": ', b"1, ", b'"b": 2}']),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+    finally:
+        server.stop()
+    # Then the function got the whole body, as API Gateway passes it on
+    assert response.json()["body"] == '{"a": 1, "b": 2}'
+
+
+def test_a_chunked_request_is_followed_by_the_next_on_the_same_connection(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When one connection carries a chunked POST (with an extension and a trailer), then a GET
+        answer = _raw_exchange(
+            server.url,
+            b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: text/plain\r\n\r\n"
+            b"3;note=x\r\nabc\r\n2\r\nde\r\n0\r\nX-Checksum: 1\r\n\r\n"
+            b"GET /things/9 HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n",
+        )
+    finally:
+        server.stop()
+    # Then both are answered by the function, in order, and nothing is read as a request of its own
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "status_line"),
+    [
+        (b"zz\r\nabc\r\n0\r\n\r\n", b"HTTP/1.1 400 "),
+        (b"5\r\nab", b"HTTP/1.1 400 "),
+        (b"A00001\r\n", b"HTTP/1.1 413 "),
+    ],
+)
+def test_a_chunked_body_the_server_cannot_take_gets_an_answer(api_stack, chunks, status_line):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a chunked body has a size that is not one, ends early, or declares more than 10 MB
+        answer = _raw_exchange(
+            server.url, b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+        )
+    finally:
+        server.stop()
+    # Then it gets HttpApi's JSON answer and the connection ends there
+    assert answer.startswith(status_line)
