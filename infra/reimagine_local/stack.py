@@ -276,6 +276,7 @@ class EmbeddedStack:
             host=urlsplit(self.api_base_url).netloc or "localhost",
             account_id=account,
             name_of=lambda fn: fn.logical_id,
+            throttling=self.app.throttling,
         )
         self._delivery = Delivery(self._sources(clients))
 

@@ -7,6 +7,8 @@ import json
 import re
 import socket
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -16,7 +18,8 @@ import requests
 from reimagine_local.api_events import Gateway, Router, build_event, to_http_response
 from reimagine_local.http_server import ApiServer, PortInUse
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Cors, HttpRoute
+from reimagine_local.template import ApiThrottling, Cors, HttpRoute, Throttle, read_application
+from tests.unit.template_helpers import TEMPLATE as PROJECT_TEMPLATE
 
 ROUTES = [
     (HttpRoute("GET", "/requests/{id}"), "get"),
@@ -401,3 +404,115 @@ def test_a_chunked_body_the_server_cannot_take_gets_an_answer(api_stack, chunks,
         server.stop()
     # Then it gets HttpApi's JSON answer and the connection ends there
     assert answer.startswith(status_line)
+
+
+# Throttling ---------------------------------------------------------------------------------------------
+
+
+class FrozenClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttled_gateway(clock: FrozenClock, calls: list[str], rate: float = 1.0, burst: int = 3) -> Gateway[str]:
+    return Gateway(
+        Router([(HttpRoute("POST", "/things"), "post"), (HttpRoute("GET", "/things/{id}"), "get")]),
+        lambda target, event: calls.append(target) or {"statusCode": 201, "body": "{}"},
+        cors=None,
+        host="api.local",
+        account_id="123456789012",
+        throttling=ApiThrottling(Throttle(rate=rate, burst=burst)),
+        clock=clock,
+    )
+
+
+def test_a_request_over_the_routes_burst_is_429_and_never_reaches_the_function():
+    # Given a stage throttled to a burst of 3, and no time passing
+    calls: list[str] = []
+    gateway = throttled_gateway(FrozenClock(), calls)
+    # When four POSTs arrive at once
+    answers = [gateway.handle("POST", "/things", b"{}") for _ in range(4)]
+    # Then the fourth gets API Gateway's 429 and the function ran three times
+    assert ([a.status for a in answers], answers[-1].json(), calls) == (
+        [201, 201, 201, 429],
+        {"message": "Too Many Requests"},
+        ["post"] * 3,
+    )
+
+
+def test_the_bucket_refills_at_the_rate_limit():
+    # Given a route whose burst was spent (rate 2 a second)
+    clock, calls = FrozenClock(), []
+    gateway = throttled_gateway(clock, calls, rate=2.0, burst=3)
+    for _ in range(3):
+        gateway.handle("POST", "/things", b"{}")
+    # When one second passes and three more arrive
+    clock.now += 1.0
+    statuses = [gateway.handle("POST", "/things", b"{}").status for _ in range(3)]
+    # Then two tokens came back: two pass, one is refused
+    assert statuses == [201, 201, 429]
+
+
+def test_each_route_has_its_own_bucket():
+    # Given a stage whose POST route spent its burst
+    calls: list[str] = []
+    gateway = throttled_gateway(FrozenClock(), calls)
+    for _ in range(4):
+        gateway.handle("POST", "/things", b"{}")
+    # When a GET arrives on another route
+    # Then it is served (DefaultRouteSettings limit each route, not the stage as a whole)
+    assert gateway.handle("GET", "/things/1").status == 201
+
+
+def test_the_template_stage_throttling_is_read_from_the_translated_template():
+    # Given the project's template with its default parameters, then with the rate raised
+    # When it is read as the local stack reads it
+    # Then every route gets the stage's DefaultRouteSettings: burst 20, 10 requests a second
+    assert (
+        read_application(PROJECT_TEMPLATE).throttling,
+        read_application(PROJECT_TEMPLATE, parameters={"ThrottlingRateLimit": "50"}).throttling,
+    ) == (ApiThrottling(Throttle(rate=10.0, burst=20)), ApiThrottling(Throttle(rate=50.0, burst=20)))
+
+
+THROTTLED_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefaultRouteSettings:
+        ThrottlingBurstLimit: 5
+        ThrottlingRateLimit: 0.001
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.13
+      Handler: tests.unit.fake_handlers.echo_api
+      Events:
+        Post:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: POST, Path: /things}
+"""
+
+
+def test_concurrent_posts_over_the_stage_limits_get_429_over_http(tmp_path):
+    # Given the local HttpApi of a stage with a burst of 5 and almost no refill
+    template = tmp_path / "template.yaml"
+    template.write_text(THROTTLED_TEMPLATE)
+    with EmbeddedStack(template, stack_name="throttled", environments=False).start() as stack:
+        server = ApiServer(stack.api_invoke, port=0).start()
+        try:
+            # When 20 clients POST at once
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                statuses = list(
+                    pool.map(
+                        lambda _: requests.post(f"{server.url}/things", json={}, timeout=30).status_code, range(20)
+                    )
+                )
+        finally:
+            server.stop()
+    # Then 5 are served and 15 refused with 429
+    assert Counter(statuses) == Counter({200: 5, 429: 15})
