@@ -92,7 +92,8 @@ def _handler_class(invoke: Invoke) -> type[BaseHTTPRequestHandler]:
             """The whole body of a chunked request, as API Gateway hands it to the function; False when
             the request was answered here (400 or 413) and the connection is to close. Transfer-Encoding
             decides the framing over any Content-Length (RFC 9112 section 6.3); only `chunked` is read."""
-            keep_alive = not self.close_connection
+            # With a Content-Length as well the request is suspect (smuggling): answered, then closed.
+            keep_alive = not self.close_connection and "Content-Length" not in self.headers
             self.close_connection = True  # until the body's end is found
             if coding.strip().lower() != "chunked":
                 self._write(bad_request())

@@ -384,6 +384,23 @@ def test_a_chunked_request_is_followed_by_the_next_on_the_same_connection(api_st
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200"]
 
 
+def test_a_chunked_request_that_also_declares_a_length_is_answered_then_closed(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a chunked POST also carries a Content-Length (a request smuggler's pair), then a GET
+        answer = _raw_exchange(
+            server.url,
+            b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+            b"GET /things/9 HTTP/1.1\r\nHost: local\r\n\r\n",
+        )
+    finally:
+        server.stop()
+    # Then the POST is answered by its chunks and the connection closes: nothing after it is served
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200"]
+
+
 @pytest.mark.parametrize(
     ("chunks", "status_line"),
     [
