@@ -300,7 +300,8 @@ class _Pollers:
 
 class _Leases:
     """The messages a poller holds, kept invisible until released: every third of `seconds` each one's
-    visibility is set to `seconds` again from a daemon thread, however long its event waits or runs."""
+    visibility is set to `seconds` again from a daemon thread, however long its event waits or runs.
+    The thread runs only while something is held."""
 
     def __init__(self, sqs: SQSClient, queue_url: str, seconds: int, name: str) -> None:
         self.sqs = sqs
@@ -342,12 +343,18 @@ class _Leases:
 
     def _run(self) -> None:
         while not self._stop.wait(self.seconds / 3):
+            with self._lock:
+                if not self._held:  # hold() starts another when there is something to keep again
+                    self._thread = None
+                    return
             self.renew()
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
 
 
 class S3Notifications(_FunctionSource):
@@ -399,8 +406,12 @@ class S3Notifications(_FunctionSource):
         return messages
 
     def _handle_all(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            self._handle(message)
+        try:
+            for message in messages:
+                self._handle(message)
+        finally:  # what a failure left unhandled goes back to the queue when its visibility lapses
+            for message in messages:
+                self._leases.release(message)
 
     def poll(self, wait_seconds: int = 0) -> int:
         return self._pollers.poll(wait_seconds)
