@@ -515,6 +515,27 @@ Resources:
 """
 
 
+def test_a_routes_own_settings_replace_the_stage_default_for_that_route(tmp_path):
+    # Given a stage whose POST route has throttling of its own
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        THROTTLED_TEMPLATE.replace(
+            "        ThrottlingRateLimit: 0.001\n",
+            "        ThrottlingRateLimit: 0.001\n"
+            "      RouteSettings:\n"
+            '        "POST /things": {ThrottlingBurstLimit: 2, ThrottlingRateLimit: 1}\n',
+        )
+    )
+    # When the template is read
+    throttling = read_application(template).throttling
+    # Then that route gets its own limits and any other the stage's
+    assert throttling is not None
+    assert (throttling.for_route("POST /things"), throttling.for_route("GET /other")) == (
+        Throttle(rate=1.0, burst=2),
+        Throttle(rate=0.001, burst=5),
+    )
+
+
 def test_concurrent_posts_over_the_stage_limits_get_429_over_http(tmp_path):
     # Given the local HttpApi of a stage with a burst of 5 and almost no refill
     template = tmp_path / "template.yaml"
