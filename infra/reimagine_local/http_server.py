@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +144,9 @@ class ApiServer:
         # Bound now, so a taken port is reported before anything else starts (and port 0 gets its
         # number for the URL); listening waits for start(), so early clients are refused, not left hanging.
         self.httpd = ThreadingHTTPServer((host, port), _handler_class(invoke), bind_and_activate=False)
+        # socketserver listens with a backlog of 5: a burst of clients connecting at once saw resets
+        # where API Gateway answers every request (429 when over its throttling).
+        self.httpd.request_queue_size = socket.SOMAXCONN
         try:
             self.httpd.server_bind()
         except OSError as exc:

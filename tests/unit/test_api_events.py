@@ -554,3 +554,24 @@ def test_concurrent_posts_over_the_stage_limits_get_429_over_http(tmp_path):
             server.stop()
     # Then 5 are served and 15 refused with 429
     assert Counter(statuses) == Counter({200: 5, 429: 15})
+
+
+def test_clients_connecting_faster_than_the_server_accepts_all_get_an_answer(api_stack):
+    # Given the local HttpApi listening but not yet accepting (a burst arriving faster than accepts)
+    server = ApiServer(api_stack.api_invoke, port=0)
+    server.httpd.server_activate()
+    parts = urlsplit(server.url)
+    clients = []
+    try:
+        # When 50 clients connect at once, then it serves them
+        clients = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(50)]
+        server.start()
+        for client in clients:
+            client.sendall(b"GET /things/1 HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        answers = [client.recv(12) for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    # Then every one of them gets an HTTP answer, none is left unconnected or reset
+    assert answers == [b"HTTP/1.1 200"] * 50
