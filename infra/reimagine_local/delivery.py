@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reimagine_local.filters import passes
 from reimagine_local.invoke import Invoker, Throttled
@@ -335,7 +335,7 @@ class _Leases:
             ]
             try:
                 response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
-            except ClientError as exc:
+            except (ClientError, BotoCoreError) as exc:  # the endpoint away a moment: next round tries again
                 log.warning("%s: could not extend %d messages' visibility: %s", self.name, len(entries), exc)
                 continue
             for failed in response.get("Failed", []):  # deleted meanwhile, most likely: nothing to keep
