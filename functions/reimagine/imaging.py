@@ -193,7 +193,9 @@ def _check_container(data: bytes) -> JpegWalk | None:
 def _orientation(img: Image.Image) -> int:
     """The EXIF (or XMP) orientation, 1 when there is none or it cannot be read."""
     try:
-        value = img.getexif().get(ExifTags.Base.Orientation, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of a corrupt block: the upload's problem, not ours
+            value = img.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # a corrupt EXIF block is ignored, as viewers ignore it
         return 1
     return value if isinstance(value, int) else 1
