@@ -271,3 +271,20 @@ def test_a_picture_that_fits_is_kept_as_it_is() -> None:
 
 def test_a_picture_too_big_for_the_size_asked_is_shrunk_to_it() -> None:
     assert images.decode(fit_png(images.png((1000, 500)), 768)).size == (768, 384)
+
+
+def test_a_format_we_refuse_is_named_without_being_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Pillow's open recording which formats it was allowed to try
+    tried: list[object] = []
+    original = Image.open
+
+    def recording_open(fp, mode="r", formats=None):  # type: ignore[no-untyped-def]
+        tried.append(formats)
+        return original(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", recording_open)
+    # When a TIFF is prepared
+    with pytest.raises(InvalidImage) as caught:
+        prepare(images.tiff())
+    # Then it is refused by name, and only our own formats' parsers ever saw it
+    assert (caught.value.code, tried) == ("UNSUPPORTED_IMAGE_TYPE", [("JPEG", "PNG", "WEBP", "GIF")])
