@@ -174,23 +174,29 @@ def _walk_png(data: bytes) -> None:
             continue
         metadata += length + 12
         if kind in (b"zTXt", b"iCCP", b"iTXt"):
-            metadata += _inflated_size(kind, data[body_start : min(body_start + length, size)])
+            metadata += _inflated_size(kind, data, body_start, min(body_start + length, size))
         if metadata > MAX_METADATA_BYTES:
             raise Flood(f"the PNG carries more than {MAX_METADATA_BYTES // MiB} MiB of metadata")
 
 
-def _inflated_size(kind: bytes, body: bytes) -> int:
-    """What a compressed text or profile chunk inflates to, at most MAX_INFLATED_CHUNK (else Flood)."""
-    _keyword, _, rest = body.partition(b"\x00")
+def _inflated_size(kind: bytes, data: bytes, start: int, end: int) -> int:
+    """What a compressed text or profile chunk (body at data[start:end]) inflates to; Flood past
+    MAX_INFLATED_CHUNK. Read in place: the chunk is not copied."""
+    pos = data.find(b"\x00", start, end) + 1  # after the keyword or profile name
+    if pos == 0 or pos >= end:
+        return 0
     if kind == b"iTXt":
-        if not rest or rest[0] == 0:  # not compressed
+        if data[pos] == 0:  # not compressed
             return 0
-        compressed = rest[2:].split(b"\x00", 2)[-1]  # after the language tag and translated keyword
+        language_end = data.find(b"\x00", pos + 2, end)  # after the flag and the method
+        pos = data.find(b"\x00", language_end + 1, end) + 1 if language_end >= 0 else 0  # translated keyword
+        if pos == 0:
+            return 0
     else:
-        compressed = rest[1:]  # after the compression method
+        pos += 1  # the compression method
     inflater = zlib.decompressobj()
     try:
-        inflated = len(inflater.decompress(compressed, MAX_INFLATED_CHUNK))
+        inflated = len(inflater.decompress(memoryview(data)[pos:end], MAX_INFLATED_CHUNK))
     except zlib.error:
         return 0  # Pillow reports it as corrupt, which it is
     if inflater.unconsumed_tail:
