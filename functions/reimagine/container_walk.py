@@ -71,7 +71,7 @@ _MARKER_AFTER_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 # Where libjpeg and Pillow resume after bytes that are not a marker: they skip them.
 _NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xff])")
 _FILL = re.compile(rb"\xff+")
-_SOI, _EOI, _SOS, _COM = 0xD8, 0xD9, 0xDA, 0xFE
+_EOI, _SOS = 0xD9, 0xDA
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PIXELS = {b"IDAT", b"fdAT"}
@@ -136,7 +136,7 @@ def walk_jpeg(data: bytes, *, stop_after_scans: int | None = None) -> JpegWalk:
             break
         end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker >= 0xE0:  # APP0-APP15 and COM: metadata
-            _add_metadata(walk, end - pos, "JPEG")
+            _add_metadata(walk, end - pos)
         if marker == _SOS:
             walk.scans += 1
             found = _MARKER_AFTER_SCAN.search(data, end)
@@ -153,10 +153,10 @@ def _add_stray(walk: JpegWalk, count: int) -> None:
         raise Flood(f"the JPEG has more than {MAX_STRAY_BYTES} stray bytes between its segments")
 
 
-def _add_metadata(walk: JpegWalk, count: int, kind: str) -> None:
+def _add_metadata(walk: JpegWalk, count: int) -> None:
     walk.metadata_bytes += count
     if walk.metadata_bytes > MAX_METADATA_BYTES:
-        raise Flood(f"the {kind} carries more than {MAX_METADATA_BYTES // MiB} MiB of metadata")
+        raise Flood(f"the JPEG carries more than {MAX_METADATA_BYTES // MiB} MiB of metadata")
 
 
 def _walk_png(data: bytes) -> None:
