@@ -37,6 +37,7 @@ from reimagine.imaging import to_png
 from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -250,12 +251,12 @@ class BedrockGenerator:
         reasons = payload.get("finish_reasons")
         refusal = payload.get("error") or (next((r for r in reasons if r), None) if isinstance(reasons, list) else None)
         if refusal and str(refusal).startswith("Inference error"):
-            raise _bad(f"the image model failed: {str(refusal)[:200]}")  # Stability's own failure
+            raise _bad(f"the image model failed: {for_log(refusal)}")  # Stability's own failure
         if refusal:
             # Titan reports refusals in `error`, Stability in `finish_reasons` ("Filter reason: …"),
             # both in a successful call.
             raise ProviderError(
-                f"the image model refused the prompt: {str(refusal)[:200]}",
+                f"the image model refused the prompt: {for_log(refusal)}",
                 code="PROVIDER_REJECTED",
                 retryable=False,
             )
@@ -292,7 +293,7 @@ def _classify(exc: ClientError) -> Exception:
     error = exc.response.get("Error", {})
     code = error.get("Code", "Unknown")
     full = " ".join(str(error.get("Message", "")).split())
-    message = full[:200]
+    message = for_log(full)
     if code in RETRYABLE_CODES:
         return TransientFailure(f"{code}: {message}" if message else code)
     if code == "AccessDeniedException" and "aws-marketplace" in full.lower():
