@@ -93,6 +93,14 @@ def test_a_provider_that_trickles_its_answer_ends_provider_timeout() -> None:
     assert failure_code(trickle, seconds=3.5) == "PROVIDER_TIMEOUT"
 
 
+@pytest.mark.timeout(60)
+def test_a_provider_that_trickles_its_headers_ends_provider_timeout() -> None:
+    # Given a provider that sends even its status line and headers one byte every 50 ms
+    trickle = Answer(body=chat_json("A dog."), trickle_seconds=0.05, trickle_head=True)
+    # When the call has 3.5 s left, Then it ends PROVIDER_TIMEOUT within them
+    assert failure_code(trickle, seconds=3.5) == "PROVIDER_TIMEOUT"
+
+
 # --- 6. redirects: none followed, so no request or credential goes elsewhere ---------------------
 
 

@@ -64,6 +64,8 @@ def _run(links: Sequence[L], call: Callable[[L], T], *, step: str) -> tuple[T, s
             )
             raise
     metrics.add_metric(name="ChainExhausted", unit=MetricUnit.Count, value=1)
+    # Why each model could not be used (a remedy, a provider's reason) is for the operator: logged.
+    logger.warning("no model of the chain is available", extra={"step": step, "tried": "; ".join(tried)})
     models = ", ".join(link.model for link in links)  # our configuration, not the provider's words
     raise ProviderError(
         f"no {step} model is available; tried " + "; ".join(tried),
