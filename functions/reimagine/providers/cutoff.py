@@ -4,7 +4,9 @@ Their read timeout bounds each socket read, so a server that sends one byte ever
 a response alive forever. `Cutoff(seconds)` starts a timer; every connection urllib3 sends a request
 on while the cutoff is current (same thread) is registered, and when the time is up their sockets
 are shut down: the blocked read returns at once, requests raises, and `fired` tells the caller it
-was the deadline. It covers sending, the status line and headers, and the body alike.
+was the deadline. It covers sending, the status line and headers, and the body alike; the TLS
+handshake before them is bounded as a whole by the connect timeout (CPython's ssl module gives
+do_handshake one deadline).
 """
 
 from __future__ import annotations
