@@ -69,6 +69,13 @@ def test_a_declared_length_past_the_cap_is_refused_before_reading() -> None:
     assert failure_code(big) == "PROVIDER_BAD_RESPONSE"
 
 
+def test_a_long_error_body_is_cut_and_still_classified_by_its_status() -> None:
+    # Given a 503 whose error page is larger than any answer may be
+    overloaded = Answer(status=503, body=b"<html>" + b"busy " * http.MAX_ANSWER_BYTES, declare_length=False)
+    # When a caption is asked, Then it is retried as the outage it is, until the attempts run out
+    assert failure_code(overloaded) == "PROVIDER_UNAVAILABLE"
+
+
 def test_a_picture_answer_may_be_larger_than_a_json_answer() -> None:
     # Given a 1024x1024 noise PNG (about 3 MiB, 4 MiB as base64): more than a caption may be
     noise = Image.frombytes("RGB", (1024, 1024), random.Random(18).randbytes(1024 * 1024 * 3))

@@ -9,15 +9,15 @@ secrets, one POST/GET with deadline-aware retries, and the classification of eve
 - "this model is not served here": 404, 410, or a 400 whose error says so (OpenAI-style
   `code: model_not_supported / model_not_found`, the router's "not supported by provider"):
   ModelUnavailable, so a chain moves on;
-- any other 4xx: PROVIDER_REJECTED.
-
+- any other 4xx: PROVIDER_REJECTED;
 - 3xx: PROVIDER_BAD_RESPONSE, not retried. No redirect is followed: an API answers where it is
   asked, a redirect to another origin could carry the request (and its answer) anywhere, and a
   same-origin one would turn a POST into a GET of something else.
 
 Answers are untrusted input, bounded while they stream: at most `max_bytes` (MAX_ANSWER_BYTES for
 JSON, MAX_PICTURE_BYTES for pictures) both as received (compressed) and as decoded, so a small gzip
-body that inflates to gigabytes is refused after `max_bytes`; and every attempt has a total time
+body that inflates to gigabytes is refused after `max_bytes` (an error body is cut at
+MAX_ERROR_BYTES instead: its status says what happened); and every attempt has a total time
 (providers/cutoff.py), because requests' read timeout restarts with every byte received.
 
 A token is only ever placed in the Authorization header: error excerpts are scrubbed of it, and
@@ -59,6 +59,8 @@ MiB = 1024 * 1024
 MAX_ANSWER_BYTES = 1 * MiB
 # A picture answer: a 2048x2048 RGBA PNG of pure noise is 16 MiB, 21.3 MiB as base64 in JSON.
 MAX_PICTURE_BYTES = 24 * MiB
+# Enough of an error body to classify it (`code`, "not supported by provider") and quote its start.
+MAX_ERROR_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 UNSERVED_STATUSES = {404, 410}
@@ -175,17 +177,23 @@ class HttpClient:
 
 
 def read_body(response: requests.Response, max_bytes: int) -> bytes:
-    """Read the body in chunks, refusing it (PROVIDER_BAD_RESPONSE) as soon as more than `max_bytes`
-    arrived or were decoded; `response.content` then holds it. urllib3 decompresses at most one
-    chunk's worth per read, so an inflating body never costs more than `max_bytes` plus a chunk."""
+    """Read the body in chunks, refusing a 2xx one (PROVIDER_BAD_RESPONSE) as soon as more than
+    `max_bytes` arrived or were decoded, and cutting any other at MAX_ERROR_BYTES; `response.content`
+    then holds it. urllib3 decompresses at most one chunk's worth per read, so an inflating body
+    never costs more than the limit plus a chunk."""
+    success = 200 <= response.status_code < 300
+    limit = max_bytes if success else min(max_bytes, MAX_ERROR_BYTES)
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise bad(f"the answer is {declared} bytes, more than the {max_bytes} accepted")
+    if success and declared.isdigit() and int(declared) > limit:
+        raise bad(f"the answer is {declared} bytes, more than the {limit} accepted")
     body = bytearray()
     for chunk in response.iter_content(CHUNK_BYTES):
         body += chunk
-        if len(body) > max_bytes or response.raw.tell() > max_bytes:
-            raise bad(f"the answer is more than the {max_bytes} bytes accepted")
+        if len(body) > limit or response.raw.tell() > limit:
+            if success:
+                raise bad(f"the answer is more than the {limit} bytes accepted")
+            del body[limit:]  # an error's first bytes are enough; the connection is closed, not drained
+            break
     response._content = bytes(body)  # what .content, .text and .json() read from here on
     return response._content
 
