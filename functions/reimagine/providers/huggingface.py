@@ -31,7 +31,15 @@ from reimagine.errors import InvalidImage, ModelUnavailable
 from reimagine.imaging import to_png
 from reimagine.providers import hf_routing
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, b64_json_image, bad, chat_caption, json_body, ssm_secret
+from reimagine.providers.http import (
+    MAX_PICTURE_BYTES,
+    HttpClient,
+    b64_json_image,
+    bad,
+    chat_caption,
+    json_body,
+    ssm_secret,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -84,6 +92,7 @@ class HuggingFaceGenerator:
                 deadline=deadline,
                 what="generate",
                 model=self.model,
+                max_bytes=MAX_PICTURE_BYTES,
             )
         except ModelUnavailable:
             self._mapping = None  # the Hub may list another provider next time
