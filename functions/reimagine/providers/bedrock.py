@@ -311,7 +311,7 @@ class BedrockGenerator:
         if not isinstance(images, list) or not images or not isinstance(images[0], str):
             raise _bad("the image model returned no image")
         try:
-            return to_png(base64.b64decode(images[0], validate=True))
+            return to_png(base64.b64decode(images[0], validate=True), max_side=self.size)
         except (binascii.Error, ValueError):
             raise _bad("the returned image is not valid base64") from None
         except InvalidImage as exc:

@@ -89,7 +89,7 @@ class OpenAiGenerator:
         )
         raw = b64_json_image(json_body(response))
         try:
-            return to_png(raw)
+            return to_png(raw, max_side=self.size)
         except InvalidImage as exc:
             raise bad(f"the returned picture does not decode ({exc.code})") from None
 
