@@ -179,6 +179,19 @@ def test_a_warm_environment_older_than_its_init_limit_answers_an_event_its_runti
     assert invoker.invoke(fn, {"seconds": 0})["pid"] == first["pid"]
 
 
+def test_an_event_a_warm_runtime_never_takes_fails_a_timeout_after_it_was_submitted(
+    app: Application, invoker: ProcessInvoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm environment of a function with Timeout 1 s, whose runtime takes events a minute late
+    fn = app.functions["Slow"]
+    invoker.invoke(fn, {"seconds": 0})
+    runtimes_pick_up_late(monkeypatch, 60)
+    # When an event comes, Then it fails as Lambda's timeout, not waiting for the runtime
+    with pytest.raises(FunctionError) as failed:
+        invoker.invoke(fn, {"seconds": 0})
+    assert re.fullmatch(r"\S+Z [0-9a-f-]{36} Task timed out after 1\.00 seconds", failed.value.payload["errorMessage"])
+
+
 def test_an_idle_environment_that_died_is_replaced_for_the_next_invocation(
     app: Application, invoker: ProcessInvoker
 ) -> None:
