@@ -168,15 +168,15 @@ def test_an_invocation_past_its_timeout_is_ended_and_reported_as_lambda_reports_
 def test_a_warm_environment_older_than_its_init_limit_answers_an_event_its_runtime_takes_late(
     app: Application, invoker: ProcessInvoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a warm environment started longer ago than its init limit plus its Timeout (1 s)
-    fn = app.functions["Slow"]
-    first = invoker.invoke(fn, {"seconds": 0})
+    # Given a warm environment started longer ago than its init limit plus its Timeout (5 s)
+    fn = app.functions["Declares"]
+    first = invoker.invoke(fn, {})
     (environment,) = invoker.environments(fn)._idle
     monkeypatch.setattr(environment, "started", environment.started - INIT_LIMIT_SECONDS - fn.timeout - 60)
     # And a runtime that takes its next event 0.2 s after it is submitted, as on a busy machine
     runtimes_pick_up_late(monkeypatch, 0.2)
     # When a quick event comes, Then the same environment answers it: its Timeout runs from the pickup
-    assert invoker.invoke(fn, {"seconds": 0})["pid"] == first["pid"]
+    assert invoker.invoke(fn, {})["pid"] == first["pid"]
 
 
 def test_an_event_a_warm_runtime_never_takes_fails_a_timeout_after_it_was_submitted(
