@@ -295,12 +295,14 @@ class FunctionEnvironments:
 
     def _release(self, environment: Environment) -> None:
         with self._ready:
-            if environment.alive:
+            alive = environment.alive
+            if alive:
                 self._idle.append(environment)
             else:
-                environment.stop()
                 self._count -= 1
             self._ready.notify()
+        if not alive:  # outside the lock: ending one waits for its Runtime API to close
+            environment.stop()
 
     def stop(self) -> None:
         with self._ready:
