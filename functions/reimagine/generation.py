@@ -33,6 +33,7 @@ def generate_result(
     settings: Settings,
     generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
+    delivery: str | None = None,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         prompt = build_prompt(record.caption or "", settings.generation_style)
@@ -42,7 +43,15 @@ def generate_result(
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=painted.png)
         return {"result_key": key, "image_model": painted.model}
 
-    return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        GENERATE,
+        request_id,
+        store=store,
+        deadline=deadline,
+        max_attempts=settings.max_attempts,
+        work=work,
+        delivery=delivery,
+    )
 
 
 @tracer.capture_method(capture_response=False)
