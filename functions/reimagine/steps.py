@@ -76,7 +76,9 @@ def run_step(
     # Every write below holds only while this claim (its number) still holds the step.
     claim = record.attempts
     if claim > max_attempts:
-        exhausted = store.fail(record.id, "RETRIES_EXHAUSTED", f"gave up after {max_attempts} attempts", attempt=claim)
+        # Every attempt died before it could end the step (killed, timed out): this is the user's answer.
+        message = f"Your request could not be finished after {max_attempts} tries. Please send the photo again."
+        exhausted = store.fail(record.id, "RETRIES_EXHAUSTED", message, attempt=claim)
         _still_mine(exhausted, record)
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:

@@ -393,3 +393,35 @@ def test_another_message_meeting_a_live_claim_is_reported_failed_instead_of_done
     response = generate_handler.handler(event, lambda_context("GenerateFunction", 120, 1024))
     # Then that message is reported failed, so SQS delivers it again after its visibility timeout
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_a_step_whose_every_attempt_died_ends_failed_in_plain_words_at_the_next_delivery(aws):
+    # Given an upload whose caption worker died on each of its max_attempts attempts
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    dying = FakeCaptioner(errors=[SystemExit("killed")] * aws.max_attempts)
+    for _ in range(aws.max_attempts):
+        with pytest.raises(SystemExit):
+            caption_upload(
+                request_id,
+                store=clients.store(),
+                s3=clients.s3(),
+                settings=aws,
+                captioner=lambda: dying,
+                deadline=Deadline.after(30),
+                delivery="s3:the-upload-event",
+            )
+    # When the event comes once more, Then the request ends FAILED, telling the user in plain words
+    outcome = caption_upload(
+        request_id,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=aws,
+        captioner=FakeCaptioner,
+        deadline=Deadline.after(30),
+        delivery="s3:the-upload-event",
+    )
+    assert (outcome.detail, clients.store().get(request_id).error.message) == (
+        "RETRIES_EXHAUSTED",
+        f"Your request could not be finished after {aws.max_attempts} tries. Please send the photo again.",
+    )
