@@ -43,6 +43,14 @@ class LeaseHeld(Exception):
         self.lease_until = lease_until
 
 
+class Holder(BaseModel):
+    """Who holds a request's step now: its status, and the lease and delivery of a claim on it."""
+
+    status: Status
+    lease_until: int | None = None
+    leased_by: str | None = None
+
+
 class StuckCandidate(BaseModel):
     """A request as the status index shows it; `updated_at` is kept verbatim for conditional writes."""
 
@@ -93,6 +101,19 @@ class RequestStore:
     def get(self, request_id: str) -> RequestRecord | None:
         item = self._db.get_item(TableName=self._table, Key={"id": {"S": request_id}}, ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
+
+    def holder(self, request_id: str) -> Holder | None:
+        """The request's status and current claim (read consistently); None when there is no such request."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"id": {"S": request_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#s, lease_until, leased_by",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        if "Item" not in item:
+            return None
+        return Holder.model_validate({k: _deserializer.deserialize(v) for k, v in item["Item"].items()})
 
     # ---- transitions ------------------------------------------------------------------------
 

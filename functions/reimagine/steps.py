@@ -6,9 +6,11 @@ transient ones give the claim back and raise, so the event source retries, up to
 unexpected error on the last attempt ends the request FAILED (INTERNAL_ERROR) and still raises.
 
 A delivery never reports success for work it did not do: one that finds another delivery's live
-claim, or whose own claim was taken over before it could save, raises LeaseHeld, so the event source
-delivers it again later. The retry of a delivery whose worker died (killed, timed out) takes the claim
-over at once, as the attempt it retries is over: a crash costs one attempt, not the request.
+claim, or whose own claim was taken over by another delivery before it could save, raises LeaseHeld,
+so the event source delivers it again later. The retry of a delivery whose worker died (killed, timed
+out) takes the claim over at once, as the attempt it retries is over: a crash costs one attempt, not
+the request. (A worker overtaken by a later attempt of its own delivery leaves the answer to that
+attempt, "superseded", rather than failing and taking the step back from it in turn.)
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def run_step(
     if claim > max_attempts:
         # Every attempt died before it could end the step (killed, timed out): this is the user's answer.
         message = f"Your request could not be finished after {max_attempts} tries. Please send the photo again."
-        exhausted = store.fail(record.id, "RETRIES_EXHAUSTED", message, attempt=claim)
-        _still_mine(exhausted, record)
+        if store.fail(record.id, "RETRIES_EXHAUSTED", message, attempt=claim) is None:
+            return _overtaken(store, step, record, delivery)
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:
         fields = work(record)
@@ -96,14 +98,22 @@ def run_step(
         ended = store.fail(record.id, error.code, error.message, attempt=claim)
         if error is not exc:
             raise
-        _still_mine(ended, record)
+        if ended is None:
+            return _overtaken(store, step, record, delivery)
         return StepOutcome(record.id, "failed", error.code)
-    _still_mine(saved, record)
+    if saved is None:
+        return _overtaken(store, step, record, delivery)
     return StepOutcome(record.id, "done")
 
 
-def _still_mine(written: RequestRecord | None, claimed: RequestRecord) -> None:
-    """A write conditioned on this delivery's claim found the step taken over: another delivery now
-    answers for it, and this one must not report it done (or failed)."""
-    if written is None:
-        raise LeaseHeld(claimed.id, claimed.lease_until)
+def _overtaken(store: RequestStore, step: Step, claimed: RequestRecord, delivery: str | None) -> StepOutcome:
+    """This claim's write was refused: another claim took the step over while this worker ran."""
+    now = store.holder(claimed.id)
+    if now is None or now.status not in (step.waiting, step.working):
+        # The delivery that took over has already ended the step: nothing is left undone.
+        return StepOutcome(claimed.id, "skipped", "ended by the delivery that took it over")
+    if now.status is step.working and delivery is not None and now.leased_by == delivery:
+        # A later attempt of this same delivery holds it and will answer for the delivery.
+        return StepOutcome(claimed.id, "superseded", "a later attempt of this delivery took it over")
+    # Held by another delivery, or given back undone: this delivery must come again.
+    raise LeaseHeld(claimed.id, now.lease_until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -12,17 +13,18 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from reimagine import clients, intake
-from reimagine.captioning import caption_upload
+from reimagine.captioning import CAPTION, caption_upload
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.generation import generate_result
 from reimagine.handlers import caption as caption_handler
 from reimagine.handlers import generate as generate_handler
-from reimagine.models import Status
+from reimagine.models import Status, utcnow
 from reimagine.notification import notify_user
 from reimagine.providers.base import Deadline, ModelInput
 from reimagine.providers.chain import CaptionChain
+from reimagine.records import RequestStore
 from reimagine.request_body import CreateRequestBody
-from reimagine.steps import LeaseHeld
+from reimagine.steps import LeaseHeld, run_step
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.queue_events import queue_event
 
@@ -425,3 +427,50 @@ def test_a_step_whose_every_attempt_died_ends_failed_in_plain_words_at_the_next_
         "RETRIES_EXHAUSTED",
         f"Your request could not be finished after {aws.max_attempts} tries. Please send the photo again.",
     )
+
+
+def _overtaking(request_id: str, *, delivery: str, store=None):
+    """Work during which another claim takes the step over (the clock of `store` may run ahead)."""
+
+    def work(record):
+        (store or clients.store()).claim(
+            request_id,
+            from_status=Status.PENDING_UPLOAD,
+            working=Status.CAPTIONING,
+            lease_seconds=90,
+            delivery=delivery,
+        )
+        return {"caption": "late"}
+
+    return work
+
+
+def _run_caption(request_id, work, delivery):
+    return run_step(
+        CAPTION,
+        request_id,
+        store=clients.store(),
+        deadline=Deadline.after(30),
+        max_attempts=3,
+        work=work,
+        delivery=delivery,
+    )
+
+
+def test_a_worker_overtaken_by_a_later_attempt_of_its_own_delivery_leaves_the_answer_to_it(aws):
+    # Given a worker whose step a later attempt of the same delivery takes over while it works
+    request_id = _create(aws)
+    work = _overtaking(request_id, delivery="s3:the-event")
+    # When it tries to save, Then it stands down without an error, and the step stays the later attempt's
+    outcome = _run_caption(request_id, work, "s3:the-event")
+    assert (outcome.outcome, clients.store().get(request_id).attempts) == ("superseded", 2)
+
+
+def test_a_worker_overtaken_by_another_delivery_is_not_reported_done(aws):
+    # Given a worker whose lease another delivery takes over (its clock past the lease) while it works
+    request_id = _create(aws)
+    later = RequestStore(boto3.client("dynamodb"), aws.table_name, clock=lambda: utcnow() + timedelta(hours=1))
+    work = _overtaking(request_id, delivery="s3:another-event", store=later)
+    # When it tries to save, Then its delivery fails, to be delivered again later
+    with pytest.raises(LeaseHeld):
+        _run_caption(request_id, work, "s3:the-event")
