@@ -41,7 +41,7 @@ class StepOutcome:
     """What a step did, for the handler's log line and metrics."""
 
     request_id: str
-    outcome: str  # "done", "skipped", "failed", "retry"
+    outcome: str  # "done", "skipped", "failed", "retry", "superseded"
     detail: str = ""
 
 
