@@ -34,6 +34,7 @@ def caption_upload(
     settings: Settings,
     captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
+    delivery: str | None = None,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
@@ -72,7 +73,15 @@ def caption_upload(
         text = clean_caption(caption.text)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
-    return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        CAPTION,
+        request_id,
+        store=store,
+        deadline=deadline,
+        max_attempts=settings.max_attempts,
+        work=work,
+        delivery=delivery,
+    )
 
 
 @tracer.capture_method(capture_response=False)

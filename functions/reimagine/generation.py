@@ -33,6 +33,7 @@ def generate_result(
     settings: Settings,
     generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
+    delivery: str | None = None,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         from reimagine.imaging import fit_png  # Pillow only once a picture is made: the cold start stays small
@@ -46,7 +47,15 @@ def generate_result(
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
         return {"result_key": key, "image_model": painted.model}
 
-    return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        GENERATE,
+        request_id,
+        store=store,
+        deadline=deadline,
+        max_attempts=settings.max_attempts,
+        work=work,
+        delivery=delivery,
+    )
 
 
 @tracer.capture_method(capture_response=False)
