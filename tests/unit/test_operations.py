@@ -6,6 +6,7 @@ default deploy settings never send from the example address.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import subprocess
@@ -297,3 +298,82 @@ def test_the_docs_name_files_that_exist() -> None:
     text = OPERATIONS.read_text()
     for path in re.findall(r"`((?:bench|docs|functions|infra|tests|events)/[\w./-]+\.\w+)`", text):
         assert Path(ROOT, path).exists(), path
+
+
+# ---------------------------------------------------------------- a lighter first run
+
+# Imported only for type checking, or provided by Lambda's runtime (never installed locally for it).
+NOT_INSTALLED = {"mypy_boto3_", "snapshot_restore_py"}
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Every distribution `pip install` of these requirements brings (as installed here), extras included."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        key = f"{name}[{','.join(sorted(req.extras))}]"
+        if key in found:
+            continue
+        found.update({key, name})
+        try:
+            declared = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for line in declared:
+            dep = Requirement(line)
+            extras = req.extras or {""}
+            if dep.marker is None or any(dep.marker.evaluate({"extra": extra}) for extra in extras):
+                todo.append(dep)
+    return {n for n in found if "[" not in n}
+
+
+def test_the_cli_and_the_local_stack_need_only_what_pip_install_dot_installs() -> None:
+    # Given what `pip install -e .` installs (no extras)
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = _closure(project["dependencies"])
+    providers = packages_distributions()
+    # When every module the CLI, the local stack and the functions import is looked up
+    missing = set()
+    for package in (ROOT / "infra" / "reimagine_local", ROOT / "functions" / "reimagine"):
+        for source in package.rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                # A module run in a child process (`python -m awslambdaric`) is needed as much as an import.
+                if isinstance(node, ast.List) and len(node.elts) > 2:
+                    values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                    names += [str(v) for k, v in itertools.pairwise(values) if k == "-m" and v]
+                for top in {name.split(".")[0] for name in names}:
+                    if top in ("reimagine", "reimagine_local") or any(top.startswith(n) for n in NOT_INSTALLED):
+                        continue
+                    dists = {canonicalize_name(d) for d in providers.get(top, [])}
+                    if dists and not dists & installed:
+                        missing.add((top, source.relative_to(ROOT).as_posix()))
+    # Then each comes with the package itself: `make demo` needs no developer tools
+    assert missing == set()
+
+
+def test_the_developer_tools_are_not_in_the_first_run() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    first_run = _closure(project["dependencies"])
+    assert {"pytest", "hypothesis", "mypy", "ruff", "playwright", "aws-sam-cli", "schemathesis"} & first_run == set()
+    assert "aws-sam-cli" in {r.split(">")[0].split("[")[0].strip() for r in project["optional-dependencies"]["dev"]}
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo: \$\(LOCAL_STAMP\)$", makefile, flags=re.MULTILINE)
+    assert re.search(
+        r"^\$\(LOCAL_STAMP\):.*\n(?:\t.*\n)*\t\$\(BIN\)/python -m pip install [^\n]*-e \.\n",
+        makefile,
+        flags=re.MULTILINE,
+    )
