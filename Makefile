@@ -30,9 +30,11 @@ venv:
 	       "or name one: make PYTHON=/path/to/python3.13" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 
+# --no-compile: Python compiles what the demo imports when it first imports it, not every module of
+# botocore and moto up front (most of the install's time on a small machine).
 $(LOCAL_STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory venv
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e .
 	@touch $(LOCAL_STAMP)
 
 $(STAMP): pyproject.toml
