@@ -377,3 +377,16 @@ def test_the_developer_tools_are_not_in_the_first_run() -> None:
         makefile,
         flags=re.MULTILINE,
     )
+
+
+def test_sam_build_runs_the_makefile_in_the_repository_where_its_installs_persist() -> None:
+    # In a scratch copy (SAM's default) the Makefile's installed distributions would be lost each build,
+    # and the whole repository, virtualenv included, copied once per function.
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert {
+        env: config[env]["build"]["parameters"].get("build_in_source") for env in ("default", "localstack", "prod")
+    } == {
+        "default": True,
+        "localstack": True,
+        "prod": True,
+    }
