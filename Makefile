@@ -75,13 +75,14 @@ clean:
 # are unversioned, so this removes every object), then `sam delete`. STACK=reimagine-prod for prod.
 # The table goes too (DynamoDB keeps a 35-day backup of it; docs/operations.md#teardown).
 STACK ?= reimagine
+SAM ?= $(if $(wildcard $(BIN)/sam),$(BIN)/sam,sam)
 teardown:
 	@for output in UploadsBucketName ResultsBucketName; do \
 	  bucket=$$(aws cloudformation describe-stacks --stack-name "$(STACK)" \
 	    --query "Stacks[0].Outputs[?OutputKey=='$$output'].OutputValue" --output text) || exit 1; \
 	  test -z "$$bucket" || test "$$bucket" = None || aws s3 rm "s3://$$bucket" --recursive --quiet || exit 1; \
 	done
-	sam delete --stack-name "$(STACK)" --no-prompts
+	$(SAM) delete --stack-name "$(STACK)" --no-prompts
 
 # ---- Lambda artifacts: what `sam build` runs (Metadata BuildMethod: makefile on each function).
 # `make build-ApiFunction ARTIFACTS_DIR=DIR` builds that function's package for Lambda (arm64,

@@ -445,7 +445,13 @@ class Doctor:
         cloudformation, sns = self.aws("cloudformation"), self.aws("sns")
 
         def subscribers() -> Check:
-            topic = cloudformation.describe_stack_resource(StackName=self.stack, LogicalResourceId="AlarmTopic")
+            try:
+                topic = cloudformation.describe_stack_resource(StackName=self.stack, LogicalResourceId="AlarmTopic")
+            except ClientError as exc:
+                if _error_code(exc) != "ValidationError":
+                    raise
+                # A stack deployed from a template before AlarmTopic: its alarms notify AlarmTopicArn at most.
+                return Check(WARN, "Alarms", f"stack {self.stack} has no AlarmTopic (an older template): redeploy it")
             topics = [topic["StackResourceDetail"]["PhysicalResourceId"], *self.config.alarm_topics]
             confirmed = [
                 sub["Endpoint"]

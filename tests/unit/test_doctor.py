@@ -581,3 +581,14 @@ def test_a_stack_whose_alarm_topic_has_a_confirmed_subscriber_is_ok():
 
 def test_without_a_stack_the_alarms_are_not_checked():
     assert list(Doctor(_config(), aws=None, environ={}).alarm_checks()) == []
+
+
+def test_a_stack_deployed_before_the_alarm_topic_is_told_to_redeploy():
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(
+            StackName="reimagine", TemplateBody=json.dumps({"Resources": TOPIC})
+        )
+        checks = list(Doctor(_config(), aws=boto3.client, environ={}, stack="reimagine").alarm_checks())
+    assert [(c.status, c.detail) for c in checks] == [
+        (WARN, "stack reimagine has no AlarmTopic (an older template): redeploy it")
+    ]
