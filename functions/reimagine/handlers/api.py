@@ -17,8 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, intake, storage
+from reimagine import clients, deletion, intake, storage
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
+from reimagine.capability import may_delete
 from reimagine.config import require_settings, settings
 from reimagine.models import (
     CreateRequestResponse,
@@ -26,16 +27,20 @@ from reimagine.models import (
     ErrorDetail,
     RequestRecord,
     RequestView,
+    StylesView,
 )
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
-from reimagine.quota import DailyQuota, QuotaExceeded
+from reimagine.quota import DailyQuota, QuotaExceeded, hashing_key
 from reimagine.request_body import CreateRequestBody
+from reimagine.styles import catalogue
 from reimagine.suppression import AddressSuppressed, SuppressionList
+from reimagine.web import result_page
 from reimagine.web.policy import content_security_policy
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "uploads_bucket", "results_bucket")
 require_settings(*REQUIRED_SETTINGS)
+catalogue(settings().styles)  # a STYLES setting that does not parse stops the init, saying why
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -112,6 +117,16 @@ def _upload_too_large(exc: intake.UploadTooLarge) -> Response:
         "UPLOAD_TOO_LARGE",
         f"the image may be at most {exc.limit} bytes ({exc.limit / 2**20:.0f} MiB); this one is {exc.size}",
         {"max_bytes": exc.limit},
+    )
+
+
+@app.exception_handler(intake.UnknownStyle)
+def _unknown_style(exc: intake.UnknownStyle) -> Response:
+    return _error(
+        422,
+        "UNKNOWN_STYLE",
+        f"there is no such style; choose one of: {', '.join(exc.allowed)}",
+        {"allowed": exc.allowed},
     )
 
 
@@ -205,6 +220,69 @@ def get_result(request_id: str):
     return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
 
 
+@app.get(
+    "/styles",
+    summary="The styles a request may choose",
+    description="`default` is used when `POST /requests` names no style.",
+    responses={200: {"description": "The styles on offer", "content": {_JSON: {"model": StylesView}}}},
+    tags=["styles"],
+)
+def list_styles() -> Response[StylesView]:
+    return Response(status_code=200, content_type=_JSON, body=intake.list_styles(settings()))
+
+
+def _bearer() -> str | None:
+    value = app.current_event.headers.get("authorization") or ""
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+@app.delete(
+    "/requests/<request_id>",
+    summary="Delete a finished request now: its photo, its picture, its address and caption",
+    description="Needs `Authorization: Bearer <key>`, the delete key the request's email carries (the "
+    "`key` in its result page link). The record stays as a tombstone reading DELETED until it expires. "
+    "Deleting again is fine.",
+    responses={
+        200: {"description": "Deleted (or already deleted)", "content": {_JSON: {"model": RequestView}}},
+        403: _error_doc("No delete key, or not this request's"),
+        404: _error_doc("Unknown id"),
+        409: _error_doc("The request has not finished yet"),
+    },
+    tags=["requests"],
+)
+def delete_request(request_id: str):
+    cfg = settings()
+    record = _record_or_404(request_id)
+    if not may_delete(record.id, _bearer(), hashing_key(cfg)):
+        return _error(
+            403,
+            "DELETE_KEY_REQUIRED",
+            "only the link in the email can delete this request: open the result page from that email",
+        )
+    try:
+        tombstone = deletion.delete_request(record, store=clients.store(), s3=clients.s3(), settings=cfg)
+    except deletion.NotFinished:
+        return _error(409, "NOT_FINISHED", "the request is still being worked on; delete it once it has finished")
+    logger.info("request deleted by its owner")
+    metrics.add_metric(name="RequestsDeleted", unit=MetricUnit.Count, value=1)
+    view = intake.view_request(tombstone, s3=clients.s3(), settings=cfg)
+    return Response(status_code=200, content_type=_JSON, body=view, headers=_NO_STORE)
+
+
+@app.get("/results/<request_id>", summary="The result page a person opens from the email", include_in_schema=False)
+def result_page_route(request_id: str):
+    cfg = settings()
+    record = intake.find_request(request_id, store=clients.store())
+    page = result_page.render(record, s3=clients.s3(), settings=cfg)
+    return Response(
+        status_code=200 if record is not None else 404,
+        content_type="text/html; charset=utf-8",
+        body=page.html,
+        headers={**_NO_STORE, **page.headers},
+    )
+
+
 @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
 def openapi():
     return Response(
@@ -247,6 +325,7 @@ def page():
             # The page talks to this API and posts straight to S3; nothing else is loaded or run.
             "Content-Security-Policy": _page_policy(cfg.max_upload_bytes, cfg.uploads_bucket, cfg.results_bucket),
             "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
         },
     )
 
