@@ -169,15 +169,17 @@ def _bounded_decode(
                 source.arm(cpu_seconds)
                 img.load()
         except _BOMB:
-            raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+            raise InvalidImage(_too_many_pixels(max_pixels), code="IMAGE_TOO_LARGE") from None
         except TooComplex:
             raise InvalidImage(
                 f"the image takes more than {cpu_seconds:g} s of CPU to decode; send a simpler file",
                 code="IMAGE_TOO_COMPLEX",
             ) from None
-        except _DECODE_ERRORS as exc:
+        except _DECODE_ERRORS:
+            # Not the decoder's own words (an exception name, a zlib code): a person reads this.
             raise InvalidImage(
-                f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
+                "the photo's data is cut short or damaged; save it again, or send another photo",
+                code="IMAGE_TRUNCATED",
             ) from None
         yield img, (width, height)  # a reduced-scale decode is smaller than the file's picture
 
@@ -211,12 +213,15 @@ def _open(data: bytes, source: io.BytesIO | None = None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(source or io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except _BOMB:
-        raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+        raise InvalidImage(_too_many_pixels(Image.MAX_IMAGE_PIXELS or 0), code="IMAGE_TOO_LARGE") from None
     except UnidentifiedImageError:
         pass
     except _DECODE_ERRORS:
         # A recognised signature followed by a header that ends early.
-        raise InvalidImage("the image header is truncated or corrupt", code="IMAGE_TRUNCATED") from None
+        raise InvalidImage(
+            "the start of the photo's data is cut short or damaged; save it again, or send another photo",
+            code="IMAGE_TRUNCATED",
+        ) from None
     raise _unsupported_or_not_an_image(data)
 
 
@@ -234,7 +239,7 @@ def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
             return InvalidImage(
                 f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
             )
-    return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
+    return InvalidImage("the file is not a photo we can read; send a JPEG, PNG, WEBP or GIF", code="NOT_AN_IMAGE")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -246,9 +251,18 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise InvalidImage("the image has no pixels", code="NOT_AN_IMAGE")
     if width * height > max_pixels:
         raise InvalidImage(
-            f"the image is {width}x{height}; at most {max_pixels} pixels are accepted",
+            f"the photo is {width}x{height} pixels, {_megapixels(width * height)}; "
+            + _too_many_pixels(max_pixels).split("; ", 1)[1],
             code="IMAGE_TOO_LARGE",
         )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.0f} megapixels" if pixels >= 10_000_000 else f"{pixels / 1_000_000:.1f} megapixels"
+
+
+def _too_many_pixels(max_pixels: int) -> str:
+    return f"the photo has too many pixels; we take at most {_megapixels(max_pixels)}: send a smaller one"
 
 
 def _check_scans(scans: int, width: int, height: int) -> None:

@@ -24,7 +24,8 @@ def _email_link(eml: Path) -> str:
     message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body else ""
-    match = re.search(r"https?://\S+/results/\S+", text)
+    # The direct download (the picture's key, results/<id>.png), not the result page the email leads with.
+    match = re.search(r"https?://\S+/results/[0-9a-f-]+\.png\S*", text)
     if not match:
         raise ClientError(f"the email {eml} has no result link")
     return match.group(0)

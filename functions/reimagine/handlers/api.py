@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, deletion, intake, storage
+from reimagine import clients, deletion, intake, storage, validation_words
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.capability import may_delete
 from reimagine.config import require_settings, settings
@@ -64,16 +64,17 @@ def _error_doc(description: str) -> OpenAPIResponse:
 
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response:
-    # Only where and what: never echo the submitted values back into logs.
+    # Only where and what, in our words (reimagine.validation_words): never echo the submitted values.
+    errors = list(exc.errors())
     details = [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "message": err.get("msg", ""),
+            "message": validation_words.plain_message(err),
             "type": err.get("type"),
         }
-        for err in exc.errors()
+        for err in errors
     ]
-    return _error(422, "VALIDATION_ERROR", "the request is not valid", details)
+    return _error(422, "VALIDATION_ERROR", validation_words.summary(errors), details)
 
 
 class UnknownRequest(Exception):
