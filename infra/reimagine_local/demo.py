@@ -91,4 +91,9 @@ def run_demo(
         f"the email's link downloaded the result while the stack ran ({time.monotonic() - started:.1f} s end to end); "
         "links in email.eml point at that stopped stack"
     )
+    say(
+        "next: run `reimagine local up` and open http://127.0.0.1:3000/ to pick a style and send your own photo "
+        "(`reimagine styles` lists the styles; `reimagine submit PHOTO --email you@example.com --style watercolour "
+        "--wait` does it from here)"
+    )
     return 0
