@@ -294,10 +294,12 @@ def openapi():
 
 
 @functools.cache
-def _page_html(max_upload_bytes: int) -> str:
-    """The page, read once per container, with this stack's upload limit in the tag it checks files against."""
+def _page_html(max_upload_bytes: int, styles_setting: str = "") -> str:
+    """The page, built once per container: this stack's upload limit in the tag it checks files against,
+    and this stack's styles as a group of radio buttons (markup only: the hashed script and style stay)."""
     html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
-    return re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
+    html = re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
+    return html.replace("<!--styles-->", result_page.style_choices(catalogue(styles_setting)), 1)
 
 
 def _page_policy(max_upload_bytes: int, uploads_bucket: str, results_bucket: str) -> str:
@@ -309,7 +311,7 @@ def _policy_for(max_upload_bytes: int, uploads_bucket: str, results_bucket: str,
     """Computed once per container (and S3 endpoint): the buckets' origins are those of URLs signed here."""
     s3 = clients.s3()
     return content_security_policy(
-        _page_html(max_upload_bytes),
+        _page_html(max_upload_bytes, settings().styles),
         upload_origin=storage.upload_origin(s3, bucket=uploads_bucket),
         result_origin=storage.result_origin(s3, bucket=results_bucket),
     )
@@ -321,7 +323,7 @@ def page():
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
-        body=_page_html(cfg.max_upload_bytes),
+        body=_page_html(cfg.max_upload_bytes, cfg.styles),
         headers={
             # The page talks to this API and posts straight to S3; nothing else is loaded or run.
             "Content-Security-Policy": _page_policy(cfg.max_upload_bytes, cfg.uploads_bucket, cfg.results_bucket),

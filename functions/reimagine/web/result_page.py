@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 
 from reimagine.models import RequestRecord, Status, upload_key
-from reimagine.styles import catalogue
+from reimagine.styles import Catalogue, catalogue
 from reimagine.web.policy import result_page_policy
 
 if TYPE_CHECKING:
@@ -183,3 +183,14 @@ def _delete_card() -> str:
 def _page(title: str, request_id: str, body: str, s3: S3Client, settings: Settings) -> Page:
     page = _fill(title, request_id, body)
     return Page(html=page, headers=_headers(_template(), s3, settings))
+
+
+def style_choices(styles: Catalogue) -> str:
+    """The page's style picker: one radio button per style, its name and description, the default checked."""
+    e = html.escape
+    return "".join(
+        f'<label class="style-card"><input type="radio" name="style" value="{e(style.id)}"'
+        f"{' checked' if style.id == styles.default else ''}>"
+        f"<span><strong>{e(style.name)}</strong><span>{e(style.description)}</span></span></label>"
+        for style in styles.styles
+    )
