@@ -46,6 +46,5 @@ def plain_message(error: dict[str, Any]) -> str:
 
 
 def summary(errors: list[dict[str, Any]]) -> str:
-    """The one line the error's `message` carries: every problem, in order, without repeats."""
-    messages = list(dict.fromkeys(plain_message(e) for e in errors))
-    return "the request is not valid: " + "; ".join(messages)
+    """The one line the error's `message` carries: what to fix, every problem in order, without repeats."""
+    return "; ".join(dict.fromkeys(plain_message(e) for e in errors))
