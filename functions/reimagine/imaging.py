@@ -65,7 +65,7 @@ def prepare_for_model(
     IMAGE_TOO_COMPLEX, IMAGE_TRUNCATED).
     """
     if not data:
-        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+        raise InvalidImage("the file is empty; send a photo", code="UPLOAD_EMPTY")
     with _bounded_decode(data, max_pixels=max_pixels, max_side=max_side, cpu_seconds=decode_cpu_seconds) as (
         img,
         (source_width, source_height),
@@ -91,7 +91,7 @@ def prepare_for_model(
 def image_size(data: bytes) -> tuple[int, int]:
     """Width and height from the header alone (no pixel data is decoded)."""
     if not data:
-        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+        raise InvalidImage("the file is empty; send a photo", code="UPLOAD_EMPTY")
     _check_container(data)
     with _open(data) as img:
         return img.size
@@ -172,7 +172,8 @@ def _bounded_decode(
             raise InvalidImage(_too_many_pixels(max_pixels), code="IMAGE_TOO_LARGE") from None
         except TooComplex:
             raise InvalidImage(
-                f"the image takes more than {cpu_seconds:g} s of CPU to decode; send a simpler file",
+                f"the photo takes more than {cpu_seconds:g} s to open, far longer than a camera's photo does; "
+                "save it again as an ordinary JPEG or PNG, or send another",
                 code="IMAGE_TOO_COMPLEX",
             ) from None
         except _DECODE_ERRORS:
@@ -248,7 +249,7 @@ def _has_alpha(img: Image.Image) -> bool:
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
-        raise InvalidImage("the image has no pixels", code="NOT_AN_IMAGE")
+        raise InvalidImage("the file holds a picture with no pixels; send a photo", code="NOT_AN_IMAGE")
     if width * height > max_pixels:
         raise InvalidImage(
             f"the photo is {width}x{height} pixels, {_megapixels(width * height)}; "

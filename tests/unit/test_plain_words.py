@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from reimagine import imaging, sweeping
+from reimagine import clients, imaging, storage, sweeping
 from reimagine.container_walk import MAX_JPEG_SEGMENTS, MAX_PNG_CHUNKS
 from reimagine.errors import PROVIDER_MESSAGES, InvalidImage
 from reimagine.models import Status
@@ -39,9 +39,18 @@ UPLOADS = {
     "decompression bomb": lambda: images.bomb_png(),
     "BMP": lambda: images.bmp(),
     "text named .jpg": lambda: b"hello, this is a text file",
+    "empty": lambda: b"",
     "JPEG segment flood": lambda: images.jpeg_with_segments(MAX_JPEG_SEGMENTS + 1),
     "PNG chunk flood": lambda: images.png_with_chunks(MAX_PNG_CHUNKS + 1),
 }
+
+
+def test_an_upload_over_the_limit_says_the_limit_in_mib(aws) -> None:
+    # Given an upload larger than the stack takes (S3 held it; the caption step reads it first)
+    clients.s3().put_object(Bucket=aws.uploads_bucket, Key="uploads/big", Body=b"x" * (2 * 2**20 + 1))
+    with pytest.raises(InvalidImage) as caught:
+        storage.read_upload(clients.s3(), bucket=aws.uploads_bucket, key="uploads/big", max_bytes=2 * 2**20)
+    assert caught.value.public_message == "the photo is larger than 2 MiB, the most we take; send a smaller one"
 
 
 @pytest.mark.parametrize("upload", UPLOADS, ids=list(UPLOADS))
