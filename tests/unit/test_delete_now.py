@@ -126,3 +126,13 @@ def _sent_texts() -> list[str]:
     from moto.ses.models import ses_backends
 
     return [message.body for message in ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages]
+
+
+def test_the_programs_result_link_says_the_pictures_were_deleted(aws) -> None:
+    record = finished_request(aws)
+    _delete(record.id, key_for(aws, record.id))
+    error = call("GET", f"/requests/{record.id}/result").json()["error"]
+    assert (error["code"], error["message"]) == (
+        "RESULT_NOT_READY",
+        "the pictures were deleted at their owner's request",
+    )

@@ -27,6 +27,7 @@ from reimagine.models import (
     ErrorDetail,
     RequestRecord,
     RequestView,
+    Status,
     StylesView,
 )
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
@@ -217,7 +218,7 @@ def get_result(request_id: str):
     try:
         link = intake.result_link(record, s3=clients.s3(), settings=settings())
     except intake.NotReady:
-        return _error(409, "RESULT_NOT_READY", f"the request is {record.status.value}", {"status": record.status})
+        return _error(409, "RESULT_NOT_READY", _NO_RESULT.get(record.status, _NOT_YET), {"status": record.status})
     return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
 
 
@@ -282,6 +283,13 @@ def result_page_route(request_id: str):
         body=page.html,
         headers={**_NO_STORE, **page.headers},
     )
+
+
+_NOT_YET = "the new picture is not ready yet; try again in a moment"
+_NO_RESULT = {
+    Status.FAILED: "this request failed, so it has no picture; see its error",
+    Status.DELETED: "the pictures were deleted at their owner's request",
+}
 
 
 @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
