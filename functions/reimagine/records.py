@@ -200,12 +200,27 @@ class RequestStore:
 
     # ---- delete now: the owner's request becomes a tombstone ------------------------------------
 
+    # What a tombstone drops: everything that says who asked or what the picture showed.
+    TOMBSTONE_REMOVES = (
+        "email",
+        "caption",
+        "caption_provider",
+        "caption_model",
+        "image_model",
+        "result_key",
+        "#e",
+        "declared_size",
+        "notify_error",
+        "notify_claimed_until",
+        "lease_until",
+    )
+
     def tombstone(self, request_id: str) -> RequestRecord | None:
         """A finished request -> DELETED, keeping no personal data (address, caption, pictures' key, error).
 
         None when it is not finished. The item stays until its TTL, so its id reads as DELETED.
         """
-        personal = ", ".join(TOMBSTONE_REMOVES)
+        personal = ", ".join(self.TOMBSTONE_REMOVES)
         return self._update(
             request_id,
             f"SET #s = :deleted, updated_at = :now REMOVE {personal}",
@@ -363,22 +378,6 @@ _UNCHANGED_UNNOTIFIED_UNCLAIMED = (
     "#s = :seen_status AND updated_at = :seen_at AND attribute_not_exists(notified_at)"
     " AND attribute_not_exists(notify_error)"
     " AND (attribute_not_exists(notify_claimed_until) OR notify_claimed_until < :epoch)"
-)
-
-
-# What a tombstone drops: everything that says who asked or what the picture showed.
-TOMBSTONE_REMOVES = (
-    "email",
-    "caption",
-    "caption_provider",
-    "caption_model",
-    "image_model",
-    "result_key",
-    "#e",
-    "declared_size",
-    "notify_error",
-    "notify_claimed_until",
-    "lease_until",
 )
 
 

@@ -60,11 +60,7 @@ def run_step(
     if record is None:
         return StepOutcome(request_id, "skipped", step.not_waiting)
     if record.attempts > max_attempts:
-        store.fail(
-            record.id,
-            "RETRIES_EXHAUSTED",
-            f"we tried {max_attempts} times and could not finish; please send the photo again later",
-        )
+        store.fail(record.id, "RETRIES_EXHAUSTED", f"gave up after {max_attempts} attempts")
         return StepOutcome(record.id, "failed", "RETRIES_EXHAUSTED")
     try:
         fields = work(record)

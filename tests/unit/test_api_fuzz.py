@@ -24,7 +24,7 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from reimagine.handlers.api import app
-from reimagine_local.runner import StackConfig, running_stack
+from reimagine_local.runner import running_stack
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -43,10 +43,7 @@ def api_url() -> Iterator[str]:
     # running_stack quietens Powertools through the environment; keep that to this module.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-        # The stage's throttling (20 burst, 10/s) would answer some of these hundreds of requests 429
-        # (API Gateway's own, outside the document): this checks the function, so it is lifted here.
-        unthrottled = StackConfig(parameters={"ThrottlingBurstLimit": "100000", "ThrottlingRateLimit": "100000"})
-        with running_stack(port=0, config=unthrottled) as running:
+        with running_stack(port=0) as running:
             yield running.api_url
 
 
