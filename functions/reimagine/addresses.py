@@ -39,7 +39,7 @@ def deliverable_address(value: str) -> str:
     try:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise UndeliverableAddress(f"value is not a valid email address: {exc}") from None
+        raise UndeliverableAddress(f"not an email address we can send to: {exc}") from None
     return f"{checked.local_part}@{checked.ascii_domain.lower()}"
 
 

@@ -33,7 +33,7 @@ class BodyProblem:
 
 def _invalid(message: str, kind: str) -> BodyProblem:
     detail: dict[str, object] = {"loc": ["body"], "message": message, "type": kind}
-    return BodyProblem(422, "VALIDATION_ERROR", "the request is not valid", [detail])
+    return BodyProblem(422, "VALIDATION_ERROR", message, [detail])
 
 
 def check_json_body(body: bytes) -> BodyProblem | None:

@@ -30,7 +30,8 @@ class Settings(BaseModel):
     caption_max_side: int = Field(default=1024, ge=64, le=4096)
     caption_jpeg_quality: int = Field(default=85, ge=30, le=95)
     # Generation
-    generation_style: str = "a vivid, detailed illustration"
+    # The styles on offer (reimagine.styles): empty for the built-in set, else JSON extending or replacing it.
+    styles: str = ""
     result_size: int = Field(default=768, ge=64, le=1536)  # imaging.MAX_PICTURE_SIDE: never stored larger
     # Mail: every send names the configuration set whose event destination records bounces and complaints.
     sender_email: str = "reimagine@example.com"

@@ -62,10 +62,10 @@ class ProviderError(PipelineError):
 PROVIDER_MESSAGES = {
     "PROVIDER_UNAVAILABLE": "the AI service was unavailable; please send the photo again later",
     "PROVIDER_TIMEOUT": "the AI service did not answer in time; please send the photo again later",
-    "PROVIDER_REJECTED": "the AI service refused this request",
+    "PROVIDER_REJECTED": "the AI service refused to work on this photo; try another photo",
     "PROVIDER_BAD_RESPONSE": "the AI service gave an answer that could not be used; please send the photo again",
-    "MODEL_UNAVAILABLE": "the AI model is not available",
-    "NO_MODEL_AVAILABLE": "no AI model is available for this step",
+    "MODEL_UNAVAILABLE": "the AI model is not available at the moment; please send the photo again later",
+    "NO_MODEL_AVAILABLE": "no AI model is available at the moment; please send the photo again later",
 }
 
 

@@ -11,6 +11,7 @@ from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.providers.chain import Painted, PictureChain, picture_chain
 from reimagine.steps import Step, StepOutcome, run_step
+from reimagine.styles import catalogue
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -38,7 +39,8 @@ def generate_result(
     def work(record: RequestRecord) -> dict[str, Any]:
         from reimagine.imaging import fit_png  # Pillow only once a picture is made: the cold start stays small
 
-        prompt = build_prompt(record.caption or "", settings.generation_style)
+        style = catalogue(settings.styles).for_record(record.style)
+        prompt = build_prompt(record.caption or "", style.phrase)
         painted = _generate_with(picture_chain(generator()), prompt, deadline)
         # Stored at the size asked, whatever size the provider painted (to_png already capped it).
         png = fit_png(painted.png, settings.result_size)

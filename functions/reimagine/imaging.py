@@ -65,7 +65,7 @@ def prepare_for_model(
     IMAGE_TOO_COMPLEX, IMAGE_TRUNCATED).
     """
     if not data:
-        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+        raise InvalidImage("the file is empty; send a photo", code="UPLOAD_EMPTY")
     with _bounded_decode(data, max_pixels=max_pixels, max_side=max_side, cpu_seconds=decode_cpu_seconds) as (
         img,
         (source_width, source_height),
@@ -91,7 +91,7 @@ def prepare_for_model(
 def image_size(data: bytes) -> tuple[int, int]:
     """Width and height from the header alone (no pixel data is decoded)."""
     if not data:
-        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+        raise InvalidImage("the file is empty; send a photo", code="UPLOAD_EMPTY")
     _check_container(data)
     with _open(data) as img:
         return img.size
@@ -169,15 +169,18 @@ def _bounded_decode(
                 source.arm(cpu_seconds)
                 img.load()
         except _BOMB:
-            raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+            raise InvalidImage(_too_many_pixels(max_pixels), code="IMAGE_TOO_LARGE") from None
         except TooComplex:
             raise InvalidImage(
-                f"the image takes more than {cpu_seconds:g} s of CPU to decode; send a simpler file",
+                f"the photo takes more than {cpu_seconds:g} s to open, far longer than a camera's photo does; "
+                "save it again as an ordinary JPEG or PNG, or send another",
                 code="IMAGE_TOO_COMPLEX",
             ) from None
-        except _DECODE_ERRORS as exc:
+        except _DECODE_ERRORS:
+            # Not the decoder's own words (an exception name, a zlib code): a person reads this.
             raise InvalidImage(
-                f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
+                "the photo's data is cut short or damaged; save it again, or send another photo",
+                code="IMAGE_TRUNCATED",
             ) from None
         yield img, (width, height)  # a reduced-scale decode is smaller than the file's picture
 
@@ -211,12 +214,15 @@ def _open(data: bytes, source: io.BytesIO | None = None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(source or io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except _BOMB:
-        raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+        raise InvalidImage(_too_many_pixels(Image.MAX_IMAGE_PIXELS or 0), code="IMAGE_TOO_LARGE") from None
     except UnidentifiedImageError:
         pass
     except _DECODE_ERRORS:
         # A recognised signature followed by a header that ends early.
-        raise InvalidImage("the image header is truncated or corrupt", code="IMAGE_TRUNCATED") from None
+        raise InvalidImage(
+            "the start of the photo's data is cut short or damaged; save it again, or send another photo",
+            code="IMAGE_TRUNCATED",
+        ) from None
     raise _unsupported_or_not_an_image(data)
 
 
@@ -234,7 +240,7 @@ def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
             return InvalidImage(
                 f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
             )
-    return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
+    return InvalidImage("the file is not a photo we can read; send a JPEG, PNG, WEBP or GIF", code="NOT_AN_IMAGE")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -243,12 +249,21 @@ def _has_alpha(img: Image.Image) -> bool:
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
-        raise InvalidImage("the image has no pixels", code="NOT_AN_IMAGE")
+        raise InvalidImage("the file holds a picture with no pixels; send a photo", code="NOT_AN_IMAGE")
     if width * height > max_pixels:
         raise InvalidImage(
-            f"the image is {width}x{height}; at most {max_pixels} pixels are accepted",
+            f"the photo is {width}x{height} pixels, {_megapixels(width * height)}; "
+            + _too_many_pixels(max_pixels).split("; ", 1)[1],
             code="IMAGE_TOO_LARGE",
         )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.0f} megapixels" if pixels >= 10_000_000 else f"{pixels / 1_000_000:.1f} megapixels"
+
+
+def _too_many_pixels(max_pixels: int) -> str:
+    return f"the photo has too many pixels; we take at most {_megapixels(max_pixels)}: send a smaller one"
 
 
 def _check_scans(scans: int, width: int, height: int) -> None:

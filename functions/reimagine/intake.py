@@ -13,6 +13,9 @@ from reimagine.models import (
     RequestView,
     ResultLink,
     Status,
+    StyleRef,
+    StylesView,
+    StyleView,
     is_request_id,
     mask_email,
     new_request_id,
@@ -20,6 +23,7 @@ from reimagine.models import (
     utcnow,
 )
 from reimagine.request_body import CreateRequestBody
+from reimagine.styles import catalogue
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,6 +40,14 @@ class UploadTooLarge(Exception):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"{size} > {limit}")
         self.size, self.limit = size, limit
+
+
+class UnknownStyle(Exception):
+    """The request names a style that is not on offer: refused before a slot exists or the quota counts it."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(", ".join(allowed))
+        self.allowed = allowed
 
 
 class NotReady(Exception):
@@ -63,6 +75,10 @@ def create_request(
     # Otherwise the policy would be bound to exactly the declared size, over the limit.
     if body.size is not None and body.size > settings.max_upload_bytes:
         raise UploadTooLarge(body.size, settings.max_upload_bytes)
+    styles = catalogue(settings.styles)
+    style = styles.get(body.style)
+    if style is None:
+        raise UnknownStyle(styles.ids)
     if suppressions is not None:
         suppressions.check(str(body.email))
     if quota is not None:
@@ -74,6 +90,7 @@ def create_request(
         email=str(body.email),
         content_type=body.content_type,
         declared_size=body.size,
+        style=style.id,
         created_at=now,
         updated_at=now,
         expires_at=int((now + timedelta(days=settings.record_ttl_days)).timestamp()),
@@ -109,12 +126,31 @@ def result_link(record: RequestRecord, *, s3: S3Client, settings: Settings) -> R
     )
 
 
+def list_styles(settings: Settings) -> StylesView:
+    styles = catalogue(settings.styles)
+    return StylesView(
+        default=styles.default,
+        styles=[StyleView(id=s.id, name=s.name, description=s.description) for s in styles.styles],
+    )
+
+
+def style_of(record: RequestRecord, settings: Settings) -> StyleRef | None:
+    """The style the record was painted in (a style removed since is still named by its id)."""
+    if record.status is Status.DELETED:
+        return None
+    style = catalogue(settings.styles).for_record(record.style)
+    if record.style and style.id != record.style:
+        return StyleRef(id=record.style, name=record.style)
+    return StyleRef(id=style.id, name=style.name)
+
+
 def view_request(record: RequestRecord, *, s3: S3Client, settings: Settings) -> RequestView:
     result = result_link(record, s3=s3, settings=settings) if record.status is Status.COMPLETED else None
     return RequestView(
         id=record.id,
         status=record.status,
-        email=mask_email(record.email),
+        email=mask_email(record.email) if record.email else None,
+        style=style_of(record, settings),
         caption=record.caption,
         caption_provider=record.caption_provider,
         caption_model=record.caption_model,

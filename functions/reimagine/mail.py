@@ -50,81 +50,104 @@ def _painter(record: RequestRecord) -> str:
     return ""
 
 
-def compose(record: RequestRecord, link: ResultLink | None, *, api_base_url: str) -> Message:
-    stable = f"{api_base_url.rstrip('/')}/requests/{record.id}/result" if api_base_url else ""
+def result_page_url(api_base_url: str, request_id: str, delete_key: str = "") -> str:
+    """The result page; the delete key rides in the fragment, which no server or Referer ever sees."""
+    page = f"{api_base_url.rstrip('/')}/results/{request_id}"
+    return f"{page}#key={delete_key}" if delete_key else page
+
+
+def compose(
+    record: RequestRecord,
+    link: ResultLink | None,
+    *,
+    api_base_url: str,
+    delete_key: str = "",
+    style_name: str = "",
+) -> Message:
+    page = result_page_url(api_base_url, record.id, delete_key) if api_base_url else ""
     if record.status is Status.COMPLETED and link is not None:
-        return _completed(record, link, stable)
-    return _failed(record)
+        return _completed(record, link, page, style_name)
+    return _failed(record, page)
 
 
-def _completed(record: RequestRecord, link: ResultLink, stable: str) -> Message:
+def _completed(record: RequestRecord, link: ResultLink, page: str, style_name: str) -> Message:
     caption = record.caption or ""
     direct = f"a direct download link, short-lived: at most {_at_most(link)}, and possibly less"
+    style_line = f"Style: {style_name}" if style_name else ""
     text = "\n".join(
         [
             "Your picture has been reimagined.",
             "",
+            *(
+                [
+                    "See your photo and the new picture side by side, download it, or delete both now:",
+                    f"  {page}",
+                    "",
+                ]
+                if page
+                else []
+            ),
+            *([style_line, ""] if style_line else []),
             f"Caption ({_caption_source(record)}):",
             f"  {caption}",
             "",
             *([_painter(record), ""] if _painter(record) else []),
-            *(
-                [
-                    "Download the new picture (this link fetches a fresh download every time, while the",
-                    "picture is kept):",
-                    f"  {stable}",
-                    "",
-                    f"Or use {direct}:",
-                ]
-                if stable
-                else [f"Download the new picture ({direct}):"]
-            ),
+            f"Or download the new picture straight away ({direct}):"
+            if page
+            else f"Download the new picture ({direct}):",
             f"  {link.url}",
             "",
+            "Keep this email to yourself: its link can delete the pictures.",
             f"Request id: {record.id}",
         ]
     )
     e = html.escape
-    if stable:
-        links_html = (
-            f'<p><a href="{e(stable)}">Download the new picture</a> (this link fetches a fresh download '
-            f"every time, while the picture is kept).</p>"
-            f'<p>Or use <a href="{e(link.url)}">{e(direct)}</a>.</p>'
-        )
-    else:
-        links_html = f'<p><a href="{e(link.url)}">Download the new picture</a> ({e(direct)}).</p>'
+    page_html = (
+        f'<p><a href="{e(page)}"><strong>See your photo and the new picture</strong></a>: download it, '
+        "make another, or delete both now.</p>"
+        if page
+        else ""
+    )
     body = (
         "<!doctype html><html><body>"
         "<h1>Your picture has been reimagined</h1>"
+        f"{page_html}"
+        f"{f'<p>Style: {e(style_name)}</p>' if style_name else ''}"
         f"<p>Caption ({e(_caption_source(record))}):</p><blockquote>{e(caption)}</blockquote>"
         f"{f'<p>{e(_painter(record))}</p>' if _painter(record) else ''}"
-        f"{links_html}"
+        f'<p>Or <a href="{e(link.url)}">download the new picture straight away</a> ({e(direct)}).</p>'
+        "<p>Keep this email to yourself: its link can delete the pictures.</p>"
         f"<p>Request id: <code>{e(record.id)}</code></p>"
         "</body></html>"
     )
     return Message(subject="Your reimagined picture is ready", text=text, html=body)
 
 
-def _failed(record: RequestRecord) -> Message:
-    reason = record.error.message if record.error else "an unknown error"
+def _failed(record: RequestRecord, page: str) -> Message:
+    reason = record.error.message if record.error else "something went wrong on our side"
     code = record.error.code if record.error else "UNKNOWN"
+    delete = ["To delete your photo now instead of waiting for it to expire:", f"  {page}", ""] if page else []
     text = "\n".join(
         [
             "We could not reimagine your picture.",
             "",
-            f"Reason: {reason} ({code}).",
+            f"What happened: {reason}.",
             "",
-            "You can try again with another image.",
-            f"Request id: {record.id}",
+            "You can try again with the same photo or another one.",
+            "",
+            *delete,
+            f"Request id: {record.id} (error code {code}, if you contact us)",
         ]
     )
     e = html.escape
+    delete_html = f'<p><a href="{e(page)}">Delete your photo now</a> instead of waiting for it to expire.</p>'
     body = (
         "<!doctype html><html><body>"
         "<h1>We could not reimagine your picture</h1>"
-        f"<p>Reason: {e(reason)} (<code>{e(code)}</code>).</p>"
-        "<p>You can try again with another image.</p>"
-        f"<p>Request id: <code>{e(record.id)}</code></p>"
+        f"<p>What happened: {e(reason)}.</p>"
+        "<p>You can try again with the same photo or another one.</p>"
+        f"{delete_html if page else ''}"
+        f"<p>Request id: <code>{e(record.id)}</code> (error code <code>{e(code)}</code>, if you contact us)</p>"
         "</body></html>"
     )
     return Message(subject="We could not reimagine your picture", text=text, html=body)

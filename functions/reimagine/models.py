@@ -71,10 +71,12 @@ class Status(StrEnum):
     GENERATING = "GENERATING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    # The owner deleted it: the pictures are gone and the record is a tombstone without personal data.
+    DELETED = "DELETED"
 
     @property
     def is_final(self) -> bool:
-        return self in (Status.COMPLETED, Status.FAILED)
+        return self in (Status.COMPLETED, Status.FAILED, Status.DELETED)
 
 
 NON_FINAL = tuple(s for s in Status if not s.is_final)
@@ -90,9 +92,10 @@ class RequestRecord(BaseModel):
 
     id: str
     status: Status
-    email: str
+    email: str = ""  # empty in a DELETED tombstone
     content_type: str
     declared_size: int | None = None
+    style: str | None = None  # the style id chosen (reimagine.styles); None: the default
     caption: str | None = None
     caption_provider: str | None = None
     caption_model: str | None = None  # the model of the chain that wrote the caption
@@ -142,6 +145,26 @@ class CreateRequestResponse(BaseModel):
     links: Links
 
 
+class StyleRef(BaseModel):
+    """A style as a request shows it: its id and the name a person reads."""
+
+    id: str
+    name: str
+
+
+class StyleView(StyleRef):
+    description: str
+
+
+class StylesView(BaseModel):
+    """What `GET /styles` shows: the styles on offer, in order, and the one used when none is named."""
+
+    model_config = _BUILT_ON_FIRST_USE
+
+    default: str
+    styles: list[StyleView]
+
+
 class ResultLink(BaseModel):
     url: str
     expires_at: datetime
@@ -154,7 +177,8 @@ class RequestView(BaseModel):
 
     id: str
     status: Status
-    email: str = Field(description="The address, masked.")
+    email: str | None = Field(default=None, description="The address, masked; absent once DELETED.")
+    style: StyleRef | None = Field(default=None, description="The style the picture is painted in.")
     caption: str | None = None
     caption_provider: str | None = Field(
         default=None, description="Who wrote the caption: `offline` means measured, not AI."

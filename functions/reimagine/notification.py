@@ -16,9 +16,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from reimagine import mail, storage
+from reimagine.capability import delete_key
 from reimagine.models import Status, mask_email, utcnow
 from reimagine.observability import logger, metrics, tracer
+from reimagine.quota import hashing_key
 from reimagine.steps import StepOutcome
+from reimagine.styles import catalogue
 from reimagine.suppression import SuppressionList
 
 if TYPE_CHECKING:
@@ -71,7 +74,13 @@ def notify_user(
                 key=record.result_key,
                 expires_in=settings.result_url_ttl_seconds,
             )
-        message = mail.compose(record, link, api_base_url=settings.api_base_url)
+        message = mail.compose(
+            record,
+            link,
+            api_base_url=settings.api_base_url,
+            delete_key=delete_key(record.id, hashing_key(settings)),
+            style_name=catalogue(settings.styles).for_record(record.style).name,
+        )
         mail.send(
             ses,
             sender=settings.sender_email,

@@ -54,7 +54,7 @@ class QuotaExceeded(Exception):
 
     @property
     def message(self) -> str:
-        return f"at most {self.limit} new requests per email address per day (UTC)"
+        return f"this email address has used its {self.limit} requests for today; {retry_advice(self.retry_after)}"
 
 
 class IpQuotaExceeded(QuotaExceeded):
@@ -64,7 +64,7 @@ class IpQuotaExceeded(QuotaExceeded):
 
     @property
     def message(self) -> str:
-        return f"at most {self.limit} new requests from one network address per day (UTC)"
+        return f"your network has used its {self.limit} requests for today; {retry_advice(self.retry_after)}"
 
 
 class DailyBudgetExhausted(QuotaExceeded):
@@ -74,7 +74,18 @@ class DailyBudgetExhausted(QuotaExceeded):
 
     @property
     def message(self) -> str:
-        return f"this service takes at most {self.limit} new requests per day (UTC) in all; try again tomorrow"
+        return f"the service has taken all the requests it can for today; {retry_advice(self.retry_after)}"
+
+
+def retry_advice(retry_after: int) -> str:
+    """When the limits reset, in words: "try again after 00:00 UTC, in 5 hours"."""
+    minutes = max(1, -(-retry_after // 60))
+    if minutes < 60:
+        when = f"{minutes} minute{'s' if minutes > 1 else ''}"
+    else:
+        hours = round(minutes / 60)
+        when = f"about {hours} hour{'s' if hours > 1 else ''}" if minutes % 60 else f"{hours} hours"
+    return f"try again after 00:00 UTC, in {when}"
 
 
 def email_digest(email: str, key: bytes) -> str:

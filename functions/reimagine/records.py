@@ -290,6 +290,42 @@ class RequestStore:
             with_status=False,
         )
 
+    # ---- delete now: the owner's request becomes a tombstone ------------------------------------
+
+    # What a tombstone drops: everything that says who asked or what the picture showed.
+    TOMBSTONE_REMOVES = (
+        "email",
+        "caption",
+        "caption_provider",
+        "caption_model",
+        "image_model",
+        "result_key",
+        "#e",
+        "declared_size",
+        "notify_error",
+        "notify_claimed_until",
+        "lease_until",
+    )
+
+    def tombstone(self, request_id: str) -> RequestRecord | None:
+        """A finished request -> DELETED, keeping no personal data (address, caption, pictures' key, error).
+
+        None when it is not finished. The item stays until its TTL, so its id reads as DELETED.
+        """
+        personal = ", ".join(self.TOMBSTONE_REMOVES)
+        return self._update(
+            request_id,
+            f"SET #s = :deleted, updated_at = :now REMOVE {personal}",
+            "#s IN (:completed, :failed, :deleted)",
+            {
+                ":deleted": Status.DELETED.value,
+                ":completed": Status.COMPLETED.value,
+                ":failed": Status.FAILED.value,
+                ":now": _iso(self._clock()),
+            },
+            {"#e": "error"},
+        )
+
     # ---- the sweeper's reads and writes ------------------------------------------------------
 
     def stuck(self, status: Status, *, updated_before: datetime, limit: int) -> Iterator[StuckCandidate]:

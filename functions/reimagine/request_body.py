@@ -35,3 +35,7 @@ class CreateRequestBody(BaseModel):
     size: int | None = Field(
         default=None, gt=0, description="Exact size in bytes of the upload; when given, S3 enforces it."
     )
+    # Checked against the styles on offer by the API (an unknown id is UNKNOWN_STYLE, with the ids allowed).
+    style: str | None = Field(
+        default=None, max_length=64, description="The id of a style from `GET /styles`; absent: the default style."
+    )

@@ -67,19 +67,25 @@ def read_upload(s3: S3Client, *, bucket: str, key: str, max_bytes: int) -> bytes
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise PipelineError("the upload is no longer in the bucket", code="UPLOAD_MISSING") from None
+            raise PipelineError(
+                "your photo was no longer stored when we came to read it; please send it again", code="UPLOAD_MISSING"
+            ) from None
         raise
     size = head["ContentLength"]
     if size == 0:
-        raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+        raise InvalidImage("the file is empty; send a photo", code="UPLOAD_EMPTY")
     if size > max_bytes:
-        raise InvalidImage(f"the upload is {size} bytes; the limit is {max_bytes}", code="UPLOAD_TOO_LARGE")
+        raise InvalidImage(_too_large(max_bytes), code="UPLOAD_TOO_LARGE")
     # Range-bound the read too, so an object replaced after the HEAD cannot make us read more.
     body = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"]
     data = body.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InvalidImage(f"the upload is over the limit of {max_bytes} bytes", code="UPLOAD_TOO_LARGE")
+        raise InvalidImage(_too_large(max_bytes), code="UPLOAD_TOO_LARGE")
     return data
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the photo is larger than {max_bytes / 2**20:g} MiB, the most we take; send a smaller one"
 
 
 def put_result(s3: S3Client, *, bucket: str, key: str, png: bytes) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-FINAL = ("COMPLETED", "FAILED")
+FINAL = ("COMPLETED", "FAILED", "DELETED")
 SNIFFED_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -61,20 +61,18 @@ class ApiClient:
 
     @staticmethod
     def _error_text(response: requests.Response) -> str:
+        # The message says every problem, in our words; details are for programs.
         try:
-            error = response.json()["error"]
-            details = error.get("details")
-            if isinstance(details, list) and details:
-                where = ", ".join(".".join(d.get("loc", [])[1:]) + ": " + d.get("message", "") for d in details)
-                return f"{error['message']} ({where})"
-            return str(error["message"])
+            return str(response.json()["error"]["message"])
         except (ValueError, KeyError, TypeError):
             return f"HTTP {response.status_code}"
 
-    def create(self, email: str, content_type: str, size: int | None) -> Created:
+    def create(self, email: str, content_type: str, size: int | None, style: str | None = None) -> Created:
         body: dict[str, Any] = {"email": email, "content_type": content_type}
         if size is not None:
             body["size"] = size
+        if style:
+            body["style"] = style
         response = self._call("POST", "/requests", json=body)
         if response.status_code != 201:
             raise ClientError(f"the API refused the request: {self._error_text(response)}")
@@ -126,7 +124,14 @@ class ApiClient:
             sleep(interval)
             interval = min(interval * 1.5, 2.0)
 
-    def submit(self, image: Path, email: str) -> str:
+    def styles(self) -> dict[str, Any]:
+        """`GET /styles`: the styles on offer and the default."""
+        response = self._call("GET", "/styles")
+        if response.status_code != 200:
+            raise ClientError(f"the API could not list the styles: {self._error_text(response)}")
+        return response.json()
+
+    def submit(self, image: Path, email: str, style: str | None = None) -> str:
         try:
             data = image.read_bytes()
         except FileNotFoundError:
@@ -134,6 +139,6 @@ class ApiClient:
         except IsADirectoryError:
             raise ClientError(f"{image} is a directory, not an image") from None
         content_type = sniff_content_type(data, str(image))
-        created = self.create(email, content_type, len(data))
+        created = self.create(email, content_type, len(data), style)
         self.upload(created, data, image.name)
         return created.id

@@ -29,6 +29,7 @@ STATUS_WORDS = {
     "GENERATING": "generating the new picture",
     "COMPLETED": "done",
     "FAILED": "failed",
+    "DELETED": "deleted by its owner: photo, picture, address and caption are gone",
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -49,19 +50,23 @@ def _progress(started: float):
 def _summary(record: dict[str, Any]) -> str:
     if record["status"] == "COMPLETED":
         lines = [f"caption: {record.get('caption', '')}"]
+        if record.get("style"):
+            lines.append(f"style:   {record['style']['name']}")
         if record.get("caption_provider") == "offline":
             lines[0] += "  (offline provider: measured from the image, not AI)"
         if record.get("result"):
             lines.append(f"result:  {record['result']['url']}")
             lines.append(f"         (link valid until {record['result']['expires_at']})")
         return "\n".join(lines)
+    if record["status"] == "DELETED":
+        return f"request {record['id']} was deleted by its owner"
     error = record.get("error") or {}
-    return f"request {record['id']} FAILED: {error.get('message', 'unknown error')} ({error.get('code', '?')})"
+    return f"request {record['id']} FAILED: {error.get('message', 'something went wrong on our side')}"
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     client = ApiClient(args.api)
-    request_id = client.submit(Path(args.image), args.email)
+    request_id = client.submit(Path(args.image), args.email, args.style)
     _say(f"request {request_id}: uploaded {args.image}")
     if not args.wait:
         if args.json:
@@ -80,13 +85,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_styles(args: argparse.Namespace) -> int:
+    listed = ApiClient(args.api).styles()
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return EXIT_OK
+    width = max(len(style["id"]) for style in listed["styles"])
+    for style in listed["styles"]:
+        default = "  (default)" if style["id"] == listed["default"] else ""
+        print(f"{style['id']:<{width}}  {style['name']}: {style['description']}{default}")
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     record = ApiClient(args.api).status(args.id)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
         print(f"{record['id']}  {record['status']}  ({STATUS_WORDS.get(record['status'], '')})")
-        if record["status"] in ("COMPLETED", "FAILED"):
+        if record["status"] in ("COMPLETED", "FAILED", "DELETED"):
             print(_summary(record))
     return EXIT_OK if record["status"] != "FAILED" else EXIT_FAILED
 
@@ -273,8 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the request until it is final")
     p.add_argument("--json", action="store_true", help="print the (final) record as JSON on stdout, nothing else")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
+    p.add_argument("--style", help="the style of the new picture: an id from `reimagine styles` (default: the API's)")
     api_option(p)
     p.set_defaults(run=cmd_submit)
+
+    p = sub.add_parser("styles", help="list the styles a new picture can be painted in")
+    p.add_argument("--json", action="store_true")
+    api_option(p)
+    p.set_defaults(run=cmd_styles)
 
     p = sub.add_parser("status", help="show a request")
     p.add_argument("id")

@@ -24,7 +24,8 @@ def _email_link(eml: Path) -> str:
     message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body else ""
-    match = re.search(r"https?://\S+/results/\S+", text)
+    # The direct download (the picture's key, results/<id>.png), not the result page the email leads with.
+    match = re.search(r"https?://\S+/results/[0-9a-f-]+\.png\S*", text)
     if not match:
         raise ClientError(f"the email {eml} has no result link")
     return match.group(0)
@@ -89,5 +90,10 @@ def run_demo(
     say(
         f"the email's link downloaded the result while the stack ran ({time.monotonic() - started:.1f} s end to end); "
         "links in email.eml point at that stopped stack"
+    )
+    say(
+        "next: run `reimagine local up` and open http://127.0.0.1:3000/ to pick a style and send your own photo "
+        "(`reimagine styles` lists the styles; `reimagine submit PHOTO --email you@example.com --style watercolour "
+        "--wait` does it from here)"
     )
     return 0

@@ -56,6 +56,16 @@ def test_demo_prints_a_caption_and_writes_the_result_and_the_email(tmp_path: Pat
     assert "Traceback" not in done.stderr
 
 
+def test_demo_says_what_to_try_next(tmp_path: Path):
+    done = run("demo", "--out", "out", cwd=tmp_path)
+    # The last line points to the local stack and the page's address
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("next: run `reimagine local up` and open http://127.0.0.1:3000/")
+    )
+
+
 @pytest.fixture
 def local_up(tmp_path: Path):
     port = _free_port()
@@ -83,6 +93,39 @@ def local_up(tmp_path: Path):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_styles_lists_the_choices_and_submit_takes_one(local_up):
+    api, cwd, _ = local_up
+    # Given the styles the API offers
+    listed = run("styles", "--api", api, cwd=cwd)
+    assert "ukiyo-e" in listed.stdout and "(default)" in listed.stdout
+    # When a photo is sent in one of them
+    done = run(
+        "submit",
+        str(SAMPLE),
+        "--email",
+        "you@example.com",
+        "--style",
+        "ukiyo-e",
+        "--wait",
+        "--json",
+        "--api",
+        api,
+        cwd=cwd,
+    )
+    # Then the request was painted in it
+    assert json.loads(done.stdout)["style"] == {"id": "ukiyo-e", "name": "Ukiyo-e woodblock"}
+
+
+def test_an_unknown_style_is_one_line_naming_the_choices(local_up):
+    api, cwd, _ = local_up
+    done = run("submit", str(SAMPLE), "--email", "you@example.com", "--style", "vaporwave", "--api", api, cwd=cwd)
+    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (
+        2,
+        "reimagine: the API refused the request: there is no such style; choose one of: illustration, watercolour, "
+        "oil-painting, ukiyo-e, pixel-art, pencil-sketch, clay-3d, comic-book",
+    )
 
 
 def test_local_up_then_submit_wait_from_another_process(local_up):

@@ -145,7 +145,7 @@ def test_a_photo_goes_all_the_way_to_a_new_picture(
     ("file_name", "email", "field", "message"),
     [
         ("photo.jpg", "jane.doe@", "Email address", "Enter an email address like name@example.com."),
-        ("notes.txt", "jane.doe@example.com", "Photo", "That file is not a JPEG, PNG, WebP or GIF image."),
+        ("notes.txt", "jane.doe@example.com", "Photo", "That file is not a JPEG, PNG, WebP or GIF photo"),
         ("big.jpg", "jane.doe@example.com", "Photo", "That file is 20.1 MiB; the limit is 20 MiB."),
     ],
     ids=["invalid-email", "not-an-image-type", "over-the-stacks-limit"],
@@ -183,9 +183,9 @@ def test_the_page_checks_the_form_before_sending_anything(
 def test_a_file_that_is_not_an_image_ends_with_the_failure_shown(
     page: Page, site: str, tmp_path: Path, script_errors: list[str]
 ) -> None:
-    # Given text that claims to be a PNG by its name (the browser believes it; the server must not)
-    fake = tmp_path / "holiday.png"
-    fake.write_text("these are my notes, not a photo\n" * 20)
+    # Given text behind a JPEG's first bytes (the page's check passes it; the server's decode must not)
+    fake = tmp_path / "holiday.jpg"
+    fake.write_bytes(b"\xff\xd8\xff\xe0" + b"these are my notes, not a photo\n" * 20)
 
     # When it is sent
     submit(page, fake, "jane.doe@example.com")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def _link_in(mail_file) -> str:
     message = email.message_from_bytes(mail_file.read_bytes(), policy=policy.default)
     html = message.get_body(preferencelist=("html",)).get_content()
-    return re.search(r'href="([^"]+/results/[^"]+)"', html).group(1).replace("&amp;", "&")
+    return re.search(r'href="([^"]+/results/[^"#]+\.png[^"]*)"', html).group(1).replace("&amp;", "&")
 
 
 @pytest.mark.parametrize(

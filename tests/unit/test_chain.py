@@ -106,7 +106,7 @@ def test_an_exhausted_chain_tells_the_user_the_models_but_not_the_providers_reas
     with pytest.raises(ProviderError) as caught:
         PictureChain([Link("m1", gone("m1")), Link("m2", gone("m2"))]).generate("p", clock.deadline)
     # Then the user reads which models were tried, in our words only
-    assert caught.value.public_message == "no image model is available; tried m1, m2"
+    assert caught.value.public_message == "no image model is available; tried m1, m2; please send the photo again later"
 
 
 def test_a_single_captioner_is_a_chain_of_one() -> None:

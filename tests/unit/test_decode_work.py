@@ -109,7 +109,7 @@ def test_a_decode_over_its_cpu_budget_is_stopped_as_too_complex() -> None:
     with pytest.raises(InvalidImage) as caught:
         prepare_for_model(data, max_pixels=BIG, decode_cpu_seconds=0.001)
     # Then the decode is abandoned with IMAGE_TOO_COMPLEX, saying what the budget was
-    assert (caught.value.code, "0.001 s of CPU" in caught.value.message) == ("IMAGE_TOO_COMPLEX", True)
+    assert (caught.value.code, "more than 0.001 s to open" in caught.value.message) == ("IMAGE_TOO_COMPLEX", True)
 
 
 def test_the_same_jpeg_decodes_under_the_default_budget() -> None:

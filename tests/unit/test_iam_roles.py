@@ -93,11 +93,13 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
     park = grant("sqs:SendMessage", FAILURES)
     from_sender = {"StringEquals": {"ses:FromAddress": DEFAULTS["SenderEmail"]}}
     roles = {
-        "ApiFunctionRole": grant(["dynamodb:PutItem", "dynamodb:GetItem"], TABLE)
-        | grant("dynamodb:UpdateItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}})
+        # UpdateItem on any key: the quota counters and "delete now"'s tombstone of a request record.
+        "ApiFunctionRole": grant(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], TABLE)
         | reads_quota_key
         | grant("s3:PutObject", f"{UPLOADS}/uploads/*")
-        | grant("s3:GetObject", f"{RESULTS}/results/*"),
+        | grant("s3:GetObject", f"{RESULTS}/results/*")
+        | grant("s3:GetObject", f"{UPLOADS}/uploads/*")
+        | grant("s3:DeleteObject", [f"{UPLOADS}/uploads/*", f"{RESULTS}/results/*"]),
         "CaptionFunctionRole": grant("s3:GetObject", f"{UPLOADS}/uploads/*")
         | grant("s3:ListBucket", UPLOADS)
         | record
@@ -229,8 +231,8 @@ BROADER: dict[str, Callable[[Template], None]] = {
     "one more action on the table": lambda t: _statement(t, "ApiFunction", "RequestRecords")["Action"].append(
         "dynamodb:DeleteItem"
     ),
-    "the quota counters' key condition dropped": lambda t: _statement(t, "ApiFunction", "QuotaCounters").pop(
-        "Condition"
+    "delete now on every object of the results bucket": lambda t: _statement(t, "ApiFunction", "DeleteNow").update(
+        Resource={"Fn::Sub": f"{BUCKET_ARN % 'results'}/*"}
     ),
     "a SAM policy template on this table": lambda t: props(t, "NotifyFunction")["Policies"].append(
         {"DynamoDBCrudPolicy": {"TableName": {"Ref": "RequestsTable"}}}

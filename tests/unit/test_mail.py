@@ -25,22 +25,31 @@ def _record(**changes) -> RequestRecord:
     return RequestRecord(**{**base, **changes})
 
 
-def test_completed_email_has_caption_both_links_and_the_stable_one_first():
+def test_completed_email_has_caption_both_links_and_the_result_page_first():
     link = ResultLink(
         url="https://s3.example/results/x.png?X-Amz-Signature=abc&b=1",
         expires_at=utcnow() + timedelta(hours=1),
     )
-    message = compose(_record(), link, api_base_url="https://api.example.com/")
+    message = compose(_record(), link, api_base_url="https://api.example.com/", delete_key="K3y")
     assert message.subject == "Your reimagined picture is ready"
     assert "A <b>bold</b> red square & more." in message.text
     assert link.url in message.text
-    assert f"https://api.example.com/requests/{RID}/result" in message.text
-    assert message.text.index(f"/requests/{RID}/result") < message.text.index(link.url)
+    page = f"https://api.example.com/results/{RID}#key=K3y"
+    assert page in message.text
+    assert message.text.index(page) < message.text.index(link.url)
     assert "not AI" in message.text  # the offline provider is never presented as AI
     # HTML: the caption is escaped, the links are there (with & escaped in attributes)
     assert "A &lt;b&gt;bold&lt;/b&gt; red square &amp; more." in message.html
     assert 'href="https://s3.example/results/x.png?X-Amz-Signature=abc&amp;b=1"' in message.html
-    assert f'href="https://api.example.com/requests/{RID}/result"' in message.html
+    assert f'href="{page}"' in message.html
+
+
+def test_the_email_names_the_style():
+    link = ResultLink(url="https://x", expires_at=utcnow() + timedelta(minutes=15))
+    message = compose(
+        _record(style="ukiyo-e"), link, api_base_url="https://api.example.com", style_name="Ukiyo-e woodblock"
+    )
+    assert "Style: Ukiyo-e woodblock" in message.text
 
 
 def test_ai_caption_names_its_model_provider():
@@ -65,11 +74,13 @@ def test_without_an_api_address_the_direct_link_is_the_only_one_and_says_it_is_s
 
 def test_failed_email_gives_the_reason_and_code():
     record = _record(status=Status.FAILED, error=ErrorInfo(code="NOT_AN_IMAGE", message="the upload is not an image"))
-    message = compose(record, None, api_base_url="https://api.example.com")
+    message = compose(record, None, api_base_url="https://api.example.com", delete_key="K3y")
     assert message.subject == "We could not reimagine your picture"
-    assert "the upload is not an image (NOT_AN_IMAGE)" in message.text
+    assert "What happened: the upload is not an image." in message.text
     assert "<code>NOT_AN_IMAGE</code>" in message.html
-    assert "/result" not in message.text
+    # No picture to fetch, only the page that deletes the photo
+    assert f"/requests/{RID}/result" not in message.text
+    assert f"https://api.example.com/results/{RID}#key=K3y" in message.text
 
 
 def test_an_ai_email_names_the_model_that_wrote_the_caption_and_the_one_that_painted():

@@ -72,4 +72,4 @@ def test_create_body_rejects_bad_input(payload):
 
 
 def test_final_states():
-    assert {s for s in Status if s.is_final} == {Status.COMPLETED, Status.FAILED}
+    assert {s for s in Status if s.is_final} == {Status.COMPLETED, Status.FAILED, Status.DELETED}

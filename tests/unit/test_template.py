@@ -72,6 +72,9 @@ ROUTES = {
     ("POST", "/requests"),
     ("GET", "/requests/{id}"),
     ("GET", "/requests/{id}/result"),
+    ("DELETE", "/requests/{id}"),
+    ("GET", "/results/{id}"),
+    ("GET", "/styles"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
 }
@@ -96,6 +99,7 @@ REQUIRED_ENV = {
         "DAILY_QUOTA_PER_EMAIL",
         "DAILY_QUOTA_PER_IP",
         "DAILY_REQUEST_BUDGET",
+        "STYLES",
         "QUOTA_KEY_PARAMETER",
         "QUOTA_KEY_SECRET",
     },
@@ -117,7 +121,7 @@ REQUIRED_ENV = {
     "GenerateFunction": {
         "PROVIDER",
         "RESULTS_BUCKET",
-        "GENERATION_STYLE",
+        "STYLES",
         "RESULT_SIZE",
         "MAX_ATTEMPTS",
         "HF_TOKEN_PARAMETER",
@@ -138,6 +142,7 @@ REQUIRED_ENV = {
         "MAIL_CONFIGURATION_SET",
         "QUOTA_KEY_PARAMETER",
         "QUOTA_KEY_SECRET",
+        "STYLES",
     },
     "SweeperFunction": {"STUCK_AFTER_SECONDS", "MAX_REDRIVES", "SWEEP_MAX_ITEMS"},
     "MailEventsFunction": {"QUOTA_KEY_PARAMETER", "QUOTA_KEY_SECRET"},
@@ -660,7 +665,7 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
         "OpenAiKeyParameter": "openai_key_parameter",
     }.items():
         assert parameters[parameter]["Default"] == getattr(defaults, setting), parameter
-    assert parameters["GenerationStyle"]["Default"] == defaults.generation_style
+    assert parameters["Styles"]["Default"] == defaults.styles
     assert parameters["AllowedOrigins"]["Type"] == "CommaDelimitedList"
     assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
     assert parameters["DailyQuotaPerIp"]["Default"] == defaults.daily_quota_per_ip
@@ -795,10 +800,10 @@ def test_http_api_access_logs_go_to_a_kept_log_group_and_carry_no_address(templa
     }, variables
 
 
-def test_the_api_may_update_quota_counters_and_no_request_record(template: dict[str, Any]) -> None:
+def test_the_api_may_update_the_table_only(template: dict[str, Any]) -> None:
+    # The quota counters and "delete now"'s tombstone: both items of this one table.
     (update,) = [s for s in statements(template, "ApiFunction") if "dynamodb:UpdateItem" in as_list(s["Action"])]
     assert update["Resource"] == {"Fn::GetAtt": ["RequestsTable", "Arn"]}
-    assert update["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}}
     (ssm,) = [s for s in statements(template, "ApiFunction") if "ssm:GetParameter" in as_list(s["Action"])]
     assert ssm["Resource"]["Fn::Sub"].endswith(":parameter${QuotaKeyParameter}")
     # That grant exists only when a key parameter is named; otherwise the generated secret's does.

@@ -17,8 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, intake, storage
+from reimagine import clients, deletion, intake, storage, validation_words
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
+from reimagine.capability import may_delete
 from reimagine.config import require_settings, settings
 from reimagine.models import (
     CreateRequestResponse,
@@ -26,16 +27,21 @@ from reimagine.models import (
     ErrorDetail,
     RequestRecord,
     RequestView,
+    Status,
+    StylesView,
 )
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
-from reimagine.quota import DailyQuota, QuotaExceeded
+from reimagine.quota import DailyQuota, QuotaExceeded, hashing_key
 from reimagine.request_body import CreateRequestBody
+from reimagine.styles import catalogue
 from reimagine.suppression import AddressSuppressed, SuppressionList
+from reimagine.web import result_page
 from reimagine.web.policy import content_security_policy
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "uploads_bucket", "results_bucket")
 require_settings(*REQUIRED_SETTINGS)
+catalogue(settings().styles)  # a STYLES setting that does not parse stops the init, saying why
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -59,16 +65,17 @@ def _error_doc(description: str) -> OpenAPIResponse:
 
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response:
-    # Only where and what: never echo the submitted values back into logs.
+    # Only where and what, in our words (reimagine.validation_words): never echo the submitted values.
+    errors = list(exc.errors())
     details = [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "message": err.get("msg", ""),
+            "message": validation_words.plain_message(err),
             "type": err.get("type"),
         }
-        for err in exc.errors()
+        for err in errors
     ]
-    return _error(422, "VALIDATION_ERROR", "the request is not valid", details)
+    return _error(422, "VALIDATION_ERROR", validation_words.summary(errors), details)
 
 
 class UnknownRequest(Exception):
@@ -112,6 +119,16 @@ def _upload_too_large(exc: intake.UploadTooLarge) -> Response:
         "UPLOAD_TOO_LARGE",
         f"the image may be at most {exc.limit} bytes ({exc.limit / 2**20:.0f} MiB); this one is {exc.size}",
         {"max_bytes": exc.limit},
+    )
+
+
+@app.exception_handler(intake.UnknownStyle)
+def _unknown_style(exc: intake.UnknownStyle) -> Response:
+    return _error(
+        422,
+        "UNKNOWN_STYLE",
+        f"there is no such style; choose one of: {', '.join(exc.allowed)}",
+        {"allowed": exc.allowed},
     )
 
 
@@ -201,8 +218,78 @@ def get_result(request_id: str):
     try:
         link = intake.result_link(record, s3=clients.s3(), settings=settings())
     except intake.NotReady:
-        return _error(409, "RESULT_NOT_READY", f"the request is {record.status.value}", {"status": record.status})
+        return _error(409, "RESULT_NOT_READY", _NO_RESULT.get(record.status, _NOT_YET), {"status": record.status})
     return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
+
+
+@app.get(
+    "/styles",
+    summary="The styles a request may choose",
+    description="`default` is used when `POST /requests` names no style.",
+    responses={200: {"description": "The styles on offer", "content": {_JSON: {"model": StylesView}}}},
+    tags=["styles"],
+)
+def list_styles() -> Response[StylesView]:
+    return Response(status_code=200, content_type=_JSON, body=intake.list_styles(settings()))
+
+
+def _bearer() -> str | None:
+    value = app.current_event.headers.get("authorization") or ""
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+@app.delete(
+    "/requests/<request_id>",
+    summary="Delete a finished request now: its photo, its picture, its address and caption",
+    description="Needs `Authorization: Bearer <key>`, the delete key the request's email carries (the "
+    "`key` in its result page link). The record stays as a tombstone reading DELETED until it expires. "
+    "Deleting again is fine.",
+    responses={
+        200: {"description": "Deleted (or already deleted)", "content": {_JSON: {"model": RequestView}}},
+        403: _error_doc("No delete key, or not this request's"),
+        404: _error_doc("Unknown id"),
+        409: _error_doc("The request has not finished yet"),
+    },
+    tags=["requests"],
+)
+def delete_request(request_id: str):
+    cfg = settings()
+    record = _record_or_404(request_id)
+    if not may_delete(record.id, _bearer(), hashing_key(cfg)):
+        return _error(
+            403,
+            "DELETE_KEY_REQUIRED",
+            "only the link in the email can delete this request: open the result page from that email",
+        )
+    try:
+        tombstone = deletion.delete_request(record, store=clients.store(), s3=clients.s3(), settings=cfg)
+    except deletion.NotFinished:
+        return _error(409, "NOT_FINISHED", "the request is still being worked on; delete it once it has finished")
+    logger.info("request deleted by its owner")
+    metrics.add_metric(name="RequestsDeleted", unit=MetricUnit.Count, value=1)
+    view = intake.view_request(tombstone, s3=clients.s3(), settings=cfg)
+    return Response(status_code=200, content_type=_JSON, body=view, headers=_NO_STORE)
+
+
+@app.get("/results/<request_id>", summary="The result page a person opens from the email", include_in_schema=False)
+def result_page_route(request_id: str):
+    cfg = settings()
+    record = intake.find_request(request_id, store=clients.store())
+    page = result_page.render(record, s3=clients.s3(), settings=cfg)
+    return Response(
+        status_code=200 if record is not None else 404,
+        content_type="text/html; charset=utf-8",
+        body=page.html,
+        headers={**_NO_STORE, **page.headers},
+    )
+
+
+_NOT_YET = "the new picture is not ready yet; try again in a moment"
+_NO_RESULT = {
+    Status.FAILED: "this request failed, so it has no picture; see its error",
+    Status.DELETED: "the pictures were deleted at their owner's request",
+}
 
 
 @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
@@ -215,10 +302,12 @@ def openapi():
 
 
 @functools.cache
-def _page_html(max_upload_bytes: int) -> str:
-    """The page, read once per container, with this stack's upload limit in the tag it checks files against."""
+def _page_html(max_upload_bytes: int, styles_setting: str = "") -> str:
+    """The page, built once per container: this stack's upload limit in the tag it checks files against,
+    and this stack's styles as a group of radio buttons (markup only: the hashed script and style stay)."""
     html = resources.files("reimagine.web").joinpath("index.html").read_text(encoding="utf-8")
-    return re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
+    html = re.sub(r'(<meta name="max-upload-bytes" content=")\d+(">)', rf"\g<1>{max_upload_bytes}\g<2>", html, count=1)
+    return html.replace("<!--styles-->", result_page.style_choices(catalogue(styles_setting)), 1)
 
 
 def _page_policy(max_upload_bytes: int, uploads_bucket: str, results_bucket: str) -> str:
@@ -230,7 +319,7 @@ def _policy_for(max_upload_bytes: int, uploads_bucket: str, results_bucket: str,
     """Computed once per container (and S3 endpoint): the buckets' origins are those of URLs signed here."""
     s3 = clients.s3()
     return content_security_policy(
-        _page_html(max_upload_bytes),
+        _page_html(max_upload_bytes, settings().styles),
         upload_origin=storage.upload_origin(s3, bucket=uploads_bucket),
         result_origin=storage.result_origin(s3, bucket=results_bucket),
     )
@@ -242,11 +331,12 @@ def page():
     return Response(
         status_code=200,
         content_type="text/html; charset=utf-8",
-        body=_page_html(cfg.max_upload_bytes),
+        body=_page_html(cfg.max_upload_bytes, cfg.styles),
         headers={
             # The page talks to this API and posts straight to S3; nothing else is loaded or run.
             "Content-Security-Policy": _page_policy(cfg.max_upload_bytes, cfg.uploads_bucket, cfg.results_bucket),
             "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
         },
     )
 

@@ -16,10 +16,12 @@ from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
 from reimagine.providers.chain import PictureChain
+from reimagine.styles import catalogue
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "results_bucket")
 require_settings(*REQUIRED_SETTINGS)
+catalogue(settings().styles)  # a STYLES setting that does not parse stops the init, saying why
 
 
 @cache

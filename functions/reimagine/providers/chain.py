@@ -71,7 +71,7 @@ def _run(links: Sequence[L], call: Callable[[L], T], *, step: str) -> tuple[T, s
         f"no {step} model is available; tried " + "; ".join(tried),
         code="NO_MODEL_AVAILABLE",
         retryable=False,
-        public=f"no {step} model is available; tried {models}",
+        public=f"no {step} model is available; tried {models}; please send the photo again later",
     )
 
 

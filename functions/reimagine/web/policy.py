@@ -37,3 +37,20 @@ def content_security_policy(html: str, *, upload_origin: str, result_origin: str
             "frame-ancestors 'none'",
         ]
     )
+
+
+def result_page_policy(html: str, *, image_origins: list[str]) -> str:
+    """The result page: its own script and style by hash, pictures from the buckets, fetches to this API
+    only (the delete), and the download link leaves for S3 as a navigation, which needs no source."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {_hash_sources(html, 'script')}",
+            f"style-src {_hash_sources(html, 'style')}",
+            f"img-src data: {' '.join(sorted(set(image_origins)))}",
+            "connect-src 'self'",
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
