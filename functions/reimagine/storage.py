@@ -84,3 +84,32 @@ def read_upload(s3: S3Client, *, bucket: str, key: str, max_bytes: int) -> bytes
 
 def put_result(s3: S3Client, *, bucket: str, key: str, png: bytes) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=png, ContentType="image/png")
+
+
+class UploadGone(PipelineError):
+    """The upload is no longer in the bucket (expired or removed): nothing can announce it again."""
+
+    def __init__(self) -> None:
+        super().__init__("the upload is no longer in the bucket", code="UPLOAD_MISSING")
+
+
+def reannounce_upload(s3: S3Client, *, bucket: str, key: str) -> None:
+    """Make S3 announce the upload again (`ObjectCreated:Copy`), so that captioning starts over from
+    the same entrance as a new upload: Lambda's async queue, its retries and its concurrency limit.
+
+    The object is copied onto itself; S3 allows that only when something changes, so the metadata are
+    REPLACEd with what they were (same content type and user metadata, same bytes)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": key},
+            MetadataDirective="REPLACE",
+            ContentType=head.get("ContentType", "application/octet-stream"),
+            Metadata=head.get("Metadata", {}),
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise UploadGone from None
+        raise
