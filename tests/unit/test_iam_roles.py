@@ -92,14 +92,37 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
     )
     park = grant("sqs:SendMessage", FAILURES)
     from_sender = {"StringEquals": {"ses:FromAddress": DEFAULTS["SenderEmail"]}}
+    # Confirming resumes a waiting request: its status and that status's time, on a uuid4 key only.
+    resume_request = {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["????????-????-4???-????-????????????"]},
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["id", "status", "updated_at"]},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+    }
+    # An upload announced again: copied onto itself, never new content.
+    reannounce = {
+        "StringLike": {"s3:x-amz-copy-source": f"reimagine-uploads-{ACCOUNT}-{REGION}/uploads/*"},
+        "StringEquals": {"s3:x-amz-metadata-directive": "REPLACE"},
+    }
     roles = {
         "ApiFunctionRole": grant(["dynamodb:PutItem", "dynamodb:GetItem"], TABLE)
-        | grant("dynamodb:UpdateItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*"]}})
+        | grant(
+            "dynamodb:UpdateItem",
+            TABLE,
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["quota#*", "confirm#*", "confirm-token#*"]}},
+        )
+        | grant("dynamodb:UpdateItem", TABLE, resume_request)
         | reads_quota_key
         | grant("s3:PutObject", f"{UPLOADS}/uploads/*")
-        | grant("s3:GetObject", f"{RESULTS}/results/*"),
+        | grant("s3:GetObject", [f"{RESULTS}/results/*", f"{UPLOADS}/uploads/*"])
+        | grant("s3:ListBucket", UPLOADS),
         "CaptionFunctionRole": grant("s3:GetObject", f"{UPLOADS}/uploads/*")
         | grant("s3:ListBucket", UPLOADS)
+        | grant("s3:PutObject", f"{UPLOADS}/uploads/*", reannounce)
+        | grant(
+            "dynamodb:PutItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["confirm-token#*"]}}
+        )
+        | grant("ses:SendRawEmail", [f"{SES}:identity/*", f"{SES}:configuration-set/{CONFIGURATION_SET}"], from_sender)
+        | reads_quota_key
         | record
         | provider_secrets
         | (bedrock(DEFAULTS["BedrockCaptionModels"], REGION) if on_bedrock else set())
