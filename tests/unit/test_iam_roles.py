@@ -118,9 +118,7 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         "CaptionFunctionRole": grant("s3:GetObject", f"{UPLOADS}/uploads/*")
         | grant("s3:ListBucket", UPLOADS)
         | grant("s3:PutObject", f"{UPLOADS}/uploads/*", reannounce)
-        | grant(
-            "dynamodb:PutItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["confirm-token#*"]}}
-        )
+        | grant("dynamodb:PutItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["confirm-token#*"]}})
         | grant("ses:SendRawEmail", [f"{SES}:identity/*", f"{SES}:configuration-set/{CONFIGURATION_SET}"], from_sender)
         | reads_quota_key
         | record
