@@ -47,12 +47,15 @@ def test_demo_prints_a_caption_and_writes_the_result_and_the_email(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "each function in its own execution environments" in done.stderr.splitlines()[0]
     assert done.stdout.startswith("caption: ") and "not AI" in done.stdout
+    # The template's default asks a new address to confirm: the demo presses the button for its user
+    assert "AWAITING_CONFIRMATION" in done.stderr and "confirmed you@example.com for you" in done.stderr
     out = tmp_path / "out"
     with Image.open(out / "result.png") as result:
         assert result.format == "PNG" and result.size[0] > 0
     assert (out / "original.jpg").read_bytes() == SAMPLE.read_bytes()
     mail = (out / "email.eml").read_text()
     assert "To: you@example.com" in mail and "/results/" in mail
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in mail
     assert "Traceback" not in done.stderr
 
 
