@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from reimagine_local.doctor import (
     Configuration,
     Doctor,
     aws_clients,
+    configuration,
     report,
     stack_parameters,
 )
@@ -471,3 +473,26 @@ def test_the_cli_reads_a_stack_from_cloudformation(capsys: pytest.CaptureFixture
         boto3.client("ses").verify_email_identity(EmailAddress="ops@example.com")
         main(["doctor", "-t", str(TEMPLATE), "--stack", "reimagine-prod"])
     assert "ok       SES sender: ops@example.com is verified (address)" in capsys.readouterr().out
+
+
+# Address confirmation ----------------------------------------------------------------------------------
+
+
+def test_a_public_api_with_confirmation_off_is_warned_about() -> None:
+    # Given the template (no authorizer on its API) deployed with ConfirmAddresses=false
+    config = configuration(TEMPLATE, {"ConfirmAddresses": "false"})
+    # When the doctor checks it
+    checks = Doctor(config, aws=None).run()
+    # Then it warns that anyone may have the stack mail any address
+    status, detail = _line(checks, "address confirmation")
+    assert (status, detail.startswith("ConfirmAddresses=false on an API anyone can call")) == (WARN, True)
+
+
+def test_confirmation_off_behind_an_authorizer_is_fine() -> None:
+    config = replace(_config(caption={"CONFIRM_ADDRESSES": "false"}), api_public=False)
+    assert _line(Doctor(config, aws=None).run(), "address confirmation")[0] == OK
+
+
+def test_the_template_default_confirms_addresses() -> None:
+    checks = Doctor(configuration(TEMPLATE, {}), aws=None).run()
+    assert _line(checks, "address confirmation")[0] == OK
