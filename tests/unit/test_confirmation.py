@@ -14,17 +14,23 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from reimagine import clients, mail
+from reimagine import clients, intake, mail
+from reimagine.captioning import caption_upload
 from reimagine.confirmation import (
     COOLDOWN,
     Confirmations,
+    Mailer,
     MailLinks,
     confirmation_digest,
     token_hash,
     unsubscribe_token,
     unsubscribed_digest,
 )
+from reimagine.models import Status
+from reimagine.providers.base import Deadline
+from reimagine.request_body import CreateRequestBody
 from reimagine.suppression import SuppressionList, mailbox_digest
+from tests.fixtures import images
 
 KEY = b"a-test-key"
 ADDRESS = "Jane.Doe+photos@gmail.com"
@@ -201,3 +207,64 @@ def test_the_confirmation_mail_is_generic() -> None:
     assert message.subject == "Confirm your address for reimagine"
     assert "https://api.example.com/confirm/t0ken" in message.text
     assert "ignore this email: you will get no further mail from us" in message.text
+
+
+# ---------------------------------------------------------------- the caption step's gate
+
+
+class CountingCaptioner:
+    name = "fake"
+    model = "fake-vision-1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def caption(self, image, deadline) -> str:
+        self.calls += 1
+        return "A red rectangle."
+
+
+def _uploaded(settings, address: str) -> str:
+    body = CreateRequestBody(email=address, content_type="image/jpeg")
+    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
+    data = images.jpeg((64, 48))
+    clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=data)
+    return request_id
+
+
+def _caption(settings, request_id: str, confirmations: Confirmations, captioner: CountingCaptioner):
+    mailer = Mailer(clients.ses(), settings.sender_email, "", MailLinks("https://api.example.com", KEY))
+    return caption_upload(
+        request_id,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=settings,
+        captioner=lambda: captioner,
+        deadline=Deadline.after(30),
+        confirmations=confirmations,
+        mailer=mailer,
+    )
+
+
+def _sent() -> int:
+    return int(boto3.client("ses").get_send_quota()["SentLast24Hours"])
+
+
+def test_an_unconfirmed_mailbox_waits_before_any_provider_is_called(aws, confirmations: Confirmations) -> None:
+    # Given two valid uploads for one mailbox that never confirmed
+    captioner = CountingCaptioner()
+    first, second = _uploaded(aws, ADDRESS), _uploaded(aws, SAME_MAILBOX)
+    # When the caption step takes both
+    outcomes = [_caption(aws, rid, confirmations, captioner).outcome for rid in (first, second)]
+    # Then both wait, the provider was never called, and one confirmation mail went out
+    assert outcomes == ["diverted", "diverted"]
+    assert [clients.store().get(rid).status for rid in (first, second)] == [Status.AWAITING_CONFIRMATION] * 2
+    assert (captioner.calls, _sent()) == (0, 1)
+
+
+def test_a_confirmed_mailbox_is_captioned_at_once(aws, confirmations: Confirmations) -> None:
+    captioner = CountingCaptioner()
+    confirmations.confirm(confirmations.new_token(ADDRESS))
+    request_id = _uploaded(aws, SAME_MAILBOX)
+    assert _caption(aws, request_id, confirmations, captioner).outcome == "done"
+    assert (captioner.calls, _sent()) == (1, 0)
