@@ -12,7 +12,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -215,10 +219,13 @@ def _html(status: int, body: str) -> Response:
 
 # A refused token: 404 when it was never issued, 410 when it was but cannot be used any more.
 _REFUSED_STATUS = {"unknown": 404, "used": 410, "expired": 410}
+_HTML_DOC: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "text/html": {"schema": {"type": "string"}}
+}
 _PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {"description": "An HTML page"},
-    404: {"description": "Unknown link (an HTML page)"},
-    410: {"description": "Used or expired link (an HTML page)"},
+    200: {"description": "An HTML page", "content": _HTML_DOC},
+    404: {"description": "Unknown link (an HTML page)", "content": _HTML_DOC},
+    410: {"description": "Used or expired link (an HTML page)", "content": _HTML_DOC},
 }
 
 
@@ -258,7 +265,7 @@ def confirm_address(token: str):
 @app.get(
     "/unsubscribe/<token>",
     summary="The unsubscribe link's page: one button, changes nothing",
-    responses={200: {"description": "The page"}, 404: {"description": "Unknown link"}},
+    responses={200: _PAGE_RESPONSES[200], 404: _PAGE_RESPONSES[404]},
     tags=["addresses"],
 )
 def unsubscribe_page(token: str):
@@ -271,7 +278,7 @@ def unsubscribe_page(token: str):
     "/unsubscribe/<token>",
     summary="One-click unsubscribe (RFC 8058) and the page's button",
     description="Mail clients POST `List-Unsubscribe=One-Click`; the mailbox gets no more mail (ADDRESS_SUPPRESSED).",
-    responses={200: {"description": "Unsubscribed"}, 404: {"description": "Unknown link"}},
+    responses={200: _PAGE_RESPONSES[200], 404: _PAGE_RESPONSES[404]},
     tags=["addresses"],
 )
 def unsubscribe(token: str):
