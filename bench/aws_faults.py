@@ -132,7 +132,8 @@ def run(
         with tempfile.TemporaryDirectory(prefix="reimagine-faults-") as outbox_dir, redirect_stdout(io.StringIO()):
             stack = EmbeddedStack(
                 ROOT / "template.yaml",
-                parameters={"StuckAfterSeconds": "60"},
+                # Its requests arrive faster than the stage's 10/s, which the local HttpApi applies.
+                parameters={"StuckAfterSeconds": "60", "ThrottlingBurstLimit": "5000", "ThrottlingRateLimit": "10000"},
                 aws_faults=AwsFaults(rate, seed),
                 outbox_dir=outbox_dir,
                 environments=not in_process,

@@ -217,7 +217,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(
         ROOT / "template.yaml",
         stack_name=f"burst-{uuid.uuid4().hex[:6]}",
-        parameters={"Provider": "bedrock", "GenerateConcurrency": concurrency, "CaptionConcurrency": concurrency},
+        parameters={
+            "Provider": "bedrock",
+            "GenerateConcurrency": concurrency,
+            "CaptionConcurrency": concurrency,
+            # The burst measures the pipeline: the local HttpApi applies the stage's throttling (10/s).
+            "ThrottlingBurstLimit": "5000",
+            "ThrottlingRateLimit": "10000",
+        },
         env_overrides={"LOG_LEVEL": "WARNING"},  # overrides replace declared variables only
         aws_endpoints={"bedrock-runtime": standin.url},
         outbox_dir=outbox,

@@ -289,7 +289,7 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     from reimagine_local.outbox import list_outbox
-    from reimagine_local.runner import running_stack
+    from reimagine_local.runner import StackConfig, running_stack
 
     # With metrics disabled Powertools still keeps every value and prints an EMF blob at each 100th,
     # and warns on every empty flush: neither says anything about this run.
@@ -304,7 +304,9 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
         outbox = Path(outbox_dir)
         # In this process (not execution environments): the fault wrappers and the result-write count
         # patch this process's modules, which environments would not see.
-        with running_stack(port=0, outbox=outbox, environments=False) as running:
+        # The stage's throttling raised: the load measures the pipeline, not API Gateway's 429s.
+        unthrottled = StackConfig(parameters={"ThrottlingBurstLimit": "5000", "ThrottlingRateLimit": "10000"})
+        with running_stack(port=0, outbox=outbox, environments=False, config=unthrottled) as running:
             stack = running.stack
             assert stack.app is not None
             provider = stack.app.functions["CaptionFunction"].environment.get("PROVIDER")

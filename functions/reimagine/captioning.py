@@ -36,6 +36,7 @@ def caption_upload(
     settings: Settings,
     captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
+    delivery: str | None = None,
     confirmations: Confirmations | None = None,
     mailer: Mailer | None = None,
 ) -> StepOutcome:
@@ -81,7 +82,13 @@ def caption_upload(
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
     outcome = run_step(
-        CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work
+        CAPTION,
+        request_id,
+        store=store,
+        deadline=deadline,
+        max_attempts=settings.max_attempts,
+        work=work,
+        delivery=delivery,
     )
     if outcome.outcome == "diverted" and confirmations is not None:
         # A confirmation that landed while this request was being held found it not yet waiting.

@@ -31,7 +31,7 @@ class Settings(BaseModel):
     caption_jpeg_quality: int = Field(default=85, ge=30, le=95)
     # Generation
     generation_style: str = "a vivid, detailed illustration"
-    result_size: int = Field(default=768, ge=64, le=2048)
+    result_size: int = Field(default=768, ge=64, le=1536)  # imaging.MAX_PICTURE_SIDE: never stored larger
     # Mail: every send names the configuration set whose event destination records bounces and complaints.
     sender_email: str = "reimagine@example.com"
     mail_configuration_set: str = ""

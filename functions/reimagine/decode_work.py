@@ -12,8 +12,9 @@ CPU-time budget, checked as each block of input is handed to the decoder.
 from __future__ import annotations
 
 import io
-import re
 import time
+
+from reimagine.container_walk import walk_jpeg
 
 # libjpeg's standard progressive script writes 10 scans for colour and 6 for greyscale, and scan
 # optimisers (mozjpeg, jpegrescan) about as many: 64 leaves a wide margin for any real encoder.
@@ -33,14 +34,6 @@ DECODE_CPU_SECONDS = 3.0
 # per-block overhead was a few percent of a large PNG's preparation).
 DECODE_BLOCK_BYTES = 16384
 
-# After 0xFF in entropy-coded data, 0x00 is a stuffed byte, 0xD0-0xD7 a restart marker, 0xFF fill;
-# anything else is the marker that ends the scan.
-_MARKER_AFTER_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
-# Where libjpeg resumes after bytes that are not a marker: it skips them (with a warning, not an error).
-_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xff])")
-_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
-_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
-
 
 class TooComplex(Exception):
     """Decoding would cost more than the budget allows."""
@@ -54,40 +47,13 @@ def scan_limit(width: int, height: int) -> int:
 def count_jpeg_scans(data: bytes, *, stop_after: int = MAX_JPEG_SCANS) -> int:
     """The number of scans (SOS segments) of the first image in a JPEG, counted from its markers.
 
-    Stops counting past `stop_after`. Segment lengths are followed exactly, so markers inside
-    metadata (an EXIF thumbnail is a JPEG with its own scans) are not counted; stray bytes between
-    segments are skipped, as libjpeg skips them, so they cannot hide the scans after them.
+    Stops counting past `stop_after`; the walk (`container_walk.walk_jpeg`) follows segment lengths
+    exactly, so scans inside metadata (an EXIF thumbnail) are not counted, and raises Flood on a
+    container over its limits.
     """
-    if data[:2] != bytes((0xFF, _SOI)):
+    if data[:2] != b"\xff\xd8":
         return 0
-    scans, pos, size = 0, 2, len(data)
-    while pos + 1 < size and scans <= stop_after:
-        if data[pos] != 0xFF:
-            found = _NEXT_MARKER.search(data, pos)
-            if found is None:
-                break
-            pos = found.start()
-            continue
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker == _EOI:
-            break
-        if marker in _STANDALONE:
-            pos += 2
-            continue
-        if pos + 4 > size:
-            break
-        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker == _SOS:
-            scans += 1
-            found = _MARKER_AFTER_SCAN.search(data, end)
-            if found is None:
-                break
-            end = found.start()
-        pos = end
-    return scans
+    return walk_jpeg(data, stop_after_scans=stop_after).scans
 
 
 class BudgetedInput(io.BytesIO):

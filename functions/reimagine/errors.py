@@ -20,6 +20,11 @@ class PipelineError(Exception):
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
+    @property
+    def public_message(self) -> str:
+        """What the user reads (the record's `error.message`, the API, the email)."""
+        return self.message
+
 
 class InvalidImage(PipelineError):
     """The uploaded bytes are not an image we accept (codes: NOT_AN_IMAGE, IMAGE_TRUNCATED,
@@ -39,6 +44,29 @@ class ProviderError(PipelineError):
 
     code = "PROVIDER_UNAVAILABLE"
     retryable = True
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retryable: bool | None = None, public: str | None = None
+    ) -> None:
+        super().__init__(message, code=code, retryable=retryable)
+        self._public = public
+
+    @property
+    def public_message(self) -> str:
+        """Our words for the code: `message` quotes what a provider answered (error bodies, refusal
+        reasons), which may hold links, bidi overrides or anything else, so it goes to the logs only."""
+        return self._public or PROVIDER_MESSAGES.get(self.code, PROVIDER_MESSAGES["PROVIDER_UNAVAILABLE"])
+
+
+# What the user reads when a captioning or picture service fails, per code.
+PROVIDER_MESSAGES = {
+    "PROVIDER_UNAVAILABLE": "the AI service was unavailable; please send the photo again later",
+    "PROVIDER_TIMEOUT": "the AI service did not answer in time; please send the photo again later",
+    "PROVIDER_REJECTED": "the AI service refused this request",
+    "PROVIDER_BAD_RESPONSE": "the AI service gave an answer that could not be used; please send the photo again",
+    "MODEL_UNAVAILABLE": "the AI model is not available",
+    "NO_MODEL_AVAILABLE": "no AI model is available for this step",
+}
 
 
 class ModelUnavailable(ProviderError):

@@ -33,16 +33,29 @@ def generate_result(
     settings: Settings,
     generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
+    delivery: str | None = None,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
+        from reimagine.imaging import fit_png  # Pillow only once a picture is made: the cold start stays small
+
         prompt = build_prompt(record.caption or "", settings.generation_style)
         painted = _generate_with(picture_chain(generator()), prompt, deadline)
+        # Stored at the size asked, whatever size the provider painted (to_png already capped it).
+        png = fit_png(painted.png, settings.result_size)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
-        storage.put_result(s3, bucket=settings.results_bucket, key=key, png=painted.png)
+        storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
         return {"result_key": key, "image_model": painted.model}
 
-    return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        GENERATE,
+        request_id,
+        store=store,
+        deadline=deadline,
+        max_attempts=settings.max_attempts,
+        work=work,
+        delivery=delivery,
+    )
 
 
 @tracer.capture_method(capture_response=False)

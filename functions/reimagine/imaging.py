@@ -1,28 +1,26 @@
 """Turn untrusted upload bytes into a small RGB JPEG a captioning model can take.
 
-Safety first: the format is sniffed from the bytes (never the declared type), the pixel count is
-checked from the header before anything is decoded, the decode's work is bounded (a JPEG's scans
-are counted first, and the decode runs under a CPU budget: `reimagine.decode_work`), and truncated
-data is an error, not a grey half-picture. Speed second: JPEGs are decoded at reduced scale (DCT
-scaling via `draft`), so a 24-megapixel photo costs a fraction of a full decode in time and memory.
+Safety first: the format is sniffed from the bytes (never the declared type), the container's
+structure is walked with a budget before Pillow parses it (`reimagine.container_walk`), the pixel
+count is checked from the header before anything is decoded, the decode's work is bounded (a JPEG's
+scans are counted first, and the decode runs under a CPU budget: `reimagine.decode_work`), truncated
+data is an error, not a grey half-picture, and no metadata of the source reaches the model.
+Speed second: JPEGs are decoded at reduced scale (DCT scaling via `draft`), so a 24-megapixel photo
+costs a fraction of a full decode in time and memory.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from reimagine.decode_work import (
-    DECODE_BLOCK_BYTES,
-    DECODE_CPU_SECONDS,
-    BudgetedInput,
-    TooComplex,
-    count_jpeg_scans,
-    scan_limit,
-)
+from reimagine.container_walk import Flood, JpegWalk, check_container
+from reimagine.decode_work import DECODE_BLOCK_BYTES, DECODE_CPU_SECONDS, BudgetedInput, TooComplex, scan_limit
 from reimagine.errors import InvalidImage
 from reimagine.observability import tracer
 from reimagine.providers.base import ModelInput
@@ -37,6 +35,18 @@ _WHITE = (255, 255, 255)
 # Errors Pillow raises on data that ends early or does not decode.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+# Provider pictures are stored at the size asked, and never larger than this on the long side.
+MAX_PICTURE_SIDE = 1536
+# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @tracer.capture_method(capture_response=False)
@@ -50,43 +60,23 @@ def prepare_for_model(
 ) -> ModelInput:
     """Validate `data` as an image and return it as an RGB JPEG whose longest side is <= max_side.
 
+    Nothing of the source's metadata is sent: only its orientation is applied to the pixels.
     Raises InvalidImage (UPLOAD_EMPTY, NOT_AN_IMAGE, UNSUPPORTED_IMAGE_TYPE, IMAGE_TOO_LARGE,
     IMAGE_TOO_COMPLEX, IMAGE_TRUNCATED).
     """
     if not data:
         raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
-    source = BudgetedInput(data)
-    with _open(data, source) as img:
+    with _bounded_decode(data, max_pixels=max_pixels, max_side=max_side, cpu_seconds=decode_cpu_seconds) as (
+        img,
+        (source_width, source_height),
+    ):
         source_format = _FORMAT_ALIASES.get(img.format or "", img.format or "")
-        source_width, source_height = img.size
-        _check_pixels(source_width, source_height, max_pixels)
-        target = _fit(img.size, max_side)
-        if img.format in ("JPEG", "MPO"):
-            _check_scans(data, source_width, source_height)
-            # Decode at 1/2, 1/4 or 1/8 scale, never below the target size.
-            img.draft("RGB", target)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                if isinstance(img, ImageFile.ImageFile):  # always, once opened; narrows the type
-                    img.decodermaxblock = DECODE_BLOCK_BYTES  # the budget is checked between blocks
-                source.arm(decode_cpu_seconds)
-                img.load()
-        except _BOMB:
-            raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
-        except TooComplex:
-            raise InvalidImage(
-                f"the image takes more than {decode_cpu_seconds:g} s of CPU to decode; send a simpler file",
-                code="IMAGE_TOO_COMPLEX",
-            ) from None
-        except _DECODE_ERRORS as exc:
-            raise InvalidImage(
-                f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
-            ) from None
+        orientation = _orientation(img)
         # Shrink first, then orient the small picture: rotating the full-size decode would copy it.
         picture = _shrink(_to_rgb(img), max_side)
-        picture.info = dict(img.info)  # where exif_transpose reads the orientation (EXIF or XMP)
-        ImageOps.exif_transpose(picture, in_place=True)
+        picture.info = {}  # Pillow's writers would write the source's comment, XMP or ICC profile
+        if orientation in _TRANSPOSE:
+            picture = picture.transpose(_TRANSPOSE[orientation])
     encoded = _encode_jpeg(picture, jpeg_quality)
     return ModelInput(
         data=encoded,
@@ -102,30 +92,41 @@ def image_size(data: bytes) -> tuple[int, int]:
     """Width and height from the header alone (no pixel data is decoded)."""
     if not data:
         raise InvalidImage("the upload is empty", code="UPLOAD_EMPTY")
+    _check_container(data)
     with _open(data) as img:
         return img.size
 
 
-def to_png(data: bytes, *, max_pixels: int = 16_000_000) -> bytes:
-    """Re-encode a generated picture as PNG after checking that it fully decodes.
+def to_png(
+    data: bytes,
+    *,
+    max_pixels: int = 16_000_000,
+    max_side: int = MAX_PICTURE_SIDE,
+    decode_cpu_seconds: float = DECODE_CPU_SECONDS,
+) -> bytes:
+    """Re-encode a generated picture as PNG, no larger than `max_side` (at most MAX_PICTURE_SIDE).
 
-    Raises InvalidImage (the same codes as prepare_for_model) when it does not; providers turn that
-    into PROVIDER_BAD_RESPONSE.
+    A provider's answer is as untrusted as an upload: it gets the same bounds (container walk, pixel
+    count, JPEG scan count, CPU budget on the decode), and only its pixels are kept. Raises
+    InvalidImage (the same codes as prepare_for_model); providers turn that into PROVIDER_BAD_RESPONSE.
     """
     if not data:
         raise InvalidImage("the picture is empty", code="UPLOAD_EMPTY")
-    with _open(data) as img:
-        _check_pixels(*img.size, max_pixels)
-        try:
-            img.load()
-        except _DECODE_ERRORS as exc:
-            raise InvalidImage(
-                f"the picture is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
-            ) from None
+    max_side = min(max_side, MAX_PICTURE_SIDE)
+    with _bounded_decode(data, max_pixels=max_pixels, max_side=max_side, cpu_seconds=decode_cpu_seconds) as (img, _):
         picture = img if img.mode in ("RGB", "RGBA") else img.convert("RGBA" if _has_alpha(img) else "RGB")
+        picture = _shrink(picture, max_side)
+        picture.info = {}
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def fit_png(png: bytes, max_side: int) -> bytes:
+    """`png` as it is when it already fits in `max_side`; else re-encoded to fit (through to_png)."""
+    if max(image_size(png)) <= min(max_side, MAX_PICTURE_SIDE):
+        return png
+    return to_png(png, max_side=max_side)
 
 
 def describe(model_input: ModelInput) -> dict[str, Any]:
@@ -139,6 +140,65 @@ def describe(model_input: ModelInput) -> dict[str, Any]:
         "bytes_sent": len(model_input.data),
         "media_type": model_input.media_type,
     }
+
+
+@contextmanager
+def _bounded_decode(
+    data: bytes, *, max_pixels: int, max_side: int, cpu_seconds: float
+) -> Iterator[tuple[Image.Image, tuple[int, int]]]:
+    """Open `data` and decode its (first) picture within every bound; yield it and its size in the file.
+
+    In order: the container's structure is walked (floods refused before Pillow parses them), the
+    pixel count is read from the header, a JPEG's scans are counted, and the decode runs under a
+    CPU budget. A JPEG is decoded at reduced scale, never below what `max_side` needs.
+    """
+    structure = _check_container(data)
+    source = BudgetedInput(data)
+    with _open(data, source) as img:
+        width, height = img.size
+        _check_pixels(width, height, max_pixels)
+        if img.format in ("JPEG", "MPO"):
+            _check_scans(structure.scans if structure else 0, width, height)
+            # Decode at 1/2, 1/4 or 1/8 scale, never below the target size.
+            img.draft("RGB", _fit(img.size, max_side))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                if isinstance(img, ImageFile.ImageFile):  # always, once opened; narrows the type
+                    img.decodermaxblock = DECODE_BLOCK_BYTES  # the budget is checked between blocks
+                source.arm(cpu_seconds)
+                img.load()
+        except _BOMB:
+            raise InvalidImage("the image has too many pixels", code="IMAGE_TOO_LARGE") from None
+        except TooComplex:
+            raise InvalidImage(
+                f"the image takes more than {cpu_seconds:g} s of CPU to decode; send a simpler file",
+                code="IMAGE_TOO_COMPLEX",
+            ) from None
+        except _DECODE_ERRORS as exc:
+            raise InvalidImage(
+                f"the image data is truncated or corrupt ({type(exc).__name__})", code="IMAGE_TRUNCATED"
+            ) from None
+        yield img, (width, height)  # a reduced-scale decode is smaller than the file's picture
+
+
+def _check_container(data: bytes) -> JpegWalk | None:
+    """Walk the file's structure (`container_walk`); a flood is IMAGE_TOO_COMPLEX, in plain words."""
+    try:
+        return check_container(data)
+    except Flood as flood:
+        raise InvalidImage(f"{flood}; save it again without the extra data", code="IMAGE_TOO_COMPLEX") from None
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF (or XMP) orientation, 1 when there is none or it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of a corrupt block: the upload's problem, not ours
+            value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a corrupt EXIF block is ignored, as viewers ignore it
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 def _open(data: bytes, source: io.BytesIO | None = None) -> Image.Image:
@@ -161,15 +221,20 @@ def _open(data: bytes, source: io.BytesIO | None = None) -> Image.Image:
 
 
 def _unsupported_or_not_an_image(data: bytes) -> InvalidImage:
-    """Tell 'an image of a kind we refuse' from 'not an image at all', for a useful message."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as other:
-                kind = other.format
-    except Exception:
-        return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
-    return InvalidImage(f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE")
+    """Tell 'an image of a kind we refuse' from 'not an image at all', for a useful message.
+
+    By signature only, as Pillow identifies a file (its plugins' 16-byte checks): a format we refuse
+    is never parsed, so its parser's costs cannot be an upload's.
+    """
+    Image.init()
+    prefix = data[:16]
+    for kind in Image.ID:
+        accept = Image.OPEN[kind][1]
+        if accept is not None and accept(prefix):
+            return InvalidImage(
+                f"{kind} images are not supported; send JPEG, PNG, WEBP or GIF", code="UNSUPPORTED_IMAGE_TYPE"
+            )
+    return InvalidImage("the upload is not an image", code="NOT_AN_IMAGE")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -186,10 +251,10 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _check_scans(data: bytes, width: int, height: int) -> None:
+def _check_scans(scans: int, width: int, height: int) -> None:
     """Refuse, before decoding, a JPEG with more scans than any encoder writes (each costs a full pass)."""
     limit = scan_limit(width, height)
-    if count_jpeg_scans(data, stop_after=limit) > limit:
+    if scans > limit:
         raise InvalidImage(
             f"the JPEG has more than {limit} scans for its {width}x{height} pixels (cameras and editors "
             "write about 10); save it again as an ordinary JPEG",

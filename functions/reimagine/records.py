@@ -1,8 +1,11 @@
 """RequestsTable data access: the only code that touches DynamoDB.
 
 Every transition is a conditional write on `status`, so an event delivered twice finds the record
-already moved on and does nothing. In-progress states (CAPTIONING, GENERATING) carry a lease: a
-worker that crashed mid-step leaves a lease that expires, and the next delivery may take the step over.
+already moved on and does nothing. In-progress states (CAPTIONING, GENERATING) carry a lease, the
+delivery that holds it (`leased_by`) and the claim's number (`attempts`). A worker that died mid-step
+leaves its lease behind: the event source's retry of that same delivery takes the step over at once
+(it comes only after the attempt that died has ended), any other delivery once the lease has expired,
+and one that finds a live lease held by another delivery is told so (LeaseHeld), never "done".
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ _deserializer = TypeDeserializer()
 STATUS_INDEX = "status-updated_at"
 # Finished requests are looked for by a filter on these, so the index projects them too.
 UNNOTIFIED_FILTER_ATTRIBUTES = ("notified_at", "notify_error")
+
+
+class LeaseHeld(Exception):
+    """Another delivery holds a live claim on this step: this delivery must be retried later, not
+    reported done (the holder may yet die, and this retry is then what finishes the request)."""
+
+    def __init__(self, request_id: str, lease_until: int | None) -> None:
+        super().__init__(f"request {request_id} is being worked on by another delivery until {lease_until}")
+        self.request_id = request_id
+        self.lease_until = lease_until
+
+
+class Holder(BaseModel):
+    """Who holds a request's step now: its status, and the lease and delivery of a claim on it."""
+
+    status: Status
+    lease_until: int | None = None
+    leased_by: str | None = None
 
 
 class StuckCandidate(BaseModel):
@@ -81,63 +102,134 @@ class RequestStore:
         item = self._db.get_item(TableName=self._table, Key={"id": {"S": request_id}}, ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
+    def holder(self, request_id: str) -> Holder | None:
+        """The request's status and current claim (read consistently); None when there is no such request."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"id": {"S": request_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#s, lease_until, leased_by",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        if "Item" not in item:
+            return None
+        return Holder.model_validate({k: _deserializer.deserialize(v) for k, v in item["Item"].items()})
+
     # ---- transitions ------------------------------------------------------------------------
 
     def claim(
-        self, request_id: str, *, from_status: Status, working: Status, lease_seconds: int
+        self,
+        request_id: str,
+        *,
+        from_status: Status,
+        working: Status,
+        lease_seconds: int,
+        delivery: str | None = None,
     ) -> RequestRecord | None:
-        """Move `from_status` -> `working` (or take over an expired lease on `working`).
+        """Move `from_status` -> `working`, or take the step over on `working` when nobody holds it:
+        its lease expired, the sweeper re-drove it (no lease), or `delivery` is the one that held it.
 
-        Returns the record after the claim, or None when the step is done or someone else holds it.
+        `delivery` names the event this attempt serves (the S3 event, the queue message): the event
+        source retries a delivery only after its earlier attempt ended, so a retry may take over that
+        attempt's claim at once instead of waiting for its lease. The record after the claim (its
+        `attempts` numbers this claim); None when the step is not waiting (done, failed, not yet due).
+        Raises LeaseHeld when another delivery holds a live lease.
         """
         now = self._clock()
-        return self._update(
-            request_id,
+        epoch = int(now.timestamp())
+        takeover = "attribute_not_exists(lease_until) OR lease_until < :epoch"
+        values: dict[str, Any] = {
+            ":from": from_status.value,
+            ":working": working.value,
+            ":lease": int((now + timedelta(seconds=lease_seconds)).timestamp()),
+            ":epoch": epoch,
+            ":zero": 0,
+            ":one": 1,
+            ":now": _iso(now),
+        }
+        update = (
             "SET #s = :working, lease_until = :lease, attempts = if_not_exists(attempts, :zero) + :one, "
-            "updated_at = :now",
-            "#s = :from OR (#s = :working AND lease_until < :epoch)",
-            {
-                ":from": from_status.value,
-                ":working": working.value,
-                ":lease": int((now + timedelta(seconds=lease_seconds)).timestamp()),
-                ":epoch": int(now.timestamp()),
-                ":zero": 0,
-                ":one": 1,
-                ":now": _iso(now),
-            },
+            "updated_at = :now"
         )
+        if delivery is None:
+            update += " REMOVE leased_by"
+        else:
+            update += ", leased_by = :delivery"
+            takeover += " OR leased_by = :delivery"
+            values[":delivery"] = delivery
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"id": {"S": request_id}},
+                UpdateExpression=update,
+                ConditionExpression=f"#s = :from OR (#s = :working AND ({takeover}))",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+                # What refused the claim comes back with the refusal: no second read to tell "done"
+                # from "someone else is on it".
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            found: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            current = from_item(found) if found else self.get(request_id)
+            if current is not None and current.status is working:
+                raise LeaseHeld(request_id, current.lease_until) from None
+            return None
+        return from_item(response["Attributes"])
 
-    def release(self, request_id: str, *, working: Status, back_to: Status) -> RequestRecord | None:
-        """Give a claimed step back after a transient failure, so a later delivery can retry it."""
+    def release(
+        self, request_id: str, *, working: Status, back_to: Status, attempt: int | None = None
+    ) -> RequestRecord | None:
+        """Give a claimed step back after a transient failure, so a later delivery can retry it.
+
+        With `attempt` (the claim's number), only while that claim still holds the step."""
+        condition, values = _held("#s = :working", attempt)
         return self._update(
             request_id,
-            "SET #s = :back, updated_at = :now REMOVE lease_until",
-            "#s = :working",
-            {":back": back_to.value, ":working": working.value, ":now": _iso(self._clock())},
+            "SET #s = :back, updated_at = :now REMOVE lease_until, leased_by",
+            condition,
+            {":back": back_to.value, ":working": working.value, ":now": _iso(self._clock()), **values},
         )
 
-    def advance(self, request_id: str, *, from_status: Status, to: Status, **fields: Any) -> RequestRecord | None:
-        """Finish a step: `from_status` -> `to`, setting `fields`, clearing the lease and attempt count."""
+    def advance(
+        self, request_id: str, *, from_status: Status, to: Status, attempt: int | None = None, **fields: Any
+    ) -> RequestRecord | None:
+        """Finish a step: `from_status` -> `to`, setting `fields`, clearing the lease and attempt count.
+
+        With `attempt` (the claim's number), only while that claim still holds the step."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":f{i}": value for i, value in enumerate(fields.values())}
         sets = "".join(f", #f{i} = :f{i}" for i in range(len(fields)))
+        condition, held = _held("#s = :from", attempt)
         return self._update(
             request_id,
-            f"SET #s = :to, updated_at = :now{sets} REMOVE lease_until, attempts",
-            "#s = :from",
-            {":to": to.value, ":from": from_status.value, ":now": _iso(self._clock()), **values},
+            f"SET #s = :to, updated_at = :now{sets} REMOVE lease_until, leased_by, attempts",
+            condition,
+            {":to": to.value, ":from": from_status.value, ":now": _iso(self._clock()), **values, **held},
             names,
         )
 
-    def fail(self, request_id: str, code: str, message: str) -> RequestRecord | None:
-        """End the request FAILED from any non-final state; None when it had already ended."""
+    def fail(self, request_id: str, code: str, message: str, *, attempt: int | None = None) -> RequestRecord | None:
+        """End the request FAILED from any non-final state; None when it had already ended.
+
+        With `attempt` (the claim's number), only while that claim still holds the step."""
         error = ErrorInfo(code=code, message=message).model_dump()
         placeholders = {f":nf{i}": s.value for i, s in enumerate(NON_FINAL)}
+        condition, held = _held(f"#s IN ({', '.join(placeholders)})", attempt)
         return self._update(
             request_id,
-            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until",
-            f"#s IN ({', '.join(placeholders)})",
-            {":failed": Status.FAILED.value, ":error": error, ":now": _iso(self._clock()), **placeholders},
+            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until, leased_by",
+            condition,
+            {
+                ":failed": Status.FAILED.value,
+                ":error": error,
+                ":now": _iso(self._clock()),
+                **placeholders,
+                **held,
+            },
             {"#e": "error"},
         )
 
@@ -224,7 +316,8 @@ class RequestStore:
         now = self._clock()
         return self._update(
             seen.id,
-            "SET #s = :to, updated_at = :now, redrives = if_not_exists(redrives, :zero) + :one REMOVE lease_until",
+            "SET #s = :to, updated_at = :now, redrives = if_not_exists(redrives, :zero) + :one "
+            "REMOVE lease_until, leased_by",
             f"{_UNCHANGED_AND_UNLEASED} AND (attribute_not_exists(redrives) OR redrives < :max)",
             {
                 ":to": to.value,
@@ -293,7 +386,7 @@ class RequestStore:
         error = ErrorInfo(code=code, message=message).model_dump()
         return self._update(
             seen.id,
-            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until",
+            "SET #s = :failed, #e = :error, updated_at = :now REMOVE lease_until, leased_by",
             _UNCHANGED_AND_UNLEASED,
             {":failed": Status.FAILED.value, ":error": error, ":now": _iso(now), **_seen_values(seen, now)},
             {"#e": "error"},
@@ -343,6 +436,14 @@ _UNCHANGED_UNNOTIFIED_UNCLAIMED = (
     " AND attribute_not_exists(notify_error)"
     " AND (attribute_not_exists(notify_claimed_until) OR notify_claimed_until < :epoch)"
 )
+
+
+def _held(condition: str, attempt: int | None) -> tuple[str, dict[str, Any]]:
+    """`condition`, and while claim number `attempt` still holds the step when one is given: a worker
+    whose step another delivery took over must not move the record under the new holder."""
+    if attempt is None:
+        return condition, {}
+    return f"({condition}) AND attempts = :attempt", {":attempt": attempt}
 
 
 def _seen_values(seen: StuckCandidate, now: datetime) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """The sweeper's logic: requests stuck in a non-final state are re-driven when that is safe, else ended.
 
-Every step claims its record with a conditional write, so re-emitting a stream record is always safe:
-at worst the step finds nothing to do. What cannot be re-emitted (the upload event that starts
-captioning) or has been re-driven too often ends FAILED with code STUCK, which the Notify filter
-picks up, so the user is told. PENDING_UPLOAD is never swept: a photo that never came simply
-expires through the table's TTL.
+Every step claims its record with a conditional write, so re-emitting an event is always safe: at
+worst the step finds nothing to do. A step whose worker died (its lease expired) and whose event
+source gave up is re-driven from what S3 and the table hold: GENERATING is given back to CAPTIONED
+(the stream emits it again), CAPTIONING has its upload announced again by S3 (the object copied onto
+itself, an ObjectCreated:Copy event for CaptionFunction). The step's own attempt count still bounds
+the work: a re-drive recovers a lost event, it does not grant more attempts. What has been re-driven
+too often ends FAILED with code STUCK, which the Notify filter picks up, so the user is told.
+PENDING_UPLOAD is never swept: a photo that never came simply expires through the table's TTL.
 
 Finished requests (COMPLETED, FAILED) never notified and never refused are emails that did not go
 out (SES refused for a while, the stream gave up): a touch hands them to Notify again, at most
@@ -14,17 +17,22 @@ out (SES refused for a while, the stream gave up): a touch hands them to Notify 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from reimagine.models import Status
+from reimagine.observability import logger
+from reimagine.storage import UploadGone
 
 if TYPE_CHECKING:
     from reimagine.records import RequestStore, StuckCandidate
 
 STUCK_CODE = "STUCK"
+UPLOAD_GONE_CODE = "UPLOAD_MISSING"
+UPLOAD_GONE_MESSAGE = "Describing your photo stalled, and the photo is no longer stored. Please send it again."
 SWEPT_STATUSES = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED)
 NOTIFY_ABANDONED_CODE = "NOTIFY_ABANDONED"
@@ -34,10 +42,14 @@ NOTIFY_LOOKBACK = timedelta(days=1)
 
 # What the user reads in the failure email, by the status the request stalled in.
 STUCK_MESSAGES = {
-    Status.CAPTIONING: "Describing your photo stalled and could not be restarted. Please send it again.",
+    Status.CAPTIONING: "Describing your photo stalled after several tries. Please send it again.",
     Status.CAPTIONED: "Drawing your new picture did not start after several tries. Please send the photo again.",
     Status.GENERATING: "Drawing your new picture stalled after several tries. Please send the photo again.",
 }
+
+
+# Asks S3 to announce a request's upload again (ObjectCreated:Copy); raises UploadGone if it is gone.
+Reannounce = Callable[[str], None]
 
 
 class Action(StrEnum):
@@ -59,11 +71,12 @@ def decide(candidate: StuckCandidate, *, now_epoch: int, max_redrives: int) -> D
     """What to do with one stuck request; pure, so every branch is testable without DynamoDB."""
     if candidate.lease_until is not None and candidate.lease_until >= now_epoch:
         return Decision(Action.SKIP, reason="a worker still holds the lease")
-    if candidate.status is Status.CAPTIONING:
-        # Captioning starts from the S3 upload event, which nothing in the table can re-emit.
-        return Decision(Action.FAIL, reason="captioning cannot be re-driven")
     if candidate.redrives >= max_redrives:
         return Decision(Action.FAIL, reason=f"re-driven {candidate.redrives} times already")
+    if candidate.status is Status.CAPTIONING:
+        # The worker died and the upload event's retries are spent: touched (lease removed), then the
+        # upload announced again, so a new delivery of CaptionFunction may claim it.
+        return Decision(Action.REDRIVE, to=Status.CAPTIONING, reason="upload announced again")
     # CAPTIONED: its stream record was lost or gave up; a touch emits it again.
     # GENERATING with an expired lease: the worker died; giving the claim back emits CAPTIONED again.
     return Decision(Action.REDRIVE, to=Status.CAPTIONED, reason=f"from {candidate.status.value}")
@@ -95,6 +108,7 @@ def sweep(
     stuck_after_seconds: int,
     max_redrives: int,
     max_items: int,
+    reannounce: Reannounce,
 ) -> SweepReport:
     """One pass over the stuck requests, oldest first, handling at most `max_items` of them.
 
@@ -115,6 +129,11 @@ def sweep(
             if decision.action is Action.REDRIVE:
                 assert decision.to is not None
                 done = store.redrive(candidate, to=decision.to, max_redrives=max_redrives)
+                if done and decision.to is Status.CAPTIONING:
+                    outcome = _reannounce(store, candidate, reannounce)
+                    if outcome is not None:
+                        report.outcomes[outcome] += 1
+                        continue
             elif decision.action is Action.FAIL:
                 done = store.fail_stuck(candidate, STUCK_CODE, STUCK_MESSAGES[candidate.status])
             else:
@@ -140,3 +159,19 @@ def sweep(
                 continue
             report.outcomes[decision.action.value if done else "raced"] += 1
     return report
+
+
+def _reannounce(store: RequestStore, candidate: StuckCandidate, reannounce: Reannounce) -> str | None:
+    """Announce a touched CAPTIONING request's upload again; None when it was, else what happened.
+
+    The touch came first (it is the conditional write that decides), so a failure here leaves the
+    request touched and counted: the next sweep past StuckAfterSeconds tries again or ends it."""
+    try:
+        reannounce(candidate.id)
+    except UploadGone:
+        store.fail(candidate.id, UPLOAD_GONE_CODE, UPLOAD_GONE_MESSAGE)
+        return Action.FAIL.value
+    except Exception:
+        logger.exception("could not announce the upload again", extra={"request_id": candidate.id})
+        return "reannounce_failed"
+    return None

@@ -28,13 +28,18 @@ class Created:
 def sniff_content_type(data: bytes, name: str = "the file") -> str:
     """The MIME type the bytes really are (never the file name's), or a clear error."""
     import io
+    import warnings
 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format or ""
-    except (UnidentifiedImageError, OSError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the service judges pixels
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format or ""
+    except Image.DecompressionBombError:
+        raise ClientError(f"{name} has far too many pixels to be accepted; send a smaller image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise ClientError(f"{name} is not an image (JPEG, PNG, WebP or GIF)") from None
     if kind not in SNIFFED_TYPES:
         raise ClientError(f"{name} is a {kind} image; send JPEG, PNG, WebP or GIF")

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from reimagine_local.template import LOCAL_API_ID, Cors, HttpRoute
+from reimagine_local.template import LOCAL_API_ID, ApiThrottling, Cors, HttpRoute
+from reimagine_local.throttling import RouteThrottles
 
 T = TypeVar("T")
 
@@ -218,6 +219,11 @@ def payload_too_large() -> HttpResponse:
     return HttpResponse(413, {"content-type": "application/json"}, b'{"message":"Request too long"}')
 
 
+def too_many_requests() -> HttpResponse:
+    """API Gateway's answer to a request over its route's throttling limits."""
+    return HttpResponse(429, {"content-type": "application/json"}, b'{"message":"Too Many Requests"}')
+
+
 def bad_request() -> HttpResponse:
     """A request HttpApi cannot read (a Content-Length that is not a length): its 400, not a dropped connection."""
     return HttpResponse(400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
@@ -268,7 +274,8 @@ class Gateway(Generic[T]):
 
     `invoke(target, event)` runs the route's function and returns its result; a method or path no
     route has is HttpApi's 404, whatever the method (TRACE included), and a function that raises is
-    its 500, so no request gets an answer HttpApi would not give.
+    its 500, so no request gets an answer HttpApi would not give. A request over its route's
+    throttling (the stage's token buckets) is 429 without invoking anything.
     """
 
     def __init__(
@@ -280,9 +287,12 @@ class Gateway(Generic[T]):
         host: str,
         account_id: str,
         name_of: Callable[[T], str] = str,
+        throttling: ApiThrottling | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.router, self._invoke, self.cors = router, invoke, cors
         self.host, self.account_id, self._name_of = host, account_id, name_of
+        self._throttles = RouteThrottles(throttling, clock)
 
     def handle(
         self,
@@ -303,6 +313,10 @@ class Gateway(Generic[T]):
         match = self.router.match(method, raw_path)
         if match is None:
             return not_found()
+        if not self._throttles.allow(match.route.route_key):
+            log.info("%s http %s %s 429 throttled", self._name_of(match.target), method.upper(), raw_path)
+            refused = too_many_requests()
+            return add_cors_headers(self.cors, lowered, refused) if self.cors else refused
         if "host" not in lowered:
             pairs.append(("host", self.host))
         event = build_event(

@@ -169,7 +169,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     config = configuration(template, parameters, stack_config.env_vars, source=source)
     where = args.endpoint_url or ("the account of the ambient credentials" if aws else "none")
     print(f"configuration: {config.source}; AWS: {where}")
-    return report(Doctor(config, aws=aws).run(), print)
+    return report(Doctor(config, aws=aws, stack=args.stack).run(), print)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,10 @@ pollers work against moto's server, LocalStack and a real account.
   S3 wrote it; a failing invocation is retried up to EventInvokeConfig.MaximumRetryAttempts (default 2)
   times, then an async-invocation record goes to the OnFailure queue. Retries run at once rather than
   after AWS's minutes of back-off. With `concurrency` above 1, that many events are invoked at once.
+  An event is in Lambda's async queue from its receive until it is done (invoked, retried, or sent to
+  on-failure): its message stays invisible that long (received with a visibility from the function's
+  Timeout, extended while it is held), so SQS never hands it to a second worker mid-run, and a stack
+  killed meanwhile gets it again once the visibility lapses, as Lambda's durable queue would.
 - The async queue (S3 and schedules): an event waits while every environment of the function is busy
   (a throttle, which is not an attempt) and is tried again after a short pause; an event older than
   EventInvokeConfig.MaximumEventAgeInSeconds (its age from when it was queued: SQS's SentTimestamp,
@@ -50,7 +54,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reimagine_local.filters import passes
 from reimagine_local.invoke import Invoker, Throttled
@@ -69,6 +73,14 @@ UNBOUNDED_RETRY_LIMIT = 10
 # for minutes; locally an environment frees up in well under a second).
 THROTTLE_PAUSE_SECONDS = 0.05
 THROTTLE_PAUSE_CAP_SECONDS = 1.0
+# SQS's bounds for a message's visibility timeout.
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+
+
+def lease_seconds(fn: Function) -> int:
+    """How long a received S3 event stays invisible before it is extended again: one whole invocation
+    (the function's Timeout) and a margin for the receive and the handover, at least SQS's default 30 s."""
+    return min(MAX_VISIBILITY_SECONDS, max(30, fn.timeout + 30))
 
 
 def _now_iso() -> str:
@@ -286,8 +298,68 @@ class _Pollers:
             self._pool.shutdown(wait=True)
 
 
+class _Leases:
+    """The messages a poller holds, kept invisible until released: every third of `seconds` each one's
+    visibility is set to `seconds` again from a daemon thread, however long its event waits or runs.
+    The thread runs only while something is held."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str, seconds: int, name: str) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.seconds = seconds
+        self.name = name
+        self._held: set[str] = set()  # receipt handles
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        with self._lock:
+            self._held.update(str(message["ReceiptHandle"]) for message in messages)
+            if self._held and self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name=f"{self.name}-leases", daemon=True)
+                self._thread.start()
+
+    def release(self, message: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._held.discard(str(message["ReceiptHandle"]))
+
+    def renew(self) -> None:
+        """Extend every held message's visibility to `seconds` from now."""
+        with self._lock:
+            held = sorted(self._held)
+        for start in range(0, len(held), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": self.seconds}
+                for i, handle in enumerate(held[start : start + 10])
+            ]
+            try:
+                response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as exc:  # the endpoint away a moment: next round tries again
+                log.warning("%s: could not extend %d messages' visibility: %s", self.name, len(entries), exc)
+                continue
+            for failed in response.get("Failed", []):  # deleted meanwhile, most likely: nothing to keep
+                log.debug("%s: visibility not extended: %s", self.name, failed.get("Message"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            with self._lock:
+                if not self._held:  # hold() starts another when there is something to keep again
+                    self._thread = None
+                    return
+            self.renew()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+
 class S3Notifications(_FunctionSource):
-    """One S3 trigger: the SQS queue its bucket notification writes to."""
+    """One S3 trigger: the SQS queue its bucket notification writes to. A received message is an event
+    in Lambda's async queue: held invisible (see `_Leases`) until it is done, then deleted."""
 
     def __init__(
         self,
@@ -302,6 +374,7 @@ class S3Notifications(_FunctionSource):
         concurrency: int = 1,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        visibility_seconds: int | None = None,
     ) -> None:
         super().__init__(fn, invoker, failures, after_invoke, wall_clock=wall_clock, sleep=sleep)
         self.trigger = trigger
@@ -311,35 +384,50 @@ class S3Notifications(_FunctionSource):
         # the next event when it is done; events beyond that wait in the queue (here: in SQS).
         self.concurrency = max(1, concurrency)
         self._pollers = _Pollers(f"{fn.logical_id}-async", self.concurrency, self._receive, self._handle_all)
+        # The queue's own VisibilityTimeout (SQS's default 30 s) would let a longer caption be received
+        # again mid-run: each receive sets its own, and held messages are extended until done.
+        self.visibility_seconds = visibility_seconds or lease_seconds(fn)
+        self._leases = _Leases(sqs, queue_url, self.visibility_seconds, f"{fn.logical_id}-async")
 
     def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
         # One event per worker when they run side by side; in one process, a batch handled in order.
         count = 1 if self.concurrency > 1 else 10
-        return [
+        messages = [
             dict(m)
             for m in self.sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=count,
                 WaitTimeSeconds=wait_seconds,
+                VisibilityTimeout=self.visibility_seconds,
                 MessageSystemAttributeNames=["SentTimestamp"],  # when S3 queued the event: its age
             ).get("Messages", [])
         ]
+        self._leases.hold(messages)
+        return messages
 
     def _handle_all(self, messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            self._handle(message)
+        try:
+            for message in messages:
+                self._handle(message)
+        finally:  # what a failure left unhandled goes back to the queue when its visibility lapses
+            for message in messages:
+                self._leases.release(message)
 
     def poll(self, wait_seconds: int = 0) -> int:
         return self._pollers.poll(wait_seconds)
 
     def close(self) -> None:
         self._pollers.close()
+        self._leases.close()
 
     def _handle(self, message: Mapping[str, Any]) -> None:
         sent = (message.get("Attributes") or {}).get("SentTimestamp")
-        self._deliver(json.loads(message["Body"]), int(sent) / 1000 if sent else None)
-        # Handled, including retries and the on-failure record: done with it.
-        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        try:
+            self._deliver(json.loads(message["Body"]), int(sent) / 1000 if sent else None)
+            # Handled, including retries and the on-failure record: done with it.
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        finally:
+            self._leases.release(message)
 
     def _deliver(self, event: dict[str, Any], queued_at: float | None = None) -> None:
         if event.get("Event") == "s3:TestEvent":  # S3 sends one when the notification is configured

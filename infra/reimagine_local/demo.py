@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from reimagine_local.api_client import ApiClient, ClientError
+from reimagine_local.api_client import ApiClient, ClientError, sniff_content_type
 from reimagine_local.outbox import list_outbox
 from reimagine_local.runner import StackConfig, running_stack
 
@@ -53,6 +53,17 @@ def confirm_through_outbox(outbox: Path, *, email: str, say: Say, timeout: float
     say(f"  confirmed {email} for you: pressed the button of the link in {mails[0].file.name}, as you would")
 
 
+def _check_image(image: Path) -> None:
+    """Refuse a file that is not an image the service takes, in one line (ClientError)."""
+    try:
+        data = image.read_bytes()
+    except FileNotFoundError:
+        raise ClientError(f"{image}: no such file") from None
+    except IsADirectoryError:
+        raise ClientError(f"{image} is a directory, not an image") from None
+    sniff_content_type(data, str(image))
+
+
 def run_demo(
     image: Path,
     *,
@@ -63,6 +74,7 @@ def run_demo(
     config: StackConfig | None = None,
     environments: bool = True,
 ) -> int:
+    _check_image(image)  # before a stack is started for nothing
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reimagine-outbox-") as outbox:
         how = "each function in its own execution environments" if environments else "every function in this process"

@@ -13,13 +13,17 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
   image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
 - SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production;
+- Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning;
 - address confirmation: a warning when ConfirmAddresses=false on an API without an authorizer (anyone
   on the internet could have the stack mail any address).
 
-A model that is not served is a warning while a later model of its chain is served (the chain falls
-back), and a failure of the chain when none is. A check that cannot be made (no AWS endpoint, an
-emulator that does not implement the call) says "skipped" and why. Exit status 1 when any check
-failed. Secrets are never printed.
+Lines name the template parameters an operator sets (`BedrockCaptionModels`), not the functions'
+environment variables. A model that is not served is a warning while a later model of its chain is
+served (the chain falls back), and a failure of the chain when none is. A service that does not
+answer (no connection, a timeout, a 5xx) fails, with a one-line reason. A check that cannot be made
+(no AWS endpoint, an emulator that does not implement the call, no permission to ask) says "skipped"
+and why. Exit status 1 when any check failed, and when nothing was verified (every check skipped):
+such a run says so instead of reading as a pass. Secrets are never printed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from reimagine.errors import ProviderError
 from reimagine.providers.bedrock import base_model_id, image_family
@@ -40,6 +50,21 @@ from reimagine_local.sam_options import EnvVars
 from reimagine_local.template import load_template, read_application, template_parameters
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
+# The template parameter behind each setting a line is about (the functions read them as these variables).
+PARAMETERS = {
+    "HF_TOKEN_PARAMETER": "HfTokenParameter",
+    "HF_HUB_URL": "HfHubUrl",
+    "HF_CAPTION_MODELS": "HfCaptionModels",
+    "HF_IMAGE_MODELS": "HfImageModels",
+    "BEDROCK_CAPTION_MODELS": "BedrockCaptionModels",
+    "BEDROCK_IMAGE_MODELS": "BedrockImageModels",
+    "BEDROCK_IMAGE_REGION": "BedrockImageRegion",
+    "OPENAI_BASE_URL": "OpenAiBaseUrl",
+    "OPENAI_CAPTION_MODELS": "OpenAiCaptionModels",
+    "OPENAI_IMAGE_MODELS": "OpenAiImageModels",
+    "OPENAI_KEY_PARAMETER": "OpenAiKeyParameter",
+    "SENDER_EMAIL": "SenderEmail",
+}
 HTTP_TIMEOUT = (3.05, 15.0)
 HTTP_API = "AWS::Serverless::HttpApi"
 NO_AWS = "no AWS endpoint (give --endpoint-url, or --stack NAME for a deployed stack)"
@@ -65,6 +90,8 @@ class Check:
     status: str  # OK, WARN, FAIL or SKIPPED
     subject: str
     detail: str
+    # False for a line that states the configuration without asking any service (the offline provider).
+    verifies: bool = True
 
     def line(self) -> str:
         return f"{self.status:<8} {self.subject}: {self.detail}"
@@ -78,6 +105,7 @@ class Configuration:
     generate: dict[str, str]  # GenerateFunction's
     notify: dict[str, str]  # NotifyFunction's
     source: str
+    alarm_topics: tuple[str, ...] = ()  # AlarmTopicArn, when given: the alarms notify it too
     # No authorizer in front of the HttpApi: anyone who finds the URL may ask it to mail an address.
     api_public: bool = True
 
@@ -101,6 +129,7 @@ def configuration(
         env.get("GenerateFunction", {}),
         env.get("NotifyFunction", {}),
         source or f"{template.name} with {len(parameters)} override(s)",
+        tuple(topic for topic in [parameters.get("AlarmTopicArn", "")] if topic),
         api_public=any(not (api.get("Properties") or {}).get("Auth", {}).get("DefaultAuthorizer") for api in apis),
     )
 
@@ -147,8 +176,30 @@ def _error_code(exc: ClientError) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {str(exc)[:160]}"
+        message = " ".join(str(error.get("Message", "")).split())[:120]
+        return f"{error.get('Code', 'error')}: {message}".rstrip(": ")
+    return _unanswered(exc) or type(exc).__name__
+
+
+# AWS endpoints that did not answer, as opposed to an answer that refused or did not understand the call.
+AWS_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)
+
+
+def _unanswered(exc: BaseException) -> str:
+    """Why a service did not answer, in a few words of ours (never the exception's text); '' if it did."""
+    if isinstance(exc, requests.Timeout | ConnectTimeoutError | ReadTimeoutError):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.ConnectionError | EndpointConnectionError):
+        return "could not connect"
+    if isinstance(exc, requests.RequestException):
+        return "the request failed"
+    return ""
+
+
+class Unreachable(Exception):
+    """A probe's service did not answer: the chain fails on that alone (the one-line reason is the message)."""
 
 
 # The checks ---------------------------------------------------------------------------------------------
@@ -162,14 +213,16 @@ class Doctor:
         aws: ClientFactory | None,
         environ: Mapping[str, str] | None = None,
         http: requests.Session | None = None,
+        stack: str | None = None,
     ) -> None:
         self.config = config
         self.aws = aws
         self.environ = os.environ if environ is None else environ
         self.http = http or requests.Session()
+        self.stack = stack
 
     def run(self) -> list[Check]:
-        return [*self.provider_checks(), *self.ses_checks(), self.confirmation_check()]
+        return [*self.provider_checks(), *self.ses_checks(), *self.alarm_checks(), self.confirmation_check()]
 
     def provider_checks(self) -> list[Check]:
         """The token and every model of both steps' chains, for the provider each step uses."""
@@ -179,7 +232,7 @@ class Doctor:
         seen_tokens: set[tuple[str, str]] = set()
         for step, env, provider in providers:
             if provider == "offline":
-                checks.append(Check(OK, f"{step} provider", "offline: deterministic, no network, not AI"))
+                checks.append(Check(OK, f"{step} provider", "offline: deterministic, no network, not AI", False))
             elif provider == "huggingface":
                 if ("huggingface", env.get("HF_TOKEN_PARAMETER", "")) not in seen_tokens:
                     seen_tokens.add(("huggingface", env.get("HF_TOKEN_PARAMETER", "")))
@@ -195,24 +248,26 @@ class Doctor:
 
     # Secrets ------------------------------------------------------------------------------------------
 
-    def _secret(self, variable: str, parameter: str) -> tuple[str | None, str]:
-        """(value, where it came from); value None with the reason when there is none."""
+    def _secret(self, variable: str, parameter: str, names: str) -> tuple[str | None, str]:
+        """(value, where it came from); value None with the reason when there is none.
+
+        `variable` is doctor's own environment variable; `names` the template parameter holding the SSM name."""
         if self.environ.get(variable):
             return self.environ[variable], variable
         if not parameter:
-            return None, f"{variable} is not set and no SSM parameter is named"
+            return None, f"{variable} is not set and no SSM parameter is named ({names})"
         if self.aws is None:
-            return None, f"{variable} is not set, and SSM {parameter} cannot be read: {NO_AWS}"
+            return None, f"{variable} is not set, and SSM {parameter} ({names}) cannot be read: {NO_AWS}"
         try:
             got = self.aws("ssm").get_parameter(Name=parameter, WithDecryption=True)
         except (ClientError, BotoCoreError) as exc:
-            return None, f"{variable} is not set and SSM {parameter} could not be read ({_reason(exc)})"
+            return None, f"{variable} is not set and SSM {parameter} ({names}) could not be read ({_reason(exc)})"
         return str(got["Parameter"]["Value"]), f"SSM {parameter}"
 
     # Hugging Face --------------------------------------------------------------------------------------
 
     def _hf_token(self, env: dict[str, str]) -> Iterator[Check]:
-        token, source = self._secret("HF_TOKEN", env.get("HF_TOKEN_PARAMETER", ""))
+        token, source = self._secret("HF_TOKEN", env.get("HF_TOKEN_PARAMETER", ""), "HfTokenParameter")
         if token is None:
             yield Check(FAIL, "Hugging Face token", source)
             return
@@ -222,7 +277,8 @@ class Doctor:
                 f"{hub}/api/whoami-v2", headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
             )
         except requests.RequestException as exc:
-            yield Check(FAIL, "Hugging Face token", f"from {source}; the Hub at {hub} did not answer ({_reason(exc)})")
+            why = _unanswered(exc)
+            yield Check(FAIL, "Hugging Face token", f"from {source}; the Hub at {hub} did not answer ({why})")
             return
         if response.status_code == 200:
             who = _json(response).get("name", "?")
@@ -237,15 +293,18 @@ class Doctor:
         return (env.get("HF_HUB_URL") or self.config.generate.get("HF_HUB_URL") or "https://huggingface.co").rstrip("/")
 
     def _hf_models(self, step: str, env: dict[str, str]) -> Iterator[Check]:
-        variable = "HF_CAPTION_MODELS" if step == "caption" else "HF_IMAGE_MODELS"
+        variable = PARAMETERS["HF_CAPTION_MODELS" if step == "caption" else "HF_IMAGE_MODELS"]
+        models = chain(env.get("HF_CAPTION_MODELS" if step == "caption" else "HF_IMAGE_MODELS", ""))
         task = TASKS[step]
-        token = self._secret("HF_TOKEN", env.get("HF_TOKEN_PARAMETER", ""))[0]
+        token = self._secret("HF_TOKEN", env.get("HF_TOKEN_PARAMETER", ""), "HfTokenParameter")[0]
         hub = self._hub_url(env)
 
         def served(model: str) -> tuple[bool | None, str]:
             try:
                 mappings = fetch_mapping(hub, model, token, session=self.http)
             except ProviderError as exc:
+                if exc.code == "PROVIDER_UNAVAILABLE":  # not reached, or a 429/5xx: the Hub is not answering
+                    raise Unreachable(f"the Hub at {hub} {exc.message.removeprefix('the Hub ')}") from None
                 return None, f"could not be looked up ({exc.message})"
             chosen = choose(mappings, task)
             if chosen is not None:
@@ -253,13 +312,13 @@ class Doctor:
             listed = ", ".join(f"{m.provider}:{m.task}:{m.status}" for m in mappings)
             return False, f"not served for {task} ({'Hub lists ' + listed if listed else 'the Hub has no mapping'})"
 
-        yield from _chain_checks(variable, chain(env.get(variable, "")), served)
+        yield from _chain_checks(variable, models, served)
 
     # Bedrock -------------------------------------------------------------------------------------------
 
     def _bedrock_models(self, step: str, env: dict[str, str]) -> Iterator[Check]:
-        variable = "BEDROCK_CAPTION_MODELS" if step == "caption" else "BEDROCK_IMAGE_MODELS"
-        models = chain(env.get(variable, ""))
+        setting = "BEDROCK_CAPTION_MODELS" if step == "caption" else "BEDROCK_IMAGE_MODELS"
+        variable, models = PARAMETERS[setting], chain(env.get(setting, ""))
         if self.aws is None:
             yield Check(SKIPPED, variable, f"{', '.join(models)}: {NO_AWS}")
             return
@@ -287,6 +346,9 @@ class Doctor:
                 if _error_code(exc) in MODEL_GONE:
                     return False, f"not available ({_reason(exc)})"
                 return None, f"could not be checked ({_reason(exc)})"
+            except AWS_UNREACHABLE as exc:
+                where = f" in {region}" if region else ""
+                raise Unreachable(f"Bedrock{where} did not answer ({_unanswered(exc)})") from None
             except (BotoCoreError, NotImplementedError) as exc:
                 return None, f"could not be checked ({_reason(exc)})"
             lifecycle = (details.get("modelLifecycle") or {}).get("status", "?")
@@ -321,12 +383,13 @@ class Doctor:
     # OpenAI-compatible -----------------------------------------------------------------------------------
 
     def _openai_models(self, step: str, env: dict[str, str]) -> Iterator[Check]:
-        variable = "OPENAI_CAPTION_MODELS" if step == "caption" else "OPENAI_IMAGE_MODELS"
+        setting = "OPENAI_CAPTION_MODELS" if step == "caption" else "OPENAI_IMAGE_MODELS"
+        variable = PARAMETERS[setting]
         base = env.get("OPENAI_BASE_URL", "").rstrip("/")
         root = base if base.endswith("/v1") else f"{base}/v1"
         headers = {}
         if env.get("OPENAI_KEY_PARAMETER") or self.environ.get("OPENAI_API_KEY"):
-            key, source = self._secret("OPENAI_API_KEY", env.get("OPENAI_KEY_PARAMETER", ""))
+            key, source = self._secret("OPENAI_API_KEY", env.get("OPENAI_KEY_PARAMETER", ""), "OpenAiKeyParameter")
             if key is None:
                 yield Check(FAIL, "OpenAI-compatible key", source)
                 return
@@ -334,7 +397,7 @@ class Doctor:
         try:
             response = self.http.get(f"{root}/models", headers=headers, timeout=HTTP_TIMEOUT)
         except requests.RequestException as exc:
-            yield Check(FAIL, variable, f"{root}/models did not answer ({_reason(exc)})")
+            yield Check(FAIL, variable, f"{root}/models did not answer ({_unanswered(exc)})")
             return
         if response.status_code != 200:
             yield Check(FAIL, variable, f"{root}/models answered HTTP {response.status_code}")
@@ -345,7 +408,7 @@ class Doctor:
         def served(model: str) -> tuple[bool | None, str]:
             return (True, f"listed by {root}/models") if model in listed else (False, f"not listed by {root}/models")
 
-        yield from _chain_checks(variable, chain(env.get(variable, "")), served)
+        yield from _chain_checks(variable, chain(env.get(setting, "")), served)
 
     # SES -------------------------------------------------------------------------------------------------
 
@@ -370,7 +433,7 @@ class Doctor:
         subject = "address confirmation"
         if self.config.caption.get("CONFIRM_ADDRESSES", "true").strip().lower() != "false":
             return Check(
-                OK, subject, "on: a new address gets one confirmation email and nothing else until it confirms"
+                OK, subject, "on: a new address gets one confirmation email and nothing else until it confirms", False
             )
         if self.config.api_public:
             return Check(
@@ -378,19 +441,57 @@ class Doctor:
                 subject,
                 "ConfirmAddresses=false on an API anyone can call: anyone may have this stack email any address; "
                 "turn it on, or put an authorizer in front of the API",
+                False,  # read from the configuration: no service was asked
             )
-        return Check(OK, subject, "off, behind the API's authorizer (a private deployment)")
+        return Check(OK, subject, "off, behind the API's authorizer (a private deployment)", False)
 
     def _call(self, subject: str, check: Callable[[], Check]) -> Check:
-        """Run one AWS check; an endpoint that cannot answer it makes it skipped, never a traceback."""
+        """Run one AWS check: an endpoint that does not answer fails it; one that cannot answer this
+        call (an emulator, no permission) makes it skipped; never a traceback."""
         try:
             return check()
+        except AWS_UNREACHABLE as exc:
+            return Check(FAIL, subject, f"the AWS endpoint did not answer ({_unanswered(exc)})")
         except ClientError as exc:
             if _error_code(exc) in ("AccessDenied", "AccessDeniedException", "UnrecognizedClientException"):
                 return Check(SKIPPED, subject, f"not allowed to ask ({_reason(exc)})")
             return Check(SKIPPED, subject, f"the endpoint did not answer ({_reason(exc)})")
         except (BotoCoreError, NotImplementedError) as exc:
             return Check(SKIPPED, subject, f"the endpoint cannot answer this ({_reason(exc)})")
+
+    # Alarms ----------------------------------------------------------------------------------------------
+
+    def alarm_checks(self) -> Iterator[Check]:
+        """A deployed stack's alarms reach someone: a confirmed subscription to its topic (or AlarmTopicArn's)."""
+        if self.stack is None or self.aws is None:
+            return
+        cloudformation, sns = self.aws("cloudformation"), self.aws("sns")
+
+        def subscribers() -> Check:
+            try:
+                topic = cloudformation.describe_stack_resource(StackName=self.stack, LogicalResourceId="AlarmTopic")
+            except ClientError as exc:
+                if _error_code(exc) != "ValidationError":
+                    raise
+                # A stack deployed from a template before AlarmTopic: its alarms notify AlarmTopicArn at most.
+                return Check(WARN, "Alarms", f"stack {self.stack} has no AlarmTopic (an older template): redeploy it")
+            topics = [topic["StackResourceDetail"]["PhysicalResourceId"], *self.config.alarm_topics]
+            confirmed = [
+                sub["Endpoint"]
+                for arn in topics
+                for sub in sns.list_subscriptions_by_topic(TopicArn=arn).get("Subscriptions", [])
+                if sub.get("SubscriptionArn", "").startswith("arn:")  # not "PendingConfirmation"
+            ]
+            if confirmed:
+                return Check(OK, "Alarms", f"{len(confirmed)} confirmed subscription(s) to {', '.join(topics)}")
+            return Check(
+                WARN,
+                "Alarms",
+                f"nobody is subscribed to {', '.join(topics)}: the alarms notify no one. Set AlarmEmail "
+                "(and follow the confirmation link AWS mails) or AlarmTopicArn",
+            )
+
+        yield self._call("Alarms", subscribers)
 
 
 def _verified(answer: dict[str, Any], sender: str, domain: str) -> Check:
@@ -399,7 +500,7 @@ def _verified(answer: dict[str, Any], sender: str, domain: str) -> Check:
         if attributes.get(identity, {}).get("VerificationStatus") == "Success":
             return Check(OK, "SES sender", f"{sender} is verified ({'address' if identity == sender else 'domain'})")
     status = attributes.get(sender, {}).get("VerificationStatus") or "not an identity"
-    return Check(FAIL, "SES sender", f"{sender} is not verified ({status}); verify it or its domain in SES")
+    return Check(FAIL, "SES sender", f"SenderEmail {sender} is not verified ({status}); verify it or its domain in SES")
 
 
 def _sending(answer: dict[str, Any]) -> Check:
@@ -420,11 +521,16 @@ Probe = Callable[[str], tuple[bool | None, str]]  # model -> (available; None: c
 
 
 def _chain_checks(variable: str, models: list[str], probe: Probe) -> Iterator[Check]:
-    """One line per model (a warning while the chain can fall back), then the chain's verdict."""
+    """One line per model (a warning while the chain can fall back), then the chain's verdict; a
+    service that does not answer fails the chain in one line."""
     if not models:
         yield Check(FAIL, variable, "the chain is empty")
         return
-    results = [(model, *probe(model)) for model in models]
+    try:
+        results = [(model, *probe(model)) for model in models]
+    except Unreachable as exc:
+        yield Check(FAIL, variable, str(exc))
+        return
     for model, available, detail in results:
         yield Check({True: OK, False: WARN, None: SKIPPED}[available], f"{variable} {model}", detail)
     first = next((model for model, available, _ in results if available), None)
@@ -447,11 +553,17 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 
 def report(checks: list[Check], say: Callable[[str], None]) -> int:
-    """Print one line per check and a summary; the exit status (1 when any check failed)."""
+    """Print one line per check and a summary; the exit status: 1 when any check failed or none verified anything."""
     for check in checks:
         say(check.line())
     failed = sum(1 for c in checks if c.status == FAIL)
     warned = sum(1 for c in checks if c.status == WARN)
     skipped = sum(1 for c in checks if c.status == SKIPPED)
     say(f"doctor: {len(checks)} checks, {failed} failed, {warned} warnings, {skipped} skipped")
+    if not any(c.verifies and c.status != SKIPPED for c in checks):
+        say(
+            "doctor: nothing was verified: every check was skipped. Give --stack NAME for a deployed stack, "
+            "or --endpoint-url for an emulator, and the credentials to ask it"
+        )
+        return 1
     return 1 if failed else 0

@@ -8,8 +8,9 @@ this process's environment leaks in, so a variable missing from a function's own
 
 A function's environments are created on demand, up to its concurrency (ReservedConcurrentExecutions,
 else `default_concurrency`), and reused by later invocations. An invocation that passes the function's
-Timeout ends its environment and fails as Lambda's does (`Task timed out after N.NN seconds`); one that
-dies or cannot load its handler ends it too. Every invocation logs Lambda's REPORT line.
+Timeout (from when the runtime took its event) ends its environment and fails as Lambda's does (`Task
+timed out after N.NN seconds`); one that dies or cannot load its handler ends it too, and an environment
+that died while idle is replaced before it is handed an event. Every invocation logs Lambda's REPORT line.
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ class Environment:
             function_arn=self.fn.arn,
             trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
         )
+        submitted = time.monotonic()
         self.api.submit(invocation)
-        error = self._wait(invocation)
+        error = self._wait(invocation, submitted)
         finished, peak = time.monotonic(), self._peak_mb()
         if error is not None:
             self.stop()  # Lambda ends an environment whose invocation timed out or whose runtime failed
@@ -178,9 +180,16 @@ class Environment:
             raise FunctionError(invocation.error)
         return json.loads(invocation.result) if invocation.result else None
 
-    def _wait(self, invocation: Invocation) -> dict[str, Any] | None:
-        """None when the runtime answered; else the error Lambda would report (the environment must end)."""
-        init_deadline = self.started + INIT_LIMIT_SECONDS + self.fn.timeout
+    def _wait(self, invocation: Invocation, submitted: float) -> dict[str, Any] | None:
+        """None when the runtime answered; else the error Lambda would report (the environment must end).
+
+        The Timeout runs from when the runtime takes the event, as Lambda measures it. Until then the
+        runtime may still be in its init phase, which has a limit of its own (a new environment), or be
+        waiting for a CPU before its next poll returns (a warm one on a busy machine): either way it gets
+        a full Timeout from then on, and a runtime that never takes the event fails the invocation a
+        Timeout after the later of its init limit and the submission.
+        """
+        pickup_deadline = max(self.started + INIT_LIMIT_SECONDS, submitted) + self.fn.timeout
         while not invocation.done.wait(0.01):
             now = time.monotonic()
             if self.api.init_error is not None:
@@ -189,7 +198,7 @@ class Environment:
                 message = f"Runtime exited with error: exit status {self.process.returncode}"
                 return {"errorType": "Runtime.ExitError", "errorMessage": message}
             began = invocation.handed_out
-            if (began is not None and now - began > self.fn.timeout) or (began is None and now > init_deadline):
+            if (began is not None and now - began > self.fn.timeout) or (began is None and now > pickup_deadline):
                 return {"errorMessage": self._timed_out(invocation.request_id)}
         return None
 
@@ -255,15 +264,27 @@ class FunctionEnvironments:
             self._release(environment)
 
     def _acquire(self, wait: bool) -> Environment:
-        with self._ready:
-            while not self._idle and self._count >= self.concurrency:
-                if not wait:
-                    raise Throttled(f"{self.fn.logical_id}: all {self.concurrency} environments are busy")
-                self._ready.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._count += 1
-            self.created += 1
+        dead: list[Environment] = []
+        try:
+            with self._ready:
+                while True:
+                    # An environment that died while idle (killed, out of memory) is never handed work:
+                    # Lambda replaces a dead sandbox, so its place goes to a new one.
+                    while self._idle and not self._idle[-1].alive:
+                        dead.append(self._idle.pop())
+                        self._count -= 1
+                    if self._idle:
+                        return self._idle.pop()
+                    if self._count < self.concurrency:
+                        break
+                    if not wait:
+                        raise Throttled(f"{self.fn.logical_id}: all {self.concurrency} environments are busy")
+                    self._ready.wait()
+                self._count += 1
+                self.created += 1
+        finally:
+            for environment in dead:  # outside the lock: ending one waits for its Runtime API to close
+                environment.stop()
         try:
             return self._make()
         except BaseException:
@@ -274,12 +295,14 @@ class FunctionEnvironments:
 
     def _release(self, environment: Environment) -> None:
         with self._ready:
-            if environment.alive:
+            alive = environment.alive
+            if alive:
                 self._idle.append(environment)
             else:
-                environment.stop()
                 self._count -= 1
             self._ready.notify()
+        if not alive:  # outside the lock: ending one waits for its Runtime API to close
+            environment.stop()
 
     def stop(self) -> None:
         with self._ready:

@@ -196,16 +196,47 @@ def to_eml(mail: SentMail) -> EmailMessage:
     return message
 
 
+# The SES message ids an outbox folder has accounted for, one a line: those it wrote and those the
+# endpoint already held when the folder was first used.
+LEDGER = ".collected"
+
+
+def _ids_in(folder: Path) -> set[str]:
+    """What a folder already holds: its ledger and the X-SES-Message-ID of each .eml (a file written
+    just before a kill, whose id did not reach the ledger, is not written twice)."""
+    ledger = folder / LEDGER
+    ids = set(ledger.read_text(encoding="utf-8").split()) if ledger.exists() else set()
+    for path in folder.glob("*.eml"):
+        with path.open("rb") as handle:
+            sent_id = BytesParser(policy=policy.default).parse(handle, headersonly=True)["X-SES-Message-ID"]
+        if sent_id:
+            ids.add(str(sent_id))
+    return ids
+
+
 class Outbox:
-    """Writes each newly sent message once to `<folder>/<timestamp>-<id>.eml`."""
+    """Writes each newly sent message once to `<folder>/<timestamp>-<id>.eml`.
+
+    The folder keeps a ledger of what it accounted for, so an outbox opened again on the same folder
+    (the stack started again after it was killed) collects what was sent while it was down and nothing
+    twice. A folder used for the first time takes what the endpoint already holds as not its own (an
+    earlier run on a long-lived LocalStack with another folder, another stack in this process).
+    """
 
     def __init__(self, folder: str | Path, source: MailSource) -> None:
         self.folder = Path(folder)
         self.source = source
-        # Mail sent before this outbox existed (an earlier run on a long-lived LocalStack, another
-        # stack in this process) is not this run's.
-        self._seen: set[str] = {mail.id for mail in source()}
         self._lock = threading.Lock()
+        if (self.folder / LEDGER).exists():
+            self._seen = _ids_in(self.folder)
+        else:
+            self._seen = {mail.id for mail in source()} | (_ids_in(self.folder) if self.folder.is_dir() else set())
+            self._record(sorted(self._seen))
+
+    def _record(self, ids: list[str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / LEDGER).open("a", encoding="utf-8") as ledger:
+            ledger.writelines(f"{sent_id}\n" for sent_id in ids)
 
     def collect(self) -> list[Path]:
         with self._lock:
@@ -213,7 +244,6 @@ class Outbox:
             for mail in self.source():
                 if mail.id in self._seen:
                     continue
-                self._seen.add(mail.id)
                 self.folder.mkdir(parents=True, exist_ok=True)
                 stamp = mail.sent_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
                 safe_id = re.sub(r"[^\w.-]", "_", mail.id)
@@ -221,6 +251,8 @@ class Outbox:
                 # A raw message is kept as sent (List-Unsubscribe and all), with SES's id prepended.
                 raw = f"X-SES-Message-ID: {mail.id}\r\n".encode() + mail.raw if mail.raw else b""
                 path.write_bytes(raw or bytes(to_eml(mail)))
+                self._record([mail.id])  # after the file: a kill between the two leaves the file, read back
+                self._seen.add(mail.id)
                 written.append(path)
             return written
 

@@ -276,6 +276,7 @@ class EmbeddedStack:
             host=urlsplit(self.api_base_url).netloc or "localhost",
             account_id=account,
             name_of=lambda fn: fn.logical_id,
+            throttling=self.app.throttling,
         )
         self._delivery = Delivery(self._sources(clients))
 
@@ -290,7 +291,11 @@ class EmbeddedStack:
         if source is None:
             log.warning("this endpoint does not show sent mail; the outbox stays empty")
             return None
-        return Outbox(self.outbox_dir, source)
+        outbox = Outbox(self.outbox_dir, source)
+        # Mail sent while the stack was down (killed mid-burst, its environments finishing their sends).
+        for path in outbox.collect():
+            log.info("mail sent while the stack was down written to %s", path)
+        return outbox
 
     def _sources(self, clients: Clients) -> list[_Source]:
         assert self.app and self.created and self._invoker
@@ -381,6 +386,11 @@ class EmbeddedStack:
     def stop(self) -> None:
         if self._delivery is not None:
             self._delivery.close()
+        if self.outbox is not None:  # what the last invocations sent, before the endpoint goes
+            try:
+                self.outbox.collect()
+            except (OSError, ValueError) as exc:
+                log.warning("the outbox could not collect the last mail: %s", exc)
         if self._processes is not None:
             self._processes.stop()
             self._processes = None

@@ -237,6 +237,31 @@ class Cors:
     allow_credentials: bool = False
 
 
+# What a route without limits of its own gets: the account's, per region (API Gateway quotas).
+ACCOUNT_RATE_LIMIT = 10000.0
+ACCOUNT_BURST_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A route's throttling as API Gateway applies it: a token bucket holding `burst` requests,
+    refilled at `rate` a second."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class ApiThrottling:
+    """An HttpApi stage's throttling: DefaultRouteSettings for every route, RouteSettings by route key."""
+
+    default: Throttle | None = None
+    routes: dict[str, Throttle] = field(default_factory=dict)
+
+    def for_route(self, route_key: str) -> Throttle | None:
+        return self.routes.get(route_key, self.default)
+
+
 @dataclass(frozen=True)
 class Application:
     """The resolved template: what to create on the endpoint and what to deliver to whom."""
@@ -252,6 +277,7 @@ class Application:
     configuration_sets: dict[str, ConfigurationSet] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)  # every template parameter, resolved
     pipes: dict[str, Pipe] = field(default_factory=dict)
+    throttling: ApiThrottling | None = None  # the HttpApi stage's; None: not throttled
 
     def queue_for_arn(self, arn: str) -> Queue:
         for queue in self.queues.values():
@@ -273,6 +299,7 @@ _LAMBDA_FUNCTION = "AWS::Lambda::Function"
 _ALIAS = "AWS::Lambda::Alias"
 _HTTP_API = "AWS::Serverless::HttpApi"
 _API_V2 = "AWS::ApiGatewayV2::Api"
+_STAGE_V2 = "AWS::ApiGatewayV2::Stage"
 _SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
 _CONFIGURATION_SET = "AWS::SES::ConfigurationSet"
 _PIPE = "AWS::Pipes::Pipe"
@@ -553,6 +580,7 @@ def read_application(
             for logical_id, kind in _active(resolver)
             if kind == _PIPE
         },
+        throttling=wiring.throttling,
     )
 
 
@@ -641,9 +669,12 @@ class _Wiring:
         self.schedules: dict[str, list[ScheduleTrigger]] = defaultdict(list)
         self.invoke_configs: dict[str, InvokeConfig] = {}
         self.cors: Cors | None = None
+        self.throttling: ApiThrottling | None = None
         for logical_id, kind in active:
             if kind == _API_V2:
                 self._api(logical_id)
+            elif kind == _STAGE_V2:
+                self._stage(logical_id)
             elif kind == _BUCKET:
                 self._notifications(logical_id)
             elif kind == "AWS::Lambda::EventSourceMapping":
@@ -686,6 +717,18 @@ class _Wiring:
                 max_age=int(config["maxAge"]) if "maxAge" in config else None,
                 allow_credentials=_true(config.get("allowCredentials", False)),
             )
+
+    def _stage(self, logical_id: str) -> None:
+        """The stage's DefaultRouteSettings and RouteSettings throttling (the local API serves one stage)."""
+        props = _props(self.resolver, logical_id)
+        default = _throttle(self.resolver.resolve(props.get("DefaultRouteSettings")))
+        routes = {
+            str(key): throttle
+            for key, settings in (self.resolver.resolve(props.get("RouteSettings")) or {}).items()
+            if (throttle := _throttle(settings)) is not None
+        }
+        if (default or routes) and self.throttling is None:
+            self.throttling = ApiThrottling(default, routes)
 
     def _notifications(self, bucket: str) -> None:
         """The bucket's LambdaConfigurations, where SAM puts S3 events: one trigger per event, each
@@ -928,6 +971,19 @@ def _queue(resolver: Resolver, logical_id: str) -> Queue:
         redrive = props["RedrivePolicy"]
         attributes["RedrivePolicy"] = redrive if isinstance(redrive, str) else json.dumps(redrive)
     return Queue(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), attributes)
+
+
+def _throttle(settings: Any) -> Throttle | None:
+    """Route settings' throttling; a limit left unset is the account's, as on AWS."""
+    if not isinstance(settings, dict):
+        return None
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None and burst is None:
+        return None
+    return Throttle(
+        rate=float(rate) if rate is not None else ACCOUNT_RATE_LIMIT,
+        burst=int(float(burst)) if burst is not None else ACCOUNT_BURST_LIMIT,
+    )
 
 
 def _listed(config: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -192,3 +192,19 @@ def test_demo_in_process_runs_every_function_in_the_cli_process(tmp_path: Path):
     assert "every function in this process" in done.stderr.splitlines()[0]
     assert done.stdout.startswith("caption: ") and (tmp_path / "out" / "result.png").exists()
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["submit", "demo"])
+def test_a_picture_with_too_many_pixels_is_one_clear_line(tmp_path: Path, command: str):
+    # Given a 388-byte PNG whose header says 20000x20000 (Pillow refuses it as a decompression bomb)
+    from tests.fixtures.images import bomb_png
+
+    (tmp_path / "huge.png").write_bytes(bomb_png(20_000, 20_000))
+    # When it is submitted, or run through the demo
+    extra = ["--email", "you@example.com", "--api", "http://127.0.0.1:9"] if command == "submit" else []
+    done = run(command, "huge.png", *extra, cwd=tmp_path)
+    # Then the CLI says so in one line and exits 2, before any stack or API is involved
+    assert (done.returncode, done.stderr.strip().splitlines()) == (
+        2,
+        ["reimagine: huge.png has far too many pixels to be accepted; send a smaller image"],
+    )

@@ -56,6 +56,15 @@ CORPUS = [
         for name in ("1x1-png", "1x1-gif", "4000x40-jpeg", "640x3-png")
     ),
     Upload("jpeg-scan-bomb", images.scan_bomb_jpeg, "image/jpeg", "FAILED", "IMAGE_TOO_COMPLEX"),
+    Upload("jpeg-segment-flood", lambda: images.jpeg_with_segments(5000), "image/jpeg", "FAILED", "IMAGE_TOO_COMPLEX"),
+    Upload(
+        "png-ztxt-bomb",
+        lambda: images.png_with_text(b"\0" * 2**24, b"zTXt"),
+        "image/png",
+        "FAILED",
+        "IMAGE_TOO_COMPLEX",
+    ),
+    Upload("gif-70000-byte-comment", lambda: images.gif_with_comment(70_000), "image/gif", "COMPLETED"),
 ]
 
 

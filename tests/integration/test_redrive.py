@@ -1,5 +1,6 @@
-"""`reimagine redrive` against the local stack: what the on-failure queue holds goes back through the
-pipeline from each request's current state, and the messages are deleted once handled."""
+"""Re-drives against the local stack: `reimagine redrive` sends what the on-failure queue holds back
+through the pipeline from each request's current state, deleting the messages once handled; the
+sweeper re-drives a caption whose worker died by having S3 announce the upload again."""
 
 from __future__ import annotations
 
@@ -48,3 +49,37 @@ def test_a_parked_notify_batch_is_re_driven_into_exactly_one_email(
     assert "notified_at" in pipeline.status(request_id)
     # And a second run finds the queue empty
     assert _redrive(pipeline, capsys) == []
+
+
+def test_a_caption_whose_worker_died_and_whose_event_was_spent_is_re_driven_to_one_email(pipeline: Pipeline):
+    address = "dead-caption@example.com"
+    table = pipeline.app.tables["RequestsTable"].name
+    stuck_after = int(pipeline.app.functions["SweeperFunction"].environment["STUCK_AFTER_SECONDS"])
+    (announcements,) = [
+        q for q in pipeline.stack.created.notification_queues if q.function.logical_id == "CaptionFunction"
+    ]
+    # Given an uploaded photo whose caption worker died mid-step (its claim left behind, leased) and
+    # whose upload event's retries were all spent (its message gone)
+    data = image_bytes("PNG")
+    created = pipeline.create(address, "image/png", len(data))
+    assert pipeline.upload(created, data).status_code == 204
+    pipeline.stack.client("sqs").purge_queue(QueueUrl=announcements.queue_url)
+    pipeline.stack.client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": created["id"]}},
+        UpdateExpression="SET #s = :captioning, lease_until = :expired, leased_by = :dead, attempts = :one",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":captioning": {"S": "CAPTIONING"},
+            ":expired": {"N": "1"},
+            ":dead": {"S": "s3:the-event-that-died"},
+            ":one": {"N": "1"},
+        },
+    )
+    pipeline.stack.drain()
+    # When it has sat past StuckAfterSeconds and the sweeper runs
+    pipeline.age(created["id"], stuck_after + 1)
+    pipeline.sweep()
+    pipeline.stack.drain()
+    # Then S3 announced the upload again, and the photo went all the way, with one email
+    assert (pipeline.status(created["id"])["status"], len(pipeline.mail_to(address))) == ("COMPLETED", 1)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -15,7 +18,8 @@ import requests
 from reimagine_local.api_events import Gateway, Router, build_event, to_http_response
 from reimagine_local.http_server import ApiServer, PortInUse
 from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Cors, HttpRoute
+from reimagine_local.template import ApiThrottling, Cors, HttpRoute, Throttle, read_application
+from tests.unit.template_helpers import TEMPLATE as PROJECT_TEMPLATE
 
 ROUTES = [
     (HttpRoute("GET", "/requests/{id}"), "get"),
@@ -278,10 +282,11 @@ def test_a_method_no_route_has_gets_httpapis_404_over_http(api_stack, method):
 
 
 def _raw_exchange(url: str, request: bytes) -> bytes:
-    """Send `request` as written and read the answer until the server closes the connection."""
+    """Send `request` as written, end sending, and read the answer until the server closes the connection."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
         connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -339,3 +344,234 @@ def test_the_gateway_routes_invokes_and_adds_cors_in_one_place():
         b"ok",
         "http://app.example",
     )
+
+
+# Chunked bodies ---------------------------------------------------------------------------------------
+
+
+def test_a_chunked_body_reaches_the_function_whole(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a client sends its JSON body in chunks (requests does so for an iterator)
+        response = requests.post(
+            f"{server.url}/things",
+            data=iter([b'{"a": ', b"1, ", b'"b": 2}']),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+    finally:
+        server.stop()
+    # Then the function got the whole body, as API Gateway passes it on
+    assert response.json()["body"] == '{"a": 1, "b": 2}'
+
+
+def test_a_chunked_request_is_followed_by_the_next_on_the_same_connection(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When one connection carries a chunked POST (with an extension and a trailer), then a GET
+        answer = _raw_exchange(
+            server.url,
+            b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: text/plain\r\n\r\n"
+            b"3;note=x\r\nabc\r\n2\r\nde\r\n0\r\nX-Checksum: 1\r\n\r\n"
+            b"GET /things/9 HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n",
+        )
+    finally:
+        server.stop()
+    # Then both are answered by the function, in order, and nothing is read as a request of its own
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200"]
+
+
+def test_a_chunked_request_that_also_declares_a_length_is_answered_then_closed(api_stack):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a chunked POST also carries a Content-Length (a request smuggler's pair), then a GET
+        answer = _raw_exchange(
+            server.url,
+            b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+            b"GET /things/9 HTTP/1.1\r\nHost: local\r\n\r\n",
+        )
+    finally:
+        server.stop()
+    # Then the POST is answered by its chunks and the connection closes: nothing after it is served
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "status_line"),
+    [
+        (b"zz\r\nabc\r\n0\r\n\r\n", b"HTTP/1.1 400 "),
+        (b"5\r\nab", b"HTTP/1.1 400 "),
+        (b"A00001\r\n", b"HTTP/1.1 413 "),
+    ],
+)
+def test_a_chunked_body_the_server_cannot_take_gets_an_answer(api_stack, chunks, status_line):
+    # Given the local HttpApi on a port
+    server = ApiServer(api_stack.api_invoke, port=0).start()
+    try:
+        # When a chunked body has a size that is not one, ends early, or declares more than 10 MB
+        answer = _raw_exchange(
+            server.url, b"POST /things HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+        )
+    finally:
+        server.stop()
+    # Then it gets HttpApi's JSON answer and the connection ends there
+    assert answer.startswith(status_line)
+
+
+# Throttling ---------------------------------------------------------------------------------------------
+
+
+class FrozenClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttled_gateway(clock: FrozenClock, calls: list[str], rate: float = 1.0, burst: int = 3) -> Gateway[str]:
+    return Gateway(
+        Router([(HttpRoute("POST", "/things"), "post"), (HttpRoute("GET", "/things/{id}"), "get")]),
+        lambda target, event: calls.append(target) or {"statusCode": 201, "body": "{}"},
+        cors=None,
+        host="api.local",
+        account_id="123456789012",
+        throttling=ApiThrottling(Throttle(rate=rate, burst=burst)),
+        clock=clock,
+    )
+
+
+def test_a_request_over_the_routes_burst_is_429_and_never_reaches_the_function():
+    # Given a stage throttled to a burst of 3, and no time passing
+    calls: list[str] = []
+    gateway = throttled_gateway(FrozenClock(), calls)
+    # When four POSTs arrive at once
+    answers = [gateway.handle("POST", "/things", b"{}") for _ in range(4)]
+    # Then the fourth gets API Gateway's 429 and the function ran three times
+    assert ([a.status for a in answers], answers[-1].json(), calls) == (
+        [201, 201, 201, 429],
+        {"message": "Too Many Requests"},
+        ["post"] * 3,
+    )
+
+
+def test_the_bucket_refills_at_the_rate_limit():
+    # Given a route whose burst was spent (rate 2 a second)
+    clock, calls = FrozenClock(), []
+    gateway = throttled_gateway(clock, calls, rate=2.0, burst=3)
+    for _ in range(3):
+        gateway.handle("POST", "/things", b"{}")
+    # When one second passes and three more arrive
+    clock.now += 1.0
+    statuses = [gateway.handle("POST", "/things", b"{}").status for _ in range(3)]
+    # Then two tokens came back: two pass, one is refused
+    assert statuses == [201, 201, 429]
+
+
+def test_each_route_has_its_own_bucket():
+    # Given a stage whose POST route spent its burst
+    calls: list[str] = []
+    gateway = throttled_gateway(FrozenClock(), calls)
+    for _ in range(4):
+        gateway.handle("POST", "/things", b"{}")
+    # When a GET arrives on another route
+    # Then it is served (DefaultRouteSettings limit each route, not the stage as a whole)
+    assert gateway.handle("GET", "/things/1").status == 201
+
+
+def test_the_template_stage_throttling_is_read_from_the_translated_template():
+    # Given the project's template with its default parameters, then with the rate raised
+    # When it is read as the local stack reads it
+    # Then every route gets the stage's DefaultRouteSettings: burst 20, 10 requests a second
+    assert (
+        read_application(PROJECT_TEMPLATE).throttling,
+        read_application(PROJECT_TEMPLATE, parameters={"ThrottlingRateLimit": "50"}).throttling,
+    ) == (ApiThrottling(Throttle(rate=10.0, burst=20)), ApiThrottling(Throttle(rate=50.0, burst=20)))
+
+
+THROTTLED_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefaultRouteSettings:
+        ThrottlingBurstLimit: 5
+        ThrottlingRateLimit: 0.001
+  Echo:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.13
+      Handler: tests.unit.fake_handlers.echo_api
+      Events:
+        Post:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: POST, Path: /things}
+"""
+
+
+def test_a_routes_own_settings_replace_the_stage_default_for_that_route(tmp_path):
+    # Given a stage whose POST route has throttling of its own
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        THROTTLED_TEMPLATE.replace(
+            "        ThrottlingRateLimit: 0.001\n",
+            "        ThrottlingRateLimit: 0.001\n"
+            "      RouteSettings:\n"
+            '        "POST /things": {ThrottlingBurstLimit: 2, ThrottlingRateLimit: 1}\n',
+        )
+    )
+    # When the template is read
+    throttling = read_application(template).throttling
+    # Then that route gets its own limits and any other the stage's
+    assert throttling is not None
+    assert (throttling.for_route("POST /things"), throttling.for_route("GET /other")) == (
+        Throttle(rate=1.0, burst=2),
+        Throttle(rate=0.001, burst=5),
+    )
+
+
+def test_concurrent_posts_over_the_stage_limits_get_429_over_http(tmp_path):
+    # Given the local HttpApi of a stage with a burst of 5 and almost no refill
+    template = tmp_path / "template.yaml"
+    template.write_text(THROTTLED_TEMPLATE)
+    with EmbeddedStack(template, stack_name="throttled", environments=False).start() as stack:
+        server = ApiServer(stack.api_invoke, port=0).start()
+        try:
+            # When 20 clients POST at once
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                statuses = list(
+                    pool.map(
+                        lambda _: requests.post(f"{server.url}/things", json={}, timeout=30).status_code, range(20)
+                    )
+                )
+        finally:
+            server.stop()
+    # Then 5 are served and 15 refused with 429
+    assert Counter(statuses) == Counter({200: 5, 429: 15})
+
+
+def test_clients_connecting_faster_than_the_server_accepts_all_get_an_answer(api_stack):
+    # Given the local HttpApi listening but not yet accepting (a burst arriving faster than accepts)
+    server = ApiServer(api_stack.api_invoke, port=0)
+    server.httpd.server_activate()
+    parts = urlsplit(server.url)
+    clients = []
+    try:
+        # When 50 clients connect at once, then it serves them
+        clients = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(50)]
+        server.start()
+        for client in clients:
+            client.sendall(b"GET /things/1 HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        answers = [client.recv(12) for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+    # Then every one of them gets an HTTP answer, none is left unconnected or reset
+    assert answers == [b"HTTP/1.1 200"] * 50

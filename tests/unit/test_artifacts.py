@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.artifacts import build, lambda_like_env, runtime_python
-from tests.unit.template_helpers import functions, load_template, props
+from tests.unit.template_helpers import ROOT, functions, load_template, props
 
 pytestmark = pytest.mark.build
 
@@ -125,3 +125,34 @@ def test_bytecode_is_used_whatever_the_source_timestamps(
     # When it is imported, Then the compiled bytecode runs, not a recompiled source
     code = "import json, reimagine.errors as e\nprint(json.dumps(hasattr(e, 'RECOMPILED')))"
     assert _run(python313, tmp_path, code) is False
+
+
+def _make(function: str, artifacts_dir: Path, deps: Path) -> str:
+    out = subprocess.run(
+        ["make", "--no-print-directory", "--makefile", str(ROOT / "Makefile"), f"build-{function}"],
+        cwd=artifacts_dir.parent,
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts_dir), "PLATFORM": "host", "MAKE_DEPS": str(deps)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_a_second_build_with_unchanged_locks_reinstalls_nothing(python313: str, tmp_path: Path) -> None:
+    # Given one build of a function (its locked distributions installed once, into MAKE_DEPS)
+    deps, artifact = tmp_path / "deps", tmp_path / "build" / "SweeperFunction"
+    artifact.parent.mkdir()
+    _make("SweeperFunction", artifact, deps)
+    (installed,) = deps.iterdir()
+    before = installed.stat().st_mtime_ns
+    # When it is built again with the same lock file, as `sam build` does on every run
+    second = _make("SweeperFunction", artifact, deps)
+    # Then nothing is installed: the distributions installed the first time are copied again, untouched
+    assert ("installing" in second, [p.name for p in deps.iterdir()], installed.stat().st_mtime_ns) == (
+        False,
+        [installed.name],
+        before,
+    )

@@ -292,6 +292,69 @@ def test_empty_caption_is_a_bad_response(client) -> None:
     assert caught.value.code == "PROVIDER_BAD_RESPONSE"
 
 
+# --- answers are untrusted: bounded in size and time -------------------------------------------
+
+
+def titan_png_payload() -> bytes:
+    return json.dumps({"images": [base64.b64encode(images.png((64, 64))).decode()], "error": None}).encode()
+
+
+def test_an_invoke_model_body_past_the_cap_is_refused(client) -> None:
+    # Given a valid Titan answer padded with whitespace past the picture cap
+    raw = titan_png_payload() + b" " * bedrock.MAX_PICTURE_BYTES
+    client.stubber.add_response("invoke_model", titan_answer(raw))
+    clock = FakeClock(60)
+    # When a picture is asked, Then the answer is refused as a bad one
+    with pytest.raises(ProviderError) as caught:
+        generator(client, clock).generate("a prompt", clock.deadline)
+    assert caught.value.code == "PROVIDER_BAD_RESPONSE"
+
+
+class SlowBody:
+    """A StreamingBody whose every read takes 5 s of the (fake) clock."""
+
+    def __init__(self, raw: bytes, clock: FakeClock) -> None:
+        self._stream = io.BytesIO(raw)
+        self._clock = clock
+
+    def read(self, amt: int | None = None) -> bytes:
+        self._clock.now += 5
+        return self._stream.read(4096 if amt is None else min(amt, 4096))
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def test_an_invoke_model_body_that_outlasts_the_deadline_ends_provider_timeout() -> None:
+    # Given an image model whose answer arrives 4 KiB every 5 s, and 20 s left
+    clock = FakeClock(20)
+    raw = titan_png_payload() + b" " * 64 * 1024
+
+    class Painter:
+        def invoke_model(self, **kwargs):
+            return {"body": SlowBody(raw, clock), "contentType": "application/json"}
+
+    # When a picture is asked, Then the call ends PROVIDER_TIMEOUT
+    with pytest.raises(ProviderError) as caught:
+        generator(Painter(), clock).generate("a prompt", clock.deadline)
+    assert caught.value.code == "PROVIDER_TIMEOUT"
+
+
+def test_each_attempt_gets_a_client_whose_timeouts_fit_the_time_left() -> None:
+    # Given the clients the builders give each attempt
+    bedrock.runtime_client.cache_clear()
+    within = bedrock.clients_within("us-east-1")
+    # When attempts have 8 s, 39 s and 300 s left
+    configs = [within(seconds).meta.config for seconds in (8.0, 39.0, 300.0)]
+    bedrock.runtime_client.cache_clear()
+    # Then connect + read fit the time left (60 s read at most), and botocore does not retry unseen
+    assert [(c.connect_timeout + c.read_timeout, c.retries["total_max_attempts"]) for c in configs] == [
+        (6, 1),
+        (35, 1),
+        (65, 1),
+    ]
+
+
 # --- construction --------------------------------------------------------------------------------
 
 

@@ -35,6 +35,38 @@ def test_format_characters_are_removed_and_controls_separate_words() -> None:
     assert clean_caption("A\u200b red\u202e\nbarn,\tat\u2060 dusk.") == "A red barn, at dusk."
 
 
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("URGENT: account locked, visit https://evil.example/reset now.", "URGENT: account locked, visit now."),
+        ("A sign reading mail jane.doe@evil.example for prizes.", "A sign reading mail for prizes."),
+        ("A poster for evil.example/login and www.bad.test in red.", "A poster for and in red."),
+        (
+            "A banner: \u0435vil\uff0eexample, xn--e1afmkfd.xn--p1ai, "
+            "\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444.",
+            "A banner: , , .",
+        ),
+        ("A note saying ht\u200btps://evil.example/x.", "A note saying"),
+    ],
+)
+def test_links_are_removed_from_a_caption(text: str, cleaned: str) -> None:
+    # Given a caption that carries a URL, an email address or a domain name (any script, any dot)
+    # When it is cleaned
+    # Then what a mail client would turn into a link is gone, the description stays
+    assert clean_caption(text) == cleaned
+
+
+def test_abbreviations_and_numbers_are_not_links() -> None:
+    text = "A retriever, e.g. a golden one, 3.5 m from St. Louis arch; Mr. Smith waves."
+    assert clean_caption(text) == text
+
+
+def test_a_caption_that_is_only_a_link_is_a_bad_response() -> None:
+    with pytest.raises(ProviderError) as caught:
+        clean_caption("https://evil.example/reset")
+    assert caught.value.code == "PROVIDER_BAD_RESPONSE"
+
+
 def test_a_long_caption_is_capped() -> None:
     assert len(clean_caption("word " * 200)) <= MAX_CAPTION_CHARS
 

@@ -100,6 +100,15 @@ def test_an_exhausted_chain_fails_naming_every_model_tried() -> None:
     assert "m1 (m1 is not served)" in error.message and "m2 (m2 is not served)" in error.message
 
 
+def test_an_exhausted_chain_tells_the_user_the_models_but_not_the_providers_reasons() -> None:
+    # Given a chain whose every model is unavailable, for reasons written by the providers
+    clock = FakeClock(60)
+    with pytest.raises(ProviderError) as caught:
+        PictureChain([Link("m1", gone("m1")), Link("m2", gone("m2"))]).generate("p", clock.deadline)
+    # Then the user reads which models were tried, in our words only
+    assert caught.value.public_message == "no image model is available; tried m1, m2"
+
+
 def test_a_single_captioner_is_a_chain_of_one() -> None:
     link = Link("only", "Words.")
     chain = caption_chain(link)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import ImageFile
 
+from reimagine.container_walk import walk_jpeg
 from reimagine.decode_work import MAX_JPEG_SCANS, count_jpeg_scans, scan_limit
 from reimagine.errors import InvalidImage
 from reimagine.imaging import prepare_for_model
@@ -114,3 +115,12 @@ def test_a_decode_over_its_cpu_budget_is_stopped_as_too_complex() -> None:
 def test_the_same_jpeg_decodes_under_the_default_budget() -> None:
     data = images.progressive_jpeg((1500, 1500), quality=95, noisy=True)
     assert prepare_for_model(data, max_pixels=BIG).width == 1024
+
+
+def test_fill_bytes_before_a_marker_are_stray_bytes_not_segments() -> None:
+    # Given a JPEG with 1000 0xFF fill bytes before its first marker after SOI
+    plain = walk_jpeg(images.jpeg())
+    # When it is walked
+    walk = walk_jpeg(images.jpeg_with_fill(1000))
+    # Then the fill is counted as stray bytes and the segments are those of the plain file
+    assert (walk.segments, walk.stray_bytes, walk.scans) == (plain.segments, 1000, 1)

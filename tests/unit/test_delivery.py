@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from reimagine_local.invoke import EnvironmentConflict, union_environment
-from reimagine_local.outbox import Outbox, list_outbox, parse_localstack_mail
+from reimagine_local.outbox import LEDGER, Outbox, list_outbox, parse_localstack_mail
 from reimagine_local.stack import EmbeddedStack
 from reimagine_local.template import read_application
 from tests.fixtures.moto_server import moto_server
@@ -380,3 +380,42 @@ def test_localstack_mail_is_written_like_moto_mail(tmp_path):
     message = BytesParser(policy=policy.default).parsebytes(entries[0].file.read_bytes())
     assert message.get_body(("plain",)).get_content().strip() == "text 2"
     assert message.get_body(("html",)).get_content().strip() == "<p>html 2</p>"
+
+
+def localstack_message(n: int) -> dict:
+    return {
+        "Id": f"id-{n}",
+        "Source": "robot@example.com",
+        "Destination": {"ToAddresses": [f"user{n}@example.com"]},
+        "Subject": f"subject {n}",
+        "Body": {"text_part": f"text {n}"},
+        "Timestamp": f"2024-05-0{n}T10:00:00",
+    }
+
+
+def test_an_outbox_opened_again_collects_what_was_sent_while_it_was_down(tmp_path):
+    # Given an outbox that collected one message, then went down (the stack killed mid-burst)
+    payload: dict = {"messages": []}
+    source = lambda: parse_localstack_mail(payload)  # noqa: E731
+    first = Outbox(tmp_path, source)
+    payload["messages"].append(localstack_message(1))
+    first.collect()
+    # When two more are sent while it is down and the stack starts again on the same folder
+    payload["messages"] += [localstack_message(2), localstack_message(3)]
+    Outbox(tmp_path, source).collect()
+    # Then the folder holds each of the three once
+    assert sorted(e.subject for e in list_outbox(tmp_path)) == ["subject 1", "subject 2", "subject 3"]
+
+
+def test_a_message_written_just_before_a_kill_is_not_written_again(tmp_path):
+    # Given an outbox whose ledger lost the last line (killed between the .eml and its ledger entry)
+    payload: dict = {"messages": []}
+    source = lambda: parse_localstack_mail(payload)  # noqa: E731
+    first = Outbox(tmp_path, source)
+    payload["messages"].append(localstack_message(1))
+    first.collect()
+    (tmp_path / LEDGER).write_text("")
+    # When the stack starts again on the same folder
+    Outbox(tmp_path, source).collect()
+    # Then the message is still there once
+    assert [e.subject for e in list_outbox(tmp_path)] == ["subject 1"]

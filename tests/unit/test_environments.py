@@ -13,8 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from reimagine_local.environments import FunctionError, ProcessInvoker, Throttled, level_of
+from reimagine_local.environments import INIT_LIMIT_SECONDS, FunctionError, ProcessInvoker, Throttled, level_of
 from reimagine_local.template import Application, read_application
+from tests.fixtures.environment_faults import kill_and_wait, runtimes_pick_up_late
 from tests.unit.template_helpers import ROOT
 
 TEMPLATE = f"""
@@ -162,6 +163,44 @@ def test_an_invocation_past_its_timeout_is_ended_and_reported_as_lambda_reports_
     request_id = failed.value.payload["errorMessage"].split()[1]
     (report,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"REPORT RequestId: {request_id}")]
     assert re.fullmatch(r"REPORT RequestId: \S+\tDuration: 10\d\d\.\d\d ms\tBilled Duration: \d+ ms.*", report)
+
+
+def test_a_warm_environment_older_than_its_init_limit_answers_an_event_its_runtime_takes_late(
+    app: Application, invoker: ProcessInvoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm environment started longer ago than its init limit plus its Timeout (5 s)
+    fn = app.functions["Declares"]
+    first = invoker.invoke(fn, {})
+    (environment,) = invoker.environments(fn)._idle
+    monkeypatch.setattr(environment, "started", environment.started - INIT_LIMIT_SECONDS - fn.timeout - 60)
+    # And a runtime that takes its next event 0.2 s after it is submitted, as on a busy machine
+    runtimes_pick_up_late(monkeypatch, 0.2)
+    # When a quick event comes, Then the same environment answers it: its Timeout runs from the pickup
+    assert invoker.invoke(fn, {})["pid"] == first["pid"]
+
+
+def test_an_event_a_warm_runtime_never_takes_fails_a_timeout_after_it_was_submitted(
+    app: Application, invoker: ProcessInvoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm environment of a function with Timeout 1 s, whose runtime takes events a minute late
+    fn = app.functions["Slow"]
+    invoker.invoke(fn, {"seconds": 0})
+    runtimes_pick_up_late(monkeypatch, 60)
+    # When an event comes, Then it fails as Lambda's timeout, not waiting for the runtime
+    with pytest.raises(FunctionError) as failed:
+        invoker.invoke(fn, {"seconds": 0})
+    assert re.fullmatch(r"\S+Z [0-9a-f-]{36} Task timed out after 1\.00 seconds", failed.value.payload["errorMessage"])
+
+
+def test_an_idle_environment_that_died_is_replaced_for_the_next_invocation(
+    app: Application, invoker: ProcessInvoker
+) -> None:
+    # Given the one environment a function may have (ReservedConcurrentExecutions: 1), killed while idle
+    fn = app.functions["Describe"]
+    first = invoker.invoke(fn, {})
+    kill_and_wait(first["pid"])
+    # When the next event comes, Then a new environment answers it
+    assert invoker.invoke(fn, {})["pid"] != first["pid"]
 
 
 def test_the_first_invocation_of_an_environment_reports_its_init_duration(

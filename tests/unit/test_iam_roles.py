@@ -145,7 +145,18 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         | reads_quota_key
         | park,
         "SweeperFunctionRole": grant("dynamodb:Query", f"{TABLE}/index/status-updated_at")
-        | grant("dynamodb:UpdateItem", TABLE),
+        | grant("dynamodb:UpdateItem", TABLE)
+        # Captioning re-driven by announcing the upload again: a copy of an upload onto itself.
+        | grant("s3:GetObject", f"{UPLOADS}/uploads/*")
+        | grant(
+            "s3:PutObject",
+            f"{UPLOADS}/uploads/*",
+            {
+                "StringEquals": {"s3:x-amz-metadata-directive": "REPLACE"},
+                "StringLike": {"s3:x-amz-copy-source": f"reimagine-uploads-{ACCOUNT}-{REGION}/uploads/*"},
+            },
+        )
+        | grant("s3:ListBucket", UPLOADS),
     }
     # Every function logs and traces; SAM adds the reader of each function's event source.
     managed = {name: {BASIC, XRAY} for name in roles}
@@ -252,6 +263,9 @@ BROADER: dict[str, Callable[[Template], None]] = {
     "the results bucket for the caption step": lambda t: _statement(t, "CaptionFunction", "ReadUploads").update(
         Resource={"Fn::Sub": f"{BUCKET_ARN % 'results'}/results/*"}
     ),
+    "any write to uploads for the sweeper, not only copies": lambda t: _statement(
+        t, "SweeperFunction", "ReannounceUploads"
+    ).pop("Condition"),
 }
 
 

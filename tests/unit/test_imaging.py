@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import io
 import warnings
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from reimagine.errors import InvalidImage
-from reimagine.imaging import MAX_OUTPUT_BYTES, describe, image_size, prepare_for_model
+from reimagine.imaging import MAX_OUTPUT_BYTES, describe, fit_png, image_size, prepare_for_model, to_png
 from tests.fixtures import images
 
 BIG = 64_000_000
@@ -181,3 +182,109 @@ def test_describe_reports_bytes_sent() -> None:
     assert facts["bytes_sent"] == len(result.data)
     assert facts["source_width"] == 2000 and facts["width"] == 1024
     assert facts["source_format"] == "JPEG"
+
+
+# Nothing of the source's metadata goes to a model (issue 18, item 2).
+
+
+@pytest.mark.parametrize("make", [images.gif_with_comment, images.png_with_text], ids=["gif", "png"])
+def test_a_70000_byte_comment_does_not_stop_the_preparation(make) -> None:
+    # Given a small picture whose comment is longer than a JPEG comment segment can hold
+    data = make(b"c" * 70_000 if make is images.png_with_text else 70_000)
+    # When it is prepared for the model
+    result = prepare(data)
+    # Then the picture is sent without it
+    assert "comment" not in images.decode(result.data).info
+
+
+def test_no_metadata_of_the_source_reaches_the_model() -> None:
+    # Given a JPEG with EXIF (orientation and a camera's make), XMP, an ICC profile and a comment
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Secret Camera Co"
+    source = io.BytesIO()
+    Image.new("RGB", (80, 40), images.RED).save(
+        source,
+        "JPEG",
+        exif=exif.tobytes(),
+        xmp=b"<x:xmpmeta>private</x:xmpmeta>",
+        comment=b"note",
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    )
+    # When it is prepared
+    result = prepare(source.getvalue())
+    # Then the model gets its pixels, upright, and nothing else
+    out = images.decode(result.data)
+    assert ((out.width, out.height), sorted(set(out.info) & {"exif", "xmp", "icc_profile", "comment"})) == (
+        (40, 80),
+        [],
+    )
+
+
+def test_an_unreadable_exif_block_leaves_the_picture_as_stored() -> None:
+    # Given a JPEG whose EXIF block is cut short
+    data = images.jpeg((64, 48))
+    data = data[:2] + b"\xff\xe1\x00\x14Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\xff\xff\x00\x01" + data[2:]
+    # When it is prepared, Then it is sent unrotated
+    result = prepare(data)
+    assert (result.width, result.height) == (64, 48)
+
+
+# Provider pictures get the upload bounds and are stored at the size asked (issue 18, item 5).
+
+
+def test_a_provider_picture_over_the_scan_limit_is_refused() -> None:
+    # Given a provider's answer that is the progressive-JPEG scan bomb
+    with pytest.raises(InvalidImage) as caught:
+        to_png(images.scan_bomb_jpeg(repeats=300))
+    # Then it is refused before decoding, as an upload is
+    assert caught.value.code == "IMAGE_TOO_COMPLEX"
+
+
+def test_a_provider_picture_over_the_cpu_budget_is_refused() -> None:
+    data = images.progressive_jpeg((1500, 1500), quality=95, noisy=True)
+    with pytest.raises(InvalidImage) as caught:
+        to_png(data, decode_cpu_seconds=0.001)
+    assert caught.value.code == "IMAGE_TOO_COMPLEX"
+
+
+def test_a_provider_picture_flood_is_refused() -> None:
+    with pytest.raises(InvalidImage) as caught:
+        to_png(images.png_with_chunks(40_000))
+    assert caught.value.code == "IMAGE_TOO_COMPLEX"
+
+
+def test_a_provider_picture_is_never_stored_over_1536_px() -> None:
+    # Given a provider that answers 3000x1500 whatever size was asked
+    png = to_png(images.png((3000, 1500)))
+    # Then the stored picture is 1536 px on its long side
+    assert images.decode(png).size == (1536, 768)
+
+
+def test_a_provider_picture_is_stored_at_the_size_asked() -> None:
+    assert images.decode(to_png(images.jpeg((2000, 2000)), max_side=768)).size == (768, 768)
+
+
+def test_a_picture_that_fits_is_kept_as_it_is() -> None:
+    png = images.png((500, 300))
+    assert fit_png(png, 768) is png
+
+
+def test_a_picture_too_big_for_the_size_asked_is_shrunk_to_it() -> None:
+    assert images.decode(fit_png(images.png((1000, 500)), 768)).size == (768, 384)
+
+
+def test_a_format_we_refuse_is_named_without_being_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given Pillow's open recording which formats it was allowed to try
+    tried: list[object] = []
+    original = Image.open
+
+    def recording_open(fp, mode="r", formats=None):  # type: ignore[no-untyped-def]
+        tried.append(formats)
+        return original(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", recording_open)
+    # When a TIFF is prepared
+    with pytest.raises(InvalidImage) as caught:
+        prepare(images.tiff())
+    # Then it is refused by name, and only our own formats' parsers ever saw it
+    assert (caught.value.code, tried) == ("UNSUPPORTED_IMAGE_TYPE", [("JPEG", "PNG", "WEBP", "GIF")])

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from reimagine import clients, mail
+from reimagine import clients, mail, notification
 from reimagine.handlers import notify, streams
 from reimagine.models import RequestRecord, Status, new_request_id, utcnow
 from reimagine.notification import notify_user
@@ -257,3 +257,17 @@ def test_a_transient_ses_error_makes_the_stream_retry_the_record(aws, monkeypatc
     assert response == {"batchItemFailures": [{"itemIdentifier": sequence}]}
     record = clients.store().get(request_id)
     assert record is not None and record.notify_claimed_until == 0  # given back for the retry
+
+
+def test_a_sent_email_records_how_long_the_user_waited(aws, monkeypatch):
+    # Given a request created two minutes ago that has just completed
+    request_id = _finished()
+    created = clients.store().get(request_id)
+    assert created is not None
+    monkeypatch.setattr(notification, "utcnow", lambda: created.created_at + timedelta(seconds=120))
+    timed: list[tuple[str, float]] = []
+    monkeypatch.setattr(notification.metrics, "add_metric", lambda name, value, **_: timed.append((name, value)))
+    # When its email is sent
+    _notify(aws, request_id)
+    # Then the time from request to email is published for the dashboard's percentiles
+    assert timed == [("EndToEndSeconds", 120.0)]

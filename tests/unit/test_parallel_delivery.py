@@ -180,3 +180,81 @@ def test_s3_events_are_invoked_up_to_the_functions_concurrency_at_once(
     invoker = deliver_uploads(stack, concurrency)
     # Then no more than that overlap, and no fewer when there is work for them
     assert invoker.peak == peak
+
+
+# One delivery in flight per S3 event ------------------------------------------------------------------
+
+
+class CountingInvoker:
+    """Takes `seconds` an invocation and counts the invocations of each object key."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self.keys: defaultdict[str, int] = defaultdict(int)
+
+    def invoke(self, fn: Function, event: dict[str, Any], *, wait: bool = True) -> None:
+        with self._lock:
+            for record in event["Records"]:
+                self.keys[record["s3"]["object"]["key"]] += 1
+        time.sleep(self.seconds)
+
+
+@pytest.fixture
+def one_second_queue(stack: EmbeddedStack) -> Iterator[str]:
+    """The trigger's queue with a 1 s VisibilityTimeout: what SQS's default 30 s is to a longer caption."""
+    assert stack.created
+    (queue,) = stack.created.notification_queues
+    sqs = stack.client("sqs")
+    sqs.set_queue_attributes(QueueUrl=queue.queue_url, Attributes={"VisibilityTimeout": "1"})
+    yield queue.queue_url
+    sqs.set_queue_attributes(QueueUrl=queue.queue_url, Attributes={"VisibilityTimeout": "30"})
+
+
+def deliver_slowly(stack: EmbeddedStack, invoker: CountingInvoker, visibility_seconds: int | None = None) -> None:
+    assert stack.created
+    (queue,) = stack.created.notification_queues
+    lease = {} if visibility_seconds is None else {"visibility_seconds": visibility_seconds}
+    notifications = S3Notifications(
+        queue.function,
+        queue.trigger,
+        queue.queue_url,
+        stack.client("sqs"),
+        invoker,  # type: ignore[arg-type]
+        FailureDestinations(stack.client("sqs")),
+        concurrency=2,  # a free worker that would take the event again if SQS handed it out
+        **lease,  # type: ignore[arg-type]
+    )
+    try:
+        while notifications.poll():
+            pass
+    finally:
+        notifications.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_s3_event_running_longer_than_the_queues_visibility_is_invoked_once(
+    stack: EmbeddedStack, one_second_queue: str
+) -> None:
+    # Given one upload in a queue whose visibility timeout is shorter than the invocation
+    assert stack.app
+    stack.client("s3").put_object(Bucket=stack.app.buckets["Inbox"].name, Key="long-caption", Body=b"x")
+    # When it is delivered by two workers and its invocation takes three times that visibility
+    invoker = CountingInvoker(seconds=3)
+    deliver_slowly(stack, invoker)
+    # Then it was invoked exactly once
+    assert dict(invoker.keys) == {"long-caption": 1}
+
+
+@pytest.mark.timeout(60)
+def test_an_s3_event_held_past_its_lease_is_kept_invisible_until_done(
+    stack: EmbeddedStack, one_second_queue: str
+) -> None:
+    # Given one upload, received with a 2 s lease (a function whose Timeout is far shorter than its run)
+    assert stack.app
+    stack.client("s3").put_object(Bucket=stack.app.buckets["Inbox"].name, Key="held", Body=b"x")
+    # When its invocation runs for twice that lease beside a free worker
+    invoker = CountingInvoker(seconds=4)
+    deliver_slowly(stack, invoker, visibility_seconds=2)
+    # Then the lease was extended while it ran: invoked exactly once
+    assert dict(invoker.keys) == {"held": 1}

@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from reimagine.models import RequestRecord, Status, new_request_id, utcnow
-from reimagine.records import RequestStore
+from reimagine.records import LeaseHeld, RequestStore
 
 
 @pytest.fixture
@@ -47,8 +47,62 @@ def test_claim_happens_once(store):
     record = _pending(store)
     first = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
     assert first is not None and first.status is Status.CAPTIONING and first.attempts == 1
-    again = store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
-    assert again is None
+    with pytest.raises(LeaseHeld):
+        store.claim(record.id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=60)
+
+
+def _claim(store: RequestStore, request_id: str, delivery: str | None, lease_seconds: int = 90) -> RequestRecord | None:
+    return store.claim(
+        request_id,
+        from_status=Status.PENDING_UPLOAD,
+        working=Status.CAPTIONING,
+        lease_seconds=lease_seconds,
+        delivery=delivery,
+    )
+
+
+def test_the_retry_of_the_delivery_that_holds_a_live_claim_takes_it_over_at_once(store):
+    # Given a claim whose worker died, its lease still live, held by delivery "s3:one"
+    record = _pending(store)
+    _claim(store, record.id, "s3:one")
+    # When the event source retries that same delivery (which it does only once the attempt ended)
+    taken = _claim(store, record.id, "s3:one")
+    # Then the retry holds the step, as the claim's second attempt
+    assert taken is not None and (taken.status, taken.attempts) == (Status.CAPTIONING, 2)
+
+
+def test_another_delivery_finding_a_live_claim_is_told_it_is_held_not_that_there_is_nothing_to_do(store):
+    # Given a live claim held by delivery "s3:one"
+    record = _pending(store)
+    _claim(store, record.id, "s3:one")
+    # When another delivery tries to claim the step, Then it learns the claim is held (and retries later)
+    with pytest.raises(LeaseHeld):
+        _claim(store, record.id, "s3:two")
+
+
+def test_a_finished_step_is_nothing_to_do_for_any_delivery(store):
+    # Given a step done by delivery "s3:one"
+    record = _pending(store)
+    _claim(store, record.id, "s3:one")
+    store.advance(record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, caption="A red square.")
+    # When that delivery comes again, Then there is nothing to claim
+    assert _claim(store, record.id, "s3:one") is None
+
+
+def test_a_worker_whose_claim_was_taken_over_cannot_move_the_record(store):
+    # Given claim 1 taken over by claim 2 (the retry of the same delivery)
+    record = _pending(store)
+    first = _claim(store, record.id, "s3:one")
+    _claim(store, record.id, "s3:one")
+    assert first is not None
+    # When claim 1's worker tries to save its result, Then the write is refused and the record stays claim 2's
+    assert (
+        store.advance(
+            record.id, from_status=Status.CAPTIONING, to=Status.CAPTIONED, attempt=first.attempts, caption="late"
+        )
+        is None
+    )
+    assert store.get(record.id).status is Status.CAPTIONING
 
 
 def test_an_expired_lease_can_be_taken_over(store):

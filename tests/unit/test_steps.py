@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+from datetime import timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -10,14 +13,20 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from reimagine import clients, intake
-from reimagine.captioning import caption_upload
+from reimagine.captioning import CAPTION, caption_upload
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.generation import generate_result
-from reimagine.models import Status
+from reimagine.handlers import caption as caption_handler
+from reimagine.handlers import generate as generate_handler
+from reimagine.models import Status, utcnow
 from reimagine.notification import notify_user
 from reimagine.providers.base import Deadline, ModelInput
 from reimagine.providers.chain import CaptionChain
+from reimagine.records import RequestStore
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import LeaseHeld, run_step
+from tests.fixtures.lambda_context import lambda_context
+from tests.fixtures.queue_events import queue_event
 
 
 def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
@@ -297,3 +306,171 @@ def test_notify_waits_for_a_final_state(aws):
     request_id = _create(aws)
     assert _notify(aws, request_id).outcome == "skipped"
     assert _sent(aws) == 0
+
+
+# ---- a worker that dies mid-step (item: a crash must not become a lost request) -----------------------
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def _upload_event(settings, request_id: str, *, event_time: str = "2026-11-23T09:00:04.512Z") -> dict:
+    """The S3 event of this request's upload (the sample's, re-addressed)."""
+    event = json.loads((EVENTS / "s3_object_created.json").read_text())
+    record = event["Records"][0]
+    record["eventTime"] = event_time
+    record["s3"]["bucket"]["name"] = settings.uploads_bucket
+    record["s3"]["object"]["key"] = f"uploads/{request_id}"
+    return event
+
+
+def _dies_first(kind):
+    """A provider whose first call ends the worker's process (as kill -9 or a timeout does): nothing
+    after it runs, so the claim is left behind, leased."""
+    return kind(errors=[SystemExit("killed")])
+
+
+def test_the_retried_upload_event_finishes_captioning_that_a_dead_worker_began(aws, monkeypatch):
+    # Given an upload whose caption worker died mid-call, leaving its claim leased
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    monkeypatch.setattr(caption_handler, "_captioner", lambda: _dies_first(FakeCaptioner))
+    event = _upload_event(aws, request_id)
+    with pytest.raises(SystemExit):
+        caption_handler.handler(event, lambda_context("CaptionFunction", 60, 1024))
+    # When Lambda retries that event (a minute later on AWS, well inside the lease)
+    monkeypatch.setattr(caption_handler, "_captioner", FakeCaptioner)
+    caption_handler.handler(event, lambda_context("CaptionFunction", 60, 1024))
+    # Then the retry takes the step over and captions the photo
+    assert clients.store().get(request_id).status is Status.CAPTIONED
+
+
+def test_another_upload_event_meeting_a_live_claim_fails_its_invocation_instead_of_reporting_done(aws, monkeypatch):
+    # Given an upload whose caption worker died mid-call, its lease still live
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    monkeypatch.setattr(caption_handler, "_captioner", lambda: _dies_first(FakeCaptioner))
+    with pytest.raises(SystemExit):
+        caption_handler.handler(_upload_event(aws, request_id), lambda_context("CaptionFunction", 60, 1024))
+    # When a different event for the same object arrives while that lease lasts
+    other = _upload_event(aws, request_id, event_time="2026-11-23T09:00:09.000Z")
+    # Then its invocation fails, so Lambda delivers it again later, rather than counting the photo done
+    with pytest.raises(LeaseHeld):
+        caption_handler.handler(other, lambda_context("CaptionFunction", 60, 1024))
+
+
+def _captioned_with_message(aws) -> tuple[str, dict]:
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    assert _caption(aws, request_id, FakeCaptioner()).outcome == "done"
+    stream_record = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    stream_record["dynamodb"]["Keys"]["id"]["S"] = request_id
+    stream_record["dynamodb"]["NewImage"]["id"]["S"] = request_id
+    return request_id, stream_record
+
+
+def test_the_redelivered_message_finishes_a_picture_that_a_dead_worker_began(aws, monkeypatch):
+    # Given a CAPTIONED request whose picture worker died mid-call, leaving its claim leased
+    request_id, stream_record = _captioned_with_message(aws)
+    monkeypatch.setattr(generate_handler, "_generator", lambda: _dies_first(FakeGenerator))
+    with pytest.raises(SystemExit):
+        generate_handler.handler(queue_event(stream_record), lambda_context("GenerateFunction", 120, 1024))
+    # When SQS delivers the same message again
+    monkeypatch.setattr(generate_handler, "_generator", FakeGenerator)
+    response = generate_handler.handler(
+        queue_event(stream_record, receive_count=2), lambda_context("GenerateFunction", 120, 1024)
+    )
+    # Then the redelivery takes the step over and the picture is made
+    assert (response, clients.store().get(request_id).status) == ({"batchItemFailures": []}, Status.COMPLETED)
+
+
+def test_another_message_meeting_a_live_claim_is_reported_failed_instead_of_done(aws, monkeypatch):
+    # Given a CAPTIONED request whose picture worker died mid-call, its lease still live
+    _, stream_record = _captioned_with_message(aws)
+    monkeypatch.setattr(generate_handler, "_generator", lambda: _dies_first(FakeGenerator))
+    with pytest.raises(SystemExit):
+        generate_handler.handler(queue_event(stream_record), lambda_context("GenerateFunction", 120, 1024))
+    # When a second message for the request (the stream record sent twice) arrives meanwhile
+    twice = {**stream_record, "eventID": "another-event-id"}
+    event = queue_event(twice)
+    response = generate_handler.handler(event, lambda_context("GenerateFunction", 120, 1024))
+    # Then that message is reported failed, so SQS delivers it again after its visibility timeout
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_a_step_whose_every_attempt_died_ends_failed_in_plain_words_at_the_next_delivery(aws):
+    # Given an upload whose caption worker died on each of its max_attempts attempts
+    request_id = _create(aws)
+    _upload(aws, request_id, _png())
+    dying = FakeCaptioner(errors=[SystemExit("killed")] * aws.max_attempts)
+    for _ in range(aws.max_attempts):
+        with pytest.raises(SystemExit):
+            caption_upload(
+                request_id,
+                store=clients.store(),
+                s3=clients.s3(),
+                settings=aws,
+                captioner=lambda: dying,
+                deadline=Deadline.after(30),
+                delivery="s3:the-upload-event",
+            )
+    # When the event comes once more, Then the request ends FAILED, telling the user in plain words
+    outcome = caption_upload(
+        request_id,
+        store=clients.store(),
+        s3=clients.s3(),
+        settings=aws,
+        captioner=FakeCaptioner,
+        deadline=Deadline.after(30),
+        delivery="s3:the-upload-event",
+    )
+    assert (outcome.detail, clients.store().get(request_id).error.message) == (
+        "RETRIES_EXHAUSTED",
+        f"Your request could not be finished after {aws.max_attempts} tries. Please send the photo again.",
+    )
+
+
+def _overtaking(request_id: str, *, delivery: str, store=None):
+    """Work during which another claim takes the step over (the clock of `store` may run ahead)."""
+
+    def work(record):
+        (store or clients.store()).claim(
+            request_id,
+            from_status=Status.PENDING_UPLOAD,
+            working=Status.CAPTIONING,
+            lease_seconds=90,
+            delivery=delivery,
+        )
+        return {"caption": "late"}
+
+    return work
+
+
+def _run_caption(request_id, work, delivery):
+    return run_step(
+        CAPTION,
+        request_id,
+        store=clients.store(),
+        deadline=Deadline.after(30),
+        max_attempts=3,
+        work=work,
+        delivery=delivery,
+    )
+
+
+def test_a_worker_overtaken_by_a_later_attempt_of_its_own_delivery_leaves_the_answer_to_it(aws):
+    # Given a worker whose step a later attempt of the same delivery takes over while it works
+    request_id = _create(aws)
+    work = _overtaking(request_id, delivery="s3:the-event")
+    # When it tries to save, Then it stands down without an error, and the step stays the later attempt's
+    outcome = _run_caption(request_id, work, "s3:the-event")
+    assert (outcome.outcome, clients.store().get(request_id).attempts) == ("superseded", 2)
+
+
+def test_a_worker_overtaken_by_another_delivery_is_not_reported_done(aws):
+    # Given a worker whose lease another delivery takes over (its clock past the lease) while it works
+    request_id = _create(aws)
+    later = RequestStore(boto3.client("dynamodb"), aws.table_name, clock=lambda: utcnow() + timedelta(hours=1))
+    work = _overtaking(request_id, delivery="s3:another-event", store=later)
+    # When it tries to save, Then its delivery fails, to be delivered again later
+    with pytest.raises(LeaseHeld):
+        _run_caption(request_id, work, "s3:the-event")

@@ -16,11 +16,14 @@ from reimagine.config import settings
 from reimagine.handlers import sweeper
 from reimagine.models import ErrorInfo, RequestRecord, Status, new_request_id
 from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
+from reimagine.storage import UploadGone, reannounce_upload
 from reimagine.sweeping import (
     NOTIFY_ABANDONED_CODE,
     NOTIFY_LOOKBACK,
     STUCK_CODE,
     STUCK_MESSAGES,
+    UPLOAD_GONE_CODE,
+    UPLOAD_GONE_MESSAGE,
     Action,
     decide,
     decide_notification,
@@ -84,8 +87,35 @@ def _put(store: RequestStore, status: Status, *, at: datetime, **fields) -> str:
     return record.id
 
 
-def _sweep(store: RequestStore, clock: Clock, *, max_redrives: int = 2, max_items: int = 100):
-    return sweep(store, now=clock(), stuck_after_seconds=STUCK_AFTER, max_redrives=max_redrives, max_items=max_items)
+class Announcer:
+    """Stands in for S3 announcing uploads again: records whose, or finds the upload gone."""
+
+    def __init__(self, gone: bool = False) -> None:
+        self.announced: list[str] = []
+        self.gone = gone
+
+    def __call__(self, request_id: str) -> None:
+        if self.gone:
+            raise UploadGone
+        self.announced.append(request_id)
+
+
+def _sweep(
+    store: RequestStore,
+    clock: Clock,
+    *,
+    max_redrives: int = 2,
+    max_items: int = 100,
+    announcer: Announcer | None = None,
+):
+    return sweep(
+        store,
+        now=clock(),
+        stuck_after_seconds=STUCK_AFTER,
+        max_redrives=max_redrives,
+        max_items=max_items,
+        reannounce=announcer or Announcer(),
+    )
 
 
 def _raw(store: RequestStore, request_id: str) -> dict:
@@ -116,8 +146,9 @@ NOW = int(T0.timestamp())
         (_candidate(Status.CAPTIONED), Action.REDRIVE, Status.CAPTIONED),
         (_candidate(Status.GENERATING, lease_until=NOW - 1), Action.REDRIVE, Status.CAPTIONED),
         (_candidate(Status.GENERATING, lease_until=NOW + 60), Action.SKIP, None),
-        (_candidate(Status.CAPTIONING, lease_until=NOW - 1), Action.FAIL, None),
+        (_candidate(Status.CAPTIONING, lease_until=NOW - 1), Action.REDRIVE, Status.CAPTIONING),
         (_candidate(Status.CAPTIONING, lease_until=NOW + 60), Action.SKIP, None),
+        (_candidate(Status.CAPTIONING, lease_until=NOW - 1, redrives=2), Action.FAIL, None),
         (_candidate(Status.CAPTIONED, redrives=2), Action.FAIL, None),
         (_candidate(Status.GENERATING, lease_until=NOW - 1, redrives=2), Action.FAIL, None),
     ],
@@ -143,8 +174,8 @@ def test_a_redrive_is_only_ever_offered_within_the_bound_and_without_a_live_leas
     if decision.action is Action.REDRIVE:
         assert redrives < max_redrives
         assert lease is None or lease < NOW
-        assert status is not Status.CAPTIONING
-        assert decision.to is Status.CAPTIONED
+        # Captioning is re-driven in place (its upload announced again); the others back to CAPTIONED.
+        assert decision.to is (Status.CAPTIONING if status is Status.CAPTIONING else Status.CAPTIONED)
     if lease is not None and lease >= NOW:
         assert decision.action is Action.SKIP
 
@@ -184,21 +215,69 @@ def test_a_generation_whose_worker_died_is_given_back(store, clock):
     assert after.lease_until is None and after.attempts == 1
 
 
-def test_a_stalled_caption_ends_failed_with_a_reason_the_user_is_told(store, clock):
+def _dead_caption(store: RequestStore, clock: Clock, delivery: str = "s3:first-event") -> str:
+    """A request whose caption worker died an hour ago: CAPTIONING, its lease long expired, and the
+    upload event's retries spent."""
     request_id = _put(store, Status.PENDING_UPLOAD, at=T0 - timedelta(hours=1))
     clock.advance(-3600)
-    store.claim(request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=90)
+    store.claim(
+        request_id, from_status=Status.PENDING_UPLOAD, working=Status.CAPTIONING, lease_seconds=90, delivery=delivery
+    )
     clock.advance(3600)
+    return request_id
 
-    report = _sweep(store, clock)
 
+def test_a_caption_whose_worker_died_has_its_upload_announced_again(store, clock):
+    # Given a request whose caption worker died an hour ago
+    request_id = _dead_caption(store, clock)
+    announcer = Announcer()
+    # When the sweeper runs
+    report = _sweep(store, clock, announcer=announcer)
+    # Then S3 is asked to announce its upload again, and the request counted as re-driven
+    assert (report.outcomes, announcer.announced) == ({"redriven": 1}, [request_id])
+
+
+def test_a_re_driven_caption_is_free_for_the_new_upload_event_to_claim(store, clock):
+    # Given a dead caption the sweeper re-drove
+    request_id = _dead_caption(store, clock, delivery="s3:first-event")
+    _sweep(store, clock)
+    # When the announced upload's event (a new delivery) reaches the caption step
+    claimed = store.claim(
+        request_id,
+        from_status=Status.PENDING_UPLOAD,
+        working=Status.CAPTIONING,
+        lease_seconds=90,
+        delivery="s3:copy-event",
+    )
+    # Then it holds the step, as the step's next attempt (a re-drive grants no extra attempts)
+    assert claimed is not None and (claimed.status, claimed.attempts) == (Status.CAPTIONING, 2)
+
+
+def test_a_caption_re_driven_too_often_ends_failed_with_a_reason_the_user_is_told(store, clock):
+    # Given a dead caption, announced again twice without any worker ever finishing it
+    request_id = _dead_caption(store, clock)
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
+        clock.advance(STUCK_AFTER + 1)
+    # Then the third sweep ends it FAILED (STUCK) with a message the user can read
     after = store.get(request_id)
-    assert report.outcomes == {"failed": 1}
+    assert outcomes == [{"redriven": 1}, {"redriven": 1}, {"failed": 1}]
     assert after is not None and after.status is Status.FAILED and after.lease_until is None
-    assert after.error is not None and after.error.code == STUCK_CODE
-    assert after.error.message == STUCK_MESSAGES[Status.CAPTIONING]
+    assert after.error == ErrorInfo(code=STUCK_CODE, message=STUCK_MESSAGES[Status.CAPTIONING])
     # It now matches the Notify filter: FAILED and not yet notified.
     assert after.notified_at is None
+
+
+def test_a_caption_whose_upload_is_gone_ends_failed_saying_so(store, clock):
+    # Given a dead caption whose upload has expired from the bucket
+    request_id = _dead_caption(store, clock)
+    # When the sweeper tries to have it announced again
+    report = _sweep(store, clock, announcer=Announcer(gone=True))
+    # Then the request ends FAILED with its own plain reason
+    after = store.get(request_id)
+    assert report.outcomes == {"failed": 1}
+    assert after is not None and after.error == ErrorInfo(code=UPLOAD_GONE_CODE, message=UPLOAD_GONE_MESSAGE)
 
 
 def test_re_drives_are_bounded_then_the_request_fails(store, clock):
@@ -370,3 +449,38 @@ def test_the_handler_sweeps_on_the_scheduled_event(table):
 
     assert result == {"examined": 1, "redriven": 1}
     assert _raw(stuck, request_id)["redrives"] == {"N": "1"}
+
+
+# ---------------------------------------------------------------- announcing an upload again (S3)
+
+
+def test_an_upload_announced_again_keeps_its_bytes_and_type(aws):
+    # Given an upload in the bucket
+    s3 = boto3.client("s3")
+    key = f"uploads/{new_request_id()}"
+    s3.put_object(Bucket=aws.uploads_bucket, Key=key, Body=b"\x89PNG photo", ContentType="image/png")
+    before = s3.head_object(Bucket=aws.uploads_bucket, Key=key)
+    # When the sweeper has S3 announce it again (a copy onto itself)
+    reannounce_upload(s3, bucket=aws.uploads_bucket, key=key)
+    # Then it is the same object, written anew
+    after = s3.head_object(Bucket=aws.uploads_bucket, Key=key)
+    assert (after["ETag"], after["ContentType"], after["ContentLength"]) == (
+        before["ETag"],
+        "image/png",
+        before["ContentLength"],
+    )
+
+
+def test_an_upload_that_is_gone_cannot_be_announced_again(aws):
+    with pytest.raises(UploadGone):
+        reannounce_upload(boto3.client("s3"), bucket=aws.uploads_bucket, key=f"uploads/{new_request_id()}")
+
+
+def test_the_handler_re_drives_a_dead_caption_through_its_upload(table):
+    # Given a request whose caption worker died an hour ago, its upload still in the bucket
+    store = RequestStore(clients.dynamodb(), table.table_name)
+    request_id = _put(store, Status.CAPTIONING, at=datetime.now(UTC) - timedelta(hours=1), lease_until=1)
+    clients.s3().put_object(Bucket=table.uploads_bucket, Key=f"uploads/{request_id}", Body=b"photo")
+    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+    # When the scheduled sweep runs, Then the request is re-driven (its upload announced again)
+    assert sweeper.handler(event, lambda_context("SweeperFunction", 60, 256)) == {"examined": 1, "redriven": 1}

@@ -841,7 +841,9 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: res["Properties"] for name, res in resources(template, "AWS::CloudWatch::Alarm").items()}
 
 
-ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+ALARM_ACTIONS = {
+    "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}], [{"Ref": "AlarmTopic"}]]
+}
 
 
 def test_anything_in_the_failure_queue_raises_an_alarm(template: dict[str, Any]) -> None:
@@ -871,7 +873,7 @@ def test_every_function_has_an_errors_alarm(template: dict[str, Any]) -> None:
     assert set(watched) == set(resources(template, "AWS::Serverless::Function"))
 
 
-def test_alarms_notify_the_optional_topic(template: dict[str, Any]) -> None:
+def test_alarms_notify_the_stacks_topic_and_the_optional_one(template: dict[str, Any]) -> None:
     assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
     assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
     alarms = _alarms(template)
@@ -890,6 +892,8 @@ def test_outputs_name_what_clients_and_operators_need(template: dict[str, Any]) 
         "ResultsBucketName",
         "RequestsTableName",
         "FailureQueueUrl",
+        "AlarmsTopic",
+        "DashboardUrl",
     }
 
 

@@ -36,12 +36,13 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
         event,
         context,
         step_name="generate",
-        step=lambda request_id: generate_result(
+        step=lambda request_id, delivery: generate_result(
             request_id,
             store=clients.store(),
             s3=clients.s3(),
             settings=settings(),
             generator=_generator,
             deadline=deadline,
+            delivery=delivery,
         ),
     )

@@ -3,7 +3,8 @@
 Notify reads the table's stream; Generate reads GenerateQueue, whose messages are stream records as
 GeneratePipe sends them (the record's JSON as the body). Either way a record names its request by
 `dynamodb.Keys.id`, and one that names none can never succeed: it is logged (without its content)
-and dropped instead of being retried.
+and dropped instead of being retried. A step that finds another delivery holding its request fails
+that record (LeaseHeld), so it is delivered again later rather than counted done.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine.models import is_request_id
 from reimagine.observability import logger, metrics
-from reimagine.steps import StepOutcome
+from reimagine.steps import LeaseHeld, StepOutcome
 
 Step = Callable[[str], StepOutcome]
+# A queue's step also learns which message it serves: SQS delivers a message again with the same
+# messageId, so a redelivery after a worker died may take that worker's claim over (see records.claim).
+QueueStep = Callable[[str, str], StepOutcome]
 
 
 def _request_id(record: DynamoDBRecord) -> str | None:
@@ -36,7 +40,12 @@ def _run(request_id: str | None, *, source: str, step_name: str, step: Step) -> 
         logger.warning(f"ignoring a {source} without a request id")
         return
     logger.set_correlation_id(request_id)
-    outcome = step(request_id)
+    try:
+        outcome = step(request_id)
+    except LeaseHeld:
+        logger.info(f"{step_name} step", extra={"outcome": "busy", "detail": "another delivery holds the claim"})
+        metrics.add_metric(name=f"{step_name.title()}_busy", unit=MetricUnit.Count, value=1)
+        raise
     logger.info(f"{step_name} step", extra={"outcome": outcome.outcome, "detail": outcome.detail})
     metrics.add_metric(name=f"{step_name.title()}_{outcome.outcome}", unit=MetricUnit.Count, value=1)
 
@@ -52,7 +61,9 @@ def process_stream(event: dict, context: LambdaContext, *, step_name: str, step:
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
 
 
-def process_queue(event: dict, context: LambdaContext, *, step_name: str, step: Step) -> PartialItemFailureResponse:
+def process_queue(
+    event: dict, context: LambdaContext, *, step_name: str, step: QueueStep
+) -> PartialItemFailureResponse:
     """Run `step` for each SQS message whose body is a stream record; failed messages are reported by
     messageId (they become visible again and are retried until the queue's maxReceiveCount)."""
 
@@ -62,7 +73,12 @@ def process_queue(event: dict, context: LambdaContext, *, step_name: str, step: 
         except (TypeError, ValueError):
             body = None
         request_id = _request_id(DynamoDBRecord(body)) if isinstance(body, dict) else None
-        _run(request_id, source="queue message", step_name=step_name, step=step)
+        _run(
+            request_id,
+            source="queue message",
+            step_name=step_name,
+            step=lambda rid: step(rid, f"sqs:{record.message_id}"),
+        )
 
     # As for streams: the response lists every failed message, which SQS retries the same way.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients
+from reimagine import clients, storage
 from reimagine.config import require_settings, settings
-from reimagine.models import utcnow
+from reimagine.models import upload_key, utcnow
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.sweeping import sweep
 
 # Checked at start: a missing one stops the container's init with a clear message.
-REQUIRED_SETTINGS = ("table_name",)
+REQUIRED_SETTINGS = ("table_name", "uploads_bucket")
 require_settings(*REQUIRED_SETTINGS)
 
 
@@ -27,6 +27,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
         stuck_after_seconds=cfg.stuck_after_seconds,
         max_redrives=cfg.max_redrives,
         max_items=cfg.sweep_max_items,
+        reannounce=lambda request_id: storage.reannounce_upload(
+            clients.s3(), bucket=cfg.uploads_bucket, key=upload_key(request_id)
+        ),
     )
     for outcome, count in report.outcomes.items():
         metrics.add_metric(name=f"Sweep_{outcome}", unit=MetricUnit.Count, value=count)

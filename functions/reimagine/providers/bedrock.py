@@ -13,18 +13,29 @@ from the model id behind the prefix. Pictures may be painted in another region t
 (`bedrock_image_region`): image models are offered in few regions, and bedrock-runtime is a plain
 regional endpoint any function can call. A model that is gone or not granted (ResourceNotFound,
 AccessDenied, an end-of-life or invalid-identifier ValidationException) is ModelUnavailable, so a
-chain moves on. botocore retries transient network failures once; throttling and unready models
-are retried by our own loop, inside the invocation's Deadline.
+chain moves on. botocore does not retry: throttling, unready models, timeouts and failed
+connections are retried by our own loop, inside the invocation's Deadline.
+
+Time and size. botocore has no total timeout, only `connect_timeout` and `read_timeout` per socket
+operation, and its own retries would repeat them unseen by the Deadline. So each attempt uses a
+client whose read timeout fits the time left (`runtime_client` per region and 5 s step of read
+timeout, at most 60 s; connect 5 s), with botocore's retries off. Bedrock answers a non-streaming
+call when the model is done, so the read timeout bounds the wait for the answer. The InvokeModel
+body is a StreamingBody: it is read in chunks, at most MAX_PICTURE_BYTES, with the deadline checked
+between chunks. Converse answers are read and parsed whole by botocore (no cap of ours applies
+there); they are bounded by `maxTokens` (CAPTION_MAX_TOKENS) and come from AWS, not a third party.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -37,14 +48,14 @@ from reimagine.imaging import to_png
 from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from reimagine.config import Settings
     from reimagine.providers.base import Deadline, ModelInput
 
 NAME = "bedrock"
+T = TypeVar("T")
 CAPTION_MAX_TOKENS = 512
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -78,33 +89,64 @@ _UNAVAILABLE_VALIDATION = (
 PROFILE_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
 # Square sizes Titan Image Generator v2 / Nova Canvas accept; other sizes are snapped to the nearest.
 TITAN_SQUARE_SIZES = (512, 768, 1024)
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 60
+READ_TIMEOUT_STEP = 5
+# botocore makes one attempt per call (total_max_attempts 1): our loop retries, within the Deadline.
 CLIENT_CONFIG = Config(
-    connect_timeout=5,
-    read_timeout=60,
-    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=CONNECT_TIMEOUT,
+    read_timeout=READ_TIMEOUT,
+    retries={"mode": "standard", "total_max_attempts": 1},
 )
+# A picture answer: Titan/Nova Canvas and Stability answer one base64 PNG in JSON, a few MiB.
+MAX_PICTURE_BYTES = 24 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
-@lru_cache(maxsize=4)
-def runtime_client(region: str | None = None) -> Any:
-    """One bedrock-runtime client per container (clients are thread-safe and keep their pool)."""
-    return boto3.client("bedrock-runtime", region_name=region, config=CLIENT_CONFIG)
+@lru_cache(maxsize=32)
+def runtime_client(region: str | None = None, read_timeout: int = READ_TIMEOUT) -> Any:
+    """One bedrock-runtime client per container, region and read timeout (clients are thread-safe
+    and keep their pool); at most 12 read timeouts per region, so the cache stays small."""
+    config = CLIENT_CONFIG if read_timeout == READ_TIMEOUT else CLIENT_CONFIG.merge(Config(read_timeout=read_timeout))
+    return boto3.client("bedrock-runtime", region_name=region, config=config)
+
+
+def read_timeout_within(seconds: float) -> int:
+    """The longest read timeout, in 5 s steps, that leaves the connect timeout within `seconds`."""
+    fitting = int((seconds - CONNECT_TIMEOUT) // READ_TIMEOUT_STEP) * READ_TIMEOUT_STEP
+    return max(1, min(READ_TIMEOUT, fitting))
+
+
+def clients_within(region: str | None) -> Callable[[float], Any]:
+    """For an attempt with `seconds` left: a client of `region` whose timeouts fit them."""
+    return lambda seconds: runtime_client(region, read_timeout_within(seconds))
 
 
 class _Caller:
-    """Runs one Bedrock call with deadline-aware retries and maps its errors to ProviderError."""
+    """Runs one Bedrock call with deadline-aware retries and maps its errors to ProviderError; each
+    attempt gets `within(time left)`'s client when given (timeouts that fit), else `client`."""
 
-    def __init__(self, policy: RetryPolicy | None, sleep: Callable[[float], None] | None, rand: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        within: Callable[[float], Any] | None,
+        policy: RetryPolicy | None,
+        sleep: Callable[[float], None] | None,
+        rand: Any,
+    ) -> None:
+        self._client = client
+        self._within = within
         self._retry: dict[str, Any] = {"policy": policy}
         if sleep is not None:
             self._retry["sleep"] = sleep
         if rand is not None:
             self._retry["rand"] = rand
 
-    def __call__(self, call: Callable[[], dict[str, Any]], *, deadline: Deadline, what: str) -> dict[str, Any]:
-        def attempt(_budget: float) -> dict[str, Any]:
+    def __call__(self, call: Callable[[Any], T], *, deadline: Deadline, what: str) -> T:
+        def attempt(budget: float) -> T:
+            client = self._within(budget) if self._within else self._client
             try:
-                return call()
+                return call(client)
             except ClientError as exc:
                 raise _classify(exc) from None
             except (ReadTimeoutError, BotoConnectionError) as exc:
@@ -129,10 +171,11 @@ class BedrockCaptioner:
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         rand: Callable[[], float] | None = None,
+        within: Callable[[float], Any] | None = None,
     ) -> None:
         self._client = client
         self.model = model
-        self._call = _Caller(policy, sleep, rand)
+        self._call = _Caller(client, within, policy, sleep, rand)
 
     def caption(self, image: ModelInput, deadline: Deadline) -> str:
         image_format = image.media_type.removeprefix("image/")
@@ -144,7 +187,7 @@ class BedrockCaptioner:
             ],
         }
         answer = self._call(
-            lambda: self._client.converse(
+            lambda client: client.converse(
                 modelId=self.model,
                 messages=[message],
                 # Room for a model that reasons before it answers (Claude Haiku 5.5 thinks adaptively by
@@ -206,13 +249,14 @@ class BedrockGenerator:
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         rand: Callable[[], float] | None = None,
+        within: Callable[[float], Any] | None = None,
     ) -> None:
         self._client = client
         self.model = model
         self.family = image_family(model)
         self.size = min(TITAN_SQUARE_SIZES, key=lambda s: abs(s - size))
         self.cfg_scale = cfg_scale
-        self._call = _Caller(policy, sleep, rand)
+        self._call = _Caller(client, within, policy, sleep, rand)
 
     def request_body(self, prompt: str) -> dict[str, Any]:
         if self.family == "stability":
@@ -234,28 +278,32 @@ class BedrockGenerator:
         if self.family is None:
             raise ModelUnavailable(f"{self.model} is not an image model family this code can call")
         body = json.dumps(self.request_body(prompt))
-        answer = self._call(
-            lambda: self._client.invoke_model(
-                modelId=self.model, body=body, contentType="application/json", accept="application/json"
+        # The body is read inside the attempt: a timeout or a cut connection while reading it is retried.
+        raw = self._call(
+            lambda client: read_body(
+                client.invoke_model(
+                    modelId=self.model, body=body, contentType="application/json", accept="application/json"
+                ),
+                deadline,
             ),
             deadline=deadline,
             what="generate",
         )
         try:
-            payload = json.loads(answer["body"].read())
-        except (KeyError, ValueError):
+            payload = json.loads(raw)
+        except ValueError:
             raise _bad("the image model's answer is not JSON") from None
         if not isinstance(payload, dict):
             raise _bad("the image model's answer is not a JSON object")
         reasons = payload.get("finish_reasons")
         refusal = payload.get("error") or (next((r for r in reasons if r), None) if isinstance(reasons, list) else None)
         if refusal and str(refusal).startswith("Inference error"):
-            raise _bad(f"the image model failed: {str(refusal)[:200]}")  # Stability's own failure
+            raise _bad(f"the image model failed: {for_log(refusal)}")  # Stability's own failure
         if refusal:
             # Titan reports refusals in `error`, Stability in `finish_reasons` ("Filter reason: …"),
             # both in a successful call.
             raise ProviderError(
-                f"the image model refused the prompt: {str(refusal)[:200]}",
+                f"the image model refused the prompt: {for_log(refusal)}",
                 code="PROVIDER_REJECTED",
                 retryable=False,
             )
@@ -263,26 +311,48 @@ class BedrockGenerator:
         if not isinstance(images, list) or not images or not isinstance(images[0], str):
             raise _bad("the image model returned no image")
         try:
-            return to_png(base64.b64decode(images[0], validate=True))
+            return to_png(base64.b64decode(images[0], validate=True), max_side=self.size)
         except (binascii.Error, ValueError):
             raise _bad("the returned image is not valid base64") from None
         except InvalidImage as exc:
             raise _bad(f"the returned picture does not decode ({exc.code})") from None
 
 
+def read_body(answer: dict[str, Any], deadline: Deadline, max_bytes: int = MAX_PICTURE_BYTES) -> bytes:
+    """InvokeModel's StreamingBody, read in chunks: at most `max_bytes`, and no chunk started once
+    the deadline has passed."""
+    body = answer.get("body")
+    if body is None:
+        raise _bad("the image model's answer has no body")
+    data = bytearray()
+    with contextlib.closing(body):
+        while chunk := body.read(CHUNK_BYTES):
+            data += chunk
+            if len(data) > max_bytes:
+                raise _bad(f"the image model's answer is more than the {max_bytes} bytes accepted")
+            if deadline.remaining() <= 0:
+                raise ProviderError(
+                    "generate: the answer did not arrive within the time budget", code="PROVIDER_TIMEOUT"
+                )
+    return bytes(data)
+
+
 def build_captioner(settings: Settings) -> CaptionChain:
     client = runtime_client()
     return CaptionChain(
-        [BedrockCaptioner(client, model=model) for model in settings.chain(settings.bedrock_caption_models)]
+        [
+            BedrockCaptioner(client, model=model, within=clients_within(None))
+            for model in settings.chain(settings.bedrock_caption_models)
+        ]
     )
 
 
 def build_generator(settings: Settings) -> PictureChain:
-    # Empty: the function's own region.
-    client = runtime_client(settings.bedrock_image_region or None)
+    region = settings.bedrock_image_region or None  # empty: the function's own region
+    client = runtime_client(region)
     return PictureChain(
         [
-            BedrockGenerator(client, model=model, size=settings.result_size)
+            BedrockGenerator(client, model=model, size=settings.result_size, within=clients_within(region))
             for model in settings.chain(settings.bedrock_image_models)
         ]
     )
@@ -292,7 +362,7 @@ def _classify(exc: ClientError) -> Exception:
     error = exc.response.get("Error", {})
     code = error.get("Code", "Unknown")
     full = " ".join(str(error.get("Message", "")).split())
-    message = full[:200]
+    message = for_log(full)
     if code in RETRYABLE_CODES:
         return TransientFailure(f"{code}: {message}" if message else code)
     if code == "AccessDeniedException" and "aws-marketplace" in full.lower():

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.observability import logger, metrics
+from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
     from reimagine.providers.base import Captioner, Deadline, ImageGenerator, ModelInput
@@ -43,18 +44,34 @@ def _run(links: Sequence[L], call: Callable[[L], T], *, step: str) -> tuple[T, s
         try:
             return call(link), link.model
         except ModelUnavailable as exc:
-            tried.append(f"{link.model} ({exc.message})")
+            tried.append(f"{link.model} ({for_log(exc.message)})")
             if position + 1 < len(links):
                 metrics.add_metric(name="ModelFallback", unit=MetricUnit.Count, value=1)
                 logger.warning(
                     "model unavailable, falling back to the next in the chain",
-                    extra={"step": step, "model": link.model, "next_model": links[position + 1].model},
+                    extra={
+                        "step": step,
+                        "model": link.model,
+                        "next_model": links[position + 1].model,
+                        "reason": for_log(exc.message),
+                    },
                 )
+        except ProviderError as exc:
+            # The provider's own words go to the log, made inert; the user reads exc.public_message.
+            logger.warning(
+                "provider call failed",
+                extra={"step": step, "model": link.model, "code": exc.code, "reason": for_log(exc.message)},
+            )
+            raise
     metrics.add_metric(name="ChainExhausted", unit=MetricUnit.Count, value=1)
+    # Why each model could not be used (a remedy, a provider's reason) is for the operator: logged.
+    logger.warning("no model of the chain is available", extra={"step": step, "tried": "; ".join(tried)})
+    models = ", ".join(link.model for link in links)  # our configuration, not the provider's words
     raise ProviderError(
         f"no {step} model is available; tried " + "; ".join(tried),
         code="NO_MODEL_AVAILABLE",
         retryable=False,
+        public=f"no {step} model is available; tried {models}",
     )
 
 

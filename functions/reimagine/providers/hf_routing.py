@@ -90,6 +90,7 @@ def fetch_mapping(
             params={"expand[]": "inferenceProviderMapping"},
             headers=headers,
             timeout=HUB_TIMEOUT,
+            allow_redirects=False,  # the token goes to the Hub only; a 3xx is an answer like any other
         )
     except requests.RequestException as exc:
         reason = type(exc).__name__

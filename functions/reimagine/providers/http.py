@@ -9,7 +9,16 @@ secrets, one POST/GET with deadline-aware retries, and the classification of eve
 - "this model is not served here": 404, 410, or a 400 whose error says so (OpenAI-style
   `code: model_not_supported / model_not_found`, the router's "not supported by provider"):
   ModelUnavailable, so a chain moves on;
-- any other 4xx: PROVIDER_REJECTED.
+- any other 4xx: PROVIDER_REJECTED;
+- 3xx: PROVIDER_BAD_RESPONSE, not retried. No redirect is followed: an API answers where it is
+  asked, a redirect to another origin could carry the request (and its answer) anywhere, and a
+  same-origin one would turn a POST into a GET of something else.
+
+Answers are untrusted input, bounded while they stream: at most `max_bytes` (MAX_ANSWER_BYTES for
+JSON, MAX_PICTURE_BYTES for pictures) both as received (compressed) and as decoded, so a small gzip
+body that inflates to gigabytes is refused after `max_bytes` (an error body is cut at
+MAX_ERROR_BYTES instead: its status says what happened); and every attempt has a total time
+(providers/cutoff.py), because requests' read timeout restarts with every byte received.
 
 A token is only ever placed in the Authorization header: error excerpts are scrubbed of it, and
 nothing here logs a header.
@@ -26,15 +35,17 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from reimagine.captions import MAX_CAPTION_CHARS
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.providers.base import CAPTION_INSTRUCTION
+from reimagine.providers.cutoff import Cutoff, CutoffAdapter
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
+from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
     from reimagine.providers.base import Deadline, ModelInput
@@ -43,6 +54,14 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 60.0
+MiB = 1024 * 1024
+# A chat completion or a Hub model info is a few KiB.
+MAX_ANSWER_BYTES = 1 * MiB
+# A picture answer: a 2048x2048 RGBA PNG of pure noise is 16 MiB, 21.3 MiB as base64 in JSON.
+MAX_PICTURE_BYTES = 24 * MiB
+# Enough of an error body to classify it (`code`, "not supported by provider") and quote its start.
+MAX_ERROR_BYTES = 64 * 1024
+CHUNK_BYTES = 64 * 1024
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 UNSERVED_STATUSES = {404, 410}
 # Error codes and phrases with which OpenAI-compatible servers and the HF router say "no such model here".
@@ -60,8 +79,8 @@ def make_session() -> requests.Session:
     own loop, which knows the time budget."""
     session = requests.Session()
     retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2, raise_on_status=False)
-    session.mount("https://", HTTPAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
-    session.mount("http://", HTTPAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
+    session.mount("https://", CutoffAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
+    session.mount("http://", CutoffAdapter(max_retries=retries, pool_connections=4, pool_maxsize=4))
     return session
 
 
@@ -116,7 +135,9 @@ class HttpClient:
         data: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
+        """The classified response, its body already read (at most `max_bytes`) within the time left."""
         token = self._token() if self._token else ""
         all_headers = dict(headers or {})
         if token:
@@ -124,14 +145,30 @@ class HttpClient:
 
         def attempt(budget: float) -> requests.Response:
             timeout = (CONNECT_TIMEOUT, max(1.0, min(self._read_timeout, budget - CONNECT_TIMEOUT)))
-            try:
-                response = self._session.request(
-                    method, url, json=json, data=data, params=params, headers=all_headers, timeout=timeout
-                )
-            except requests.Timeout:
-                raise TransientFailure("the request timed out") from None
-            except requests.ConnectionError:
-                raise TransientFailure("the connection failed") from None
+            with Cutoff(budget) as cutoff:
+                try:
+                    response = self._session.request(
+                        method,
+                        url,
+                        json=json,
+                        data=data,
+                        params=params,
+                        headers=all_headers,
+                        timeout=timeout,
+                        stream=True,
+                        allow_redirects=False,
+                    )
+                    with response:
+                        read_body(response, max_bytes)
+                except requests.exceptions.ContentDecodingError:
+                    raise bad("the answer's content encoding does not decode") from None
+                except requests.RequestException as exc:  # timeouts, failed connections, cut bodies
+                    if cutoff.fired:
+                        raise _out_of_time(what) from None
+                    reason = "the request timed out" if isinstance(exc, requests.Timeout) else "the connection failed"
+                    raise TransientFailure(reason) from None
+                if cutoff.fired:  # a body without a length, cut short, reads as complete
+                    raise _out_of_time(what)
             return classify(response, token=token, model=model)
 
         return run_with_retries(
@@ -139,10 +176,46 @@ class HttpClient:
         )
 
 
+def read_body(response: requests.Response, max_bytes: int) -> bytes:
+    """Read the body in chunks, refusing a 2xx one (PROVIDER_BAD_RESPONSE) as soon as more than
+    `max_bytes` arrived or were decoded, and cutting any other at MAX_ERROR_BYTES; `response.content`
+    then holds it. urllib3 decompresses at most one chunk's worth per read, so an inflating body
+    never costs more than the limit plus a chunk."""
+    success = 200 <= response.status_code < 300
+    limit = max_bytes if success else min(max_bytes, MAX_ERROR_BYTES)
+    declared = response.headers.get("Content-Length", "")
+    if success and declared.isdigit() and int(declared) > limit:
+        raise bad(f"the answer is {declared} bytes, more than the {limit} accepted")
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit or response.raw.tell() > limit:
+            if success:
+                raise bad(f"the answer is more than the {limit} bytes accepted")
+            del body[limit:]  # an error's first bytes are enough; the connection is closed, not drained
+            break
+    response._content = bytes(body)  # what .content, .text and .json() read from here on
+    return response._content
+
+
+def _out_of_time(what: str) -> ProviderError:
+    return ProviderError(
+        f"{what}: the answer did not arrive within the time budget", code="PROVIDER_TIMEOUT", retryable=True
+    )
+
+
 def classify(response: requests.Response, *, token: str, model: str = "") -> requests.Response:
     status = response.status_code
     if 200 <= status < 300:
         return response
+    if 300 <= status < 400:
+        location = urlsplit(response.headers.get("Location", ""))
+        raise ProviderError(
+            f"the provider answered HTTP {status} to {for_log(location.netloc) or 'the same host'}; "
+            "redirects are not followed",
+            code="PROVIDER_BAD_RESPONSE",
+            retryable=False,
+        )
     excerpt = error_excerpt(response, token)
     if status in RETRY_STATUSES or status >= 500:
         wait = server_wait(response)
@@ -210,17 +283,15 @@ def _says_unserved(response: requests.Response) -> bool:
 
 
 def error_excerpt(response: requests.Response, token: str) -> str:
-    """A short, token-free excerpt of an error body for the message."""
+    """A short, token-free, inert excerpt of an error body for the message (which goes to the logs;
+    users read the code's own words, reimagine.errors.PROVIDER_MESSAGES)."""
     try:
         payload = response.json()
         detail = payload.get("error", payload) if isinstance(payload, dict) else payload
         text = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)
     except ValueError:
         text = response.text if "text" in response.headers.get("Content-Type", "") else ""
-    text = " ".join(str(text).split())
-    if token:
-        text = text.replace(token, "***")
-    text = text[:200]
+    text = for_log(text, secret=token)
     return f" ({text})" if text else ""
 
 

@@ -28,10 +28,18 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from reimagine.errors import InvalidImage, ModelUnavailable
-from reimagine.imaging import to_png
+from reimagine.imaging import MAX_PICTURE_SIDE, to_png
 from reimagine.providers import hf_routing
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, b64_json_image, bad, chat_caption, json_body, ssm_secret
+from reimagine.providers.http import (
+    MAX_PICTURE_BYTES,
+    HttpClient,
+    b64_json_image,
+    bad,
+    chat_caption,
+    json_body,
+    ssm_secret,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -84,11 +92,12 @@ class HuggingFaceGenerator:
                 deadline=deadline,
                 what="generate",
                 model=self.model,
+                max_bytes=MAX_PICTURE_BYTES,
             )
         except ModelUnavailable:
             self._mapping = None  # the Hub may list another provider next time
             raise
-        return to_picture(mapping.provider, response)
+        return to_picture(mapping.provider, response, max_side=self.size)
 
 
 def request_for(mapping: ProviderMapping, router: str, prompt: str, size: int) -> tuple[str, dict[str, Any]]:
@@ -117,8 +126,9 @@ def request_for(mapping: ProviderMapping, router: str, prompt: str, size: int) -
     raise ModelUnavailable(f"the provider {mapping.provider} is not one this code speaks for text-to-image")
 
 
-def to_picture(provider: str, response: requests.Response) -> bytes:
-    """PNG bytes from a provider's answer: raw image bytes (hf-inference) or `data[0].b64_json`."""
+def to_picture(provider: str, response: requests.Response, *, max_side: int = MAX_PICTURE_SIDE) -> bytes:
+    """PNG bytes, no larger than `max_side`, from a provider's answer: raw image bytes (hf-inference) or
+    `data[0].b64_json`."""
     if provider == "hf-inference":
         if response.headers.get("Content-Type", "").startswith("application/json"):
             raise bad("expected an image, got JSON")
@@ -126,7 +136,7 @@ def to_picture(provider: str, response: requests.Response) -> bytes:
     else:
         raw = b64_json_image(json_body(response))
     try:
-        return to_png(raw)
+        return to_png(raw, max_side=max_side)
     except InvalidImage as exc:
         raise bad(f"the returned picture does not decode ({exc.code})") from None
 

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from reimagine.errors import InvalidImage
 from reimagine.imaging import to_png
 from reimagine.providers.chain import CaptionChain, PictureChain
-from reimagine.providers.http import HttpClient, b64_json_image, bad, chat_caption, json_body, ssm_secret
+from reimagine.providers.http import (
+    MAX_PICTURE_BYTES,
+    HttpClient,
+    b64_json_image,
+    bad,
+    chat_caption,
+    json_body,
+    ssm_secret,
+)
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
@@ -71,11 +79,17 @@ class OpenAiGenerator:
 
     def generate(self, prompt: str, deadline: Deadline) -> bytes:
         response = self._client.request(
-            "POST", self._url, json=self.request_body(prompt), deadline=deadline, what="generate", model=self.model
+            "POST",
+            self._url,
+            json=self.request_body(prompt),
+            deadline=deadline,
+            what="generate",
+            model=self.model,
+            max_bytes=MAX_PICTURE_BYTES,
         )
         raw = b64_json_image(json_body(response))
         try:
-            return to_png(raw)
+            return to_png(raw, max_side=self.size)
         except InvalidImage as exc:
             raise bad(f"the returned picture does not decode ({exc.code})") from None
 
