@@ -159,3 +159,19 @@ def test_no_log_line_carries_an_address_a_token_or_a_link(
     assert "AddressConfirmed" in logged or "address confirmed" in logged  # the capture holds the API's lines
     for secret in (address, "quentin.okafor", token, urlsplit(unsubscribe).path.rsplit("/", 1)[1]):
         assert secret not in logged
+
+
+def test_a_request_never_confirmed_ends_with_the_upload_and_sends_nothing_more(pipeline: Pipeline) -> None:
+    # Given a request that has waited for its address's confirmation longer than the upload is kept
+    address = "late.reader@example.net"
+    request_id = _upload(pipeline, address)
+    assert pipeline.status(request_id)["status"] == WAITING
+    pipeline.age(request_id, 86400 + 60)
+    # When the sweeper runs
+    pipeline.sweep()
+    # Then the request has ended, and the address got nothing but its one confirmation mail
+    view = pipeline.status(request_id)
+    assert (view["status"], view["error"]["code"]) == ("FAILED", "CONFIRMATION_EXPIRED")
+    assert [_headers(m)["Subject"] for m in pipeline.outbox.glob("*.eml") if _headers(m)["To"] == address] == [
+        "Confirm your address for reimagine"
+    ]
