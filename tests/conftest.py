@@ -28,6 +28,9 @@ _TEST_ENV = {
     "SENDER_EMAIL": "reimagine@example.com",
     "API_BASE_URL": "https://api.example.com",
     "PROVIDER": "offline",
+    # Handlers run here without the confirmation gate; tests/unit/test_confirmation.py gives the domain
+    # functions their Confirmations, and tests/integration/test_confirmation.py runs the template's default.
+    "CONFIRM_ADDRESSES": "false",
 }
 for _key, _value in _TEST_ENV.items():
     os.environ.setdefault(_key, _value)

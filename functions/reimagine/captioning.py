@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import imaging, storage
 from reimagine.captions import clean_caption
+from reimagine.confirmation import hold_unless_confirmed, resume
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.observability import logger, tracer
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
+    from reimagine.confirmation import Confirmations, Mailer
     from reimagine.providers.base import Captioner, Deadline, ModelInput
     from reimagine.records import RequestStore
 
@@ -35,6 +37,8 @@ def caption_upload(
     captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
     delivery: str | None = None,
+    confirmations: Confirmations | None = None,
+    mailer: Mailer | None = None,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
@@ -68,12 +72,16 @@ def caption_upload(
                 "model_input_bytes": len(prepared.data),
             },
         )
+        if confirmations is not None and mailer is not None:
+            # After the upload is validated, before any provider is called: nothing is spent on a
+            # request whose address has not asked for mail.
+            hold_unless_confirmed(record.email, record.id, confirmations=confirmations, mailer=mailer)
         chain = caption_chain(captioner())
         caption = _caption_with(chain, prepared, deadline)
         text = clean_caption(caption.text)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
-    return run_step(
+    outcome = run_step(
         CAPTION,
         request_id,
         store=store,
@@ -82,6 +90,12 @@ def caption_upload(
         work=work,
         delivery=delivery,
     )
+    if outcome.outcome == "diverted" and confirmations is not None:
+        # A confirmation that landed while this request was being held found it not yet waiting.
+        waiting = store.get(request_id)
+        if waiting is not None and confirmations.is_confirmed(waiting.email):
+            resume([request_id], confirmations=confirmations, s3=s3, uploads_bucket=settings.uploads_bucket)
+    return outcome
 
 
 @tracer.capture_method(capture_response=False)

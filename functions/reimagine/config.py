@@ -69,6 +69,11 @@ class Settings(BaseModel):
     quota_salt: str = "reimagine-local"
     quota_key_parameter: str = ""
     quota_key_secret: str = ""
+    # Double opt-in (reimagine.confirmation): a mailbox gets nothing but one confirmation mail until it
+    # confirms, then stays confirmed this many days; a confirmation link lasts as long as the upload.
+    confirm_addresses: bool = True
+    confirmed_for_days: int = Field(default=180, ge=1)
+    upload_retention_days: int = Field(default=1, ge=1)
     # The AWS fault lane (reimagine.faults): a share of DynamoDB/S3/SES calls fail. Never set on AWS.
     injected_aws_fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     injected_aws_fault_seed: int | None = None

@@ -1,9 +1,11 @@
-"""The email a finished request gets: composed here (text and HTML), sent through SES."""
+"""The email a finished request gets, and the one confirmation email: composed here (text and HTML),
+sent through SES as raw MIME so that every message carries one-click unsubscribe (RFC 8058)."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from reimagine.models import RequestRecord, ResultLink, Status, utcnow
@@ -153,24 +155,82 @@ def _failed(record: RequestRecord, page: str) -> Message:
     return Message(subject="We could not reimagine your picture", text=text, html=body)
 
 
-def send(ses: SESClient, *, sender: str, to: str, message: Message, configuration_set: str = "") -> str:
-    """Send through SES; returns SES's MessageId.
+SERVICE_NAME = "reimagine"
+
+
+def confirmation(link: str) -> Message:
+    """The one email an address gets before it confirms: generic, the service's name, nothing the
+    requester wrote or sent (no caption, no picture), a link to confirm and what ignoring it means."""
+    text = "\n".join(
+        [
+            f"Someone asked {SERVICE_NAME} to send pictures to this address.",
+            "",
+            "If it was you, confirm your address here (the page has one button to press):",
+            f"  {link}",
+            "",
+            "If it was not you, ignore this email: you will get no further mail from us.",
+        ]
+    )
+    e = html.escape
+    body = (
+        "<!doctype html><html><body>"
+        f"<h1>Confirm your address for {e(SERVICE_NAME)}</h1>"
+        f"<p>Someone asked {e(SERVICE_NAME)} to send pictures to this address.</p>"
+        f'<p>If it was you, <a href="{e(link)}">confirm your address</a> (the page has one button to press).</p>'
+        "<p>If it was not you, ignore this email: you will get no further mail from us.</p>"
+        "</body></html>"
+    )
+    return Message(subject=f"Confirm your address for {SERVICE_NAME}", text=text, html=body)
+
+
+def with_unsubscribe(message: Message, url: str) -> Message:
+    """The visible "don't email me again" footer, leading to the same page as the one-click header."""
+    e = html.escape
+    footer_html = f'<hr><p><a href="{e(url)}">Don\'t email me again</a></p></body></html>'
+    return replace(
+        message,
+        text=f"{message.text}\n\n--\nDon't email me again: {url}",
+        html=message.html.replace("</body></html>", footer_html) if "</body></html>" in message.html else message.html,
+    )
+
+
+def mime(*, sender: str, to: str, message: Message, unsubscribe_url: str = "") -> bytes:
+    """The message as SES sends it: text and HTML alternatives, and with an unsubscribe URL the RFC 8058
+    headers (List-Unsubscribe with the https URL, List-Unsubscribe-Post for one click) and the footer."""
+    if unsubscribe_url:
+        message = with_unsubscribe(message, unsubscribe_url)
+    raw = EmailMessage()
+    raw["From"] = sender
+    raw["To"] = to
+    raw["Subject"] = message.subject
+    if unsubscribe_url:
+        raw["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        raw["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    raw.set_content(message.text)
+    raw.add_alternative(message.html, subtype="html")
+    return bytes(raw)
+
+
+def send(
+    ses: SESClient,
+    *,
+    sender: str,
+    to: str,
+    message: Message,
+    configuration_set: str = "",
+    unsubscribe_url: str = "",
+) -> str:
+    """Send through SES as raw MIME (SendRawEmail keeps our headers); returns SES's MessageId.
 
     With a configuration set (always, on a deployed stack), SES publishes this message's bounces and
     complaints to its event destination, which suppresses the address.
     """
     extra = {"ConfigurationSetName": configuration_set} if configuration_set else {}
-    response = ses.send_email(
+    response = ses.send_raw_email(
         **extra,  # type: ignore[arg-type]
         Source=sender,
-        Destination={"ToAddresses": [to]},
-        Message={
-            "Subject": {"Data": message.subject, "Charset": "UTF-8"},
-            "Body": {
-                "Text": {"Data": message.text, "Charset": "UTF-8"},
-                "Html": {"Data": message.html, "Charset": "UTF-8"},
-            },
-        },
+        # No Destinations: SES takes the recipient from the To header, the one place it is named.
+        RawMessage={"Data": mime(sender=sender, to=to, message=message, unsubscribe_url=unsubscribe_url)},
     )
     return response["MessageId"]
 
@@ -191,6 +251,10 @@ def send_failure(error: ClientError, *, sender: str) -> SendFailure:
     code = str(details.get("Code", "Unknown"))
     message = str(details.get("Message", ""))
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    sender_unverified = "not verified" in message.lower() and sender.lower() in message.lower()
+    # SendRawEmail's refusal of a sender is worded "did not have authority to send from" by some emulators.
+    lowered = message.lower()
+    sender_unverified = sender.lower() in lowered and (
+        "not verified" in lowered or "did not have authority to send from" in lowered
+    )
     permanent = code in _PERMANENT_CODES and status < 500 and not sender_unverified
     return SendFailure(code="SENDER_NOT_VERIFIED" if sender_unverified else code, message=message, permanent=permanent)

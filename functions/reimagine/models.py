@@ -66,6 +66,8 @@ def utcnow() -> datetime:
 
 class Status(StrEnum):
     PENDING_UPLOAD = "PENDING_UPLOAD"
+    # The upload is valid and the address has not confirmed yet: nothing is spent until it does.
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
     CAPTIONING = "CAPTIONING"
     CAPTIONED = "CAPTIONED"
     GENERATING = "GENERATING"

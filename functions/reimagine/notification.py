@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from reimagine import mail, storage
 from reimagine.capability import delete_key
+from reimagine.confirmation import UNCONFIRMED_CODE
 from reimagine.models import Status, mask_email, utcnow
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import hashing_key
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ses import SESClient
 
     from reimagine.config import Settings
+    from reimagine.confirmation import Confirmations, MailLinks
     from reimagine.records import RequestStore
 
 SUPPRESSED_CODE = "ADDRESS_SUPPRESSED"
@@ -53,6 +55,8 @@ def notify_user(
     settings: Settings,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     suppressions: SuppressionList | None = None,
+    confirmations: Confirmations | None = None,
+    links: MailLinks | None = None,
 ) -> StepOutcome:
     """Send the one email a finished request gets; a redelivery finds it claimed or notified and stops."""
     if request_id in _sent_unrecorded:
@@ -66,6 +70,11 @@ def notify_user(
         if suppressions is not None and suppressions.is_suppressed(record.email):
             store.reject_notification(request_id, SUPPRESSED_CODE, "the address bounced or complained; no more mail")
             return StepOutcome(request_id, "rejected", SUPPRESSED_CODE)
+        # Only people who asked get mail: a request that failed before its address was confirmed
+        # (a junk upload for someone else's address) ends without any.
+        if confirmations is not None and not confirmations.is_confirmed(record.email):
+            store.reject_notification(request_id, UNCONFIRMED_CODE, "the address was never confirmed; no mail")
+            return StepOutcome(request_id, "rejected", UNCONFIRMED_CODE)
         link = None
         if record.status is Status.COMPLETED and record.result_key:
             link = storage.presigned_result(
@@ -87,6 +96,7 @@ def notify_user(
             to=record.email,
             message=message,
             configuration_set=settings.mail_configuration_set,
+            unsubscribe_url=links.unsubscribe(record.email) if links is not None else "",
         )
     except ClientError as exc:
         failure = mail.send_failure(exc, sender=settings.sender_email)

@@ -36,6 +36,15 @@ INTERNAL_MESSAGE = "an internal error stopped this request; please send the phot
 LEASE_MARGIN_SECONDS = 30
 
 
+class Divert(Exception):
+    """Raised by a step's work to end the claim in `to` instead of the step's `done` (e.g. a request that
+    must wait for its address to be confirmed); `fields` are set with it."""
+
+    def __init__(self, to: Status, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.to, self.detail, self.fields = to, detail, fields
+
+
 @dataclass
 class StepOutcome:
     """What a step did, for the handler's log line and metrics."""
@@ -88,6 +97,10 @@ def run_step(
         # Saving the result is part of the work: if it fails, the claim is given back or the request
         # ended like any other failure, never left leased so that later deliveries skip it.
         saved = store.advance(record.id, from_status=step.working, to=step.done, attempt=claim, **fields)
+    except Divert as divert:
+        if store.advance(record.id, from_status=step.working, to=divert.to, attempt=claim, **divert.fields) is None:
+            return _overtaken(store, step, record, delivery)
+        return StepOutcome(record.id, "diverted", divert.detail)
     except Exception as exc:
         # A bug or an AWS error is retried like a transient provider failure; on the last attempt it
         # ends the request where the user is told, and still propagates for the alarms.

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 SUPPRESSED_PREFIX = "suppressed#"
 Reason = Literal["bounce", "complaint"]
+# A one-click unsubscribe (reimagine.confirmation) suppresses the mailbox, as a complaint does.
+UNSUBSCRIBE = "unsubscribe"
 
 
 class AddressSuppressed(Exception):
@@ -67,6 +69,10 @@ class SuppressionList:
         self._db = client
         self._table = table_name
         self._key = key
+
+    @property
+    def key(self) -> bytes:
+        return self._key
 
     @classmethod
     def from_settings(cls, client: DynamoDBClient, settings: Settings) -> SuppressionList:
@@ -102,6 +108,20 @@ class SuppressionList:
                     "feedback_id": {"S": feedback_id},
                 },
                 # The first report is kept: a redelivered event changes nothing.
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unsubscribe(self, digest: str, *, at: datetime) -> bool:
+        """Suppress the mailbox whose `mailbox_digest` an unsubscribe link carried; False when it already was."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={**self._key_of(digest), "reason": {"S": UNSUBSCRIBE}, "reported_at": {"S": at.isoformat()}},
                 ConditionExpression="attribute_not_exists(id)",
             )
         except ClientError as exc:

@@ -36,6 +36,8 @@ UPLOAD_GONE_MESSAGE = "Describing your photo stalled, and the photo is no longer
 SWEPT_STATUSES = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
 FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED)
 NOTIFY_ABANDONED_CODE = "NOTIFY_ABANDONED"
+UNCONFIRMED_CODE = "CONFIRMATION_EXPIRED"
+UNCONFIRMED_MESSAGE = "The address was not confirmed in time and the photo is no longer kept. Please send it again."
 # Unsent emails are looked for among requests touched this recently: each read stays proportional to
 # recent traffic, not to everything the table keeps. Every re-drive moves a request back into it.
 NOTIFY_LOOKBACK = timedelta(days=1)
@@ -109,6 +111,7 @@ def sweep(
     max_redrives: int,
     max_items: int,
     reannounce: Reannounce,
+    unconfirmed_after_seconds: int | None = None,
 ) -> SweepReport:
     """One pass over the stuck requests, oldest first, handling at most `max_items` of them.
 
@@ -140,6 +143,8 @@ def sweep(
                 report.outcomes[Action.SKIP.value] += 1
                 continue
             report.outcomes[decision.action.value if done else "raced"] += 1
+    if unconfirmed_after_seconds is not None:
+        _end_unconfirmed(store, report, before=now - timedelta(seconds=unconfirmed_after_seconds), max_items=max_items)
     for status in FINISHED_STATUSES:
         budget = max_items - report.examined
         if budget <= 0:
@@ -159,6 +164,19 @@ def sweep(
                 continue
             report.outcomes[decision.action.value if done else "raced"] += 1
     return report
+
+
+def _end_unconfirmed(store: RequestStore, report: SweepReport, *, before: datetime, max_items: int) -> None:
+    """End requests whose address was not confirmed within the confirmation window (UploadRetentionDays):
+    their upload is gone with the bucket's lifecycle rule. FAILED, so the request reads as ended; Notify
+    sends nothing to an address that never confirmed."""
+    budget = max_items - report.examined
+    if budget <= 0:
+        return
+    for candidate in store.stuck(Status.AWAITING_CONFIRMATION, updated_before=before, limit=budget):
+        report.examined += 1
+        done = store.fail_stuck(candidate, UNCONFIRMED_CODE, UNCONFIRMED_MESSAGE)
+        report.outcomes["unconfirmed_ended" if done else "raced"] += 1
 
 
 def _reannounce(store: RequestStore, candidate: StuckCandidate, reannounce: Reannounce) -> str | None:

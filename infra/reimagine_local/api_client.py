@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 FINAL = ("COMPLETED", "FAILED", "DELETED")
+AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
 SNIFFED_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -108,7 +109,10 @@ class ApiClient:
         on_change: Callable[[dict[str, Any]], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
-        """Poll until the request is final; `on_change` sees each new status. Backs off to 2 s between polls."""
+        """Poll until the request is final; `on_change` sees each new status. Backs off to 2 s between polls.
+
+        Time spent waiting for the address to be confirmed does not count towards `timeout`: the
+        person may take a while to open their mail, and the request carries on once they have."""
         deadline = time.monotonic() + timeout
         interval, last = 0.2, None
         while True:
@@ -119,6 +123,8 @@ class ApiClient:
                     on_change(record)
             if record["status"] in FINAL:
                 return record
+            if record["status"] == AWAITING_CONFIRMATION:
+                deadline = time.monotonic() + timeout
             if time.monotonic() > deadline:
                 raise ClientError(f"request {request_id} is still {last} after {timeout:.0f} s")
             sleep(interval)

@@ -335,10 +335,11 @@ class Gateway(Generic[T]):
         try:
             response = to_http_response(self._invoke(match.target, event))
         except Exception:
-            log.exception("%s http %s %s raised", name, method, raw_path)
+            log.exception("%s http %s raised", name, match.route.route_key)
             response = HttpResponse(500, {"content-type": "application/json"}, INTERNAL_ERROR_BODY)
         if self.cors:
             response = add_cors_headers(self.cors, lowered, response)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info("%s http %s %s %d %.0f ms", name, method.upper(), raw_path, response.status, elapsed_ms)
+        # The route template, as the stage's access log has it: a path may carry a token (/confirm/{token}).
+        log.info("%s http %s %d %.0f ms", name, match.route.route_key, response.status, elapsed_ms)
         return response

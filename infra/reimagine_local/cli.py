@@ -24,6 +24,7 @@ DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
 DEFAULT_OUTBOX = Path(os.environ.get("REIMAGINE_OUTBOX", ".reimagine/outbox"))
 STATUS_WORDS = {
     "PENDING_UPLOAD": "waiting for the upload",
+    "AWAITING_CONFIRMATION": "check your inbox at {email} and click the link; this carries on by itself",
     "CAPTIONING": "captioning the image",
     "CAPTIONED": "caption ready",
     "GENERATING": "generating the new picture",
@@ -42,7 +43,8 @@ def _say(message: str) -> None:
 def _progress(started: float):
     def show(record: dict[str, Any]) -> None:
         status = record["status"]
-        _say(f"  {time.monotonic() - started:5.1f}s  {status:<14} {STATUS_WORDS.get(status, '')}")
+        words = STATUS_WORDS.get(status, "").format(email=record.get("email", "your address"))
+        _say(f"  {time.monotonic() - started:5.1f}s  {status:<14} {words}")
 
     return show
 
@@ -102,7 +104,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(f"{record['id']}  {record['status']}  ({STATUS_WORDS.get(record['status'], '')})")
+        words = STATUS_WORDS.get(record["status"], "").format(email=record.get("email", "your address"))
+        print(f"{record['id']}  {record['status']}  ({words})")
         if record["status"] in ("COMPLETED", "FAILED", "DELETED"):
             print(_summary(record))
     return EXIT_OK if record["status"] != "FAILED" else EXIT_FAILED

@@ -12,9 +12,10 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
   (GetFoundationModelAvailability), and an image model has a request body this code can build;
   image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
-- SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production.
-
-- Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning.
+- SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production;
+- Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning;
+- address confirmation: a warning when ConfirmAddresses=false on an API without an authorizer (anyone
+  on the internet could have the stack mail any address).
 
 Lines name the template parameters an operator sets (`BedrockCaptionModels`), not the functions'
 environment variables. A model that is not served is a warning while a later model of its chain is
@@ -46,7 +47,7 @@ from reimagine.errors import ProviderError
 from reimagine.providers.bedrock import base_model_id, image_family
 from reimagine.providers.hf_routing import choose, fetch_mapping
 from reimagine_local.sam_options import EnvVars
-from reimagine_local.template import read_application, template_parameters
+from reimagine_local.template import load_template, read_application, template_parameters
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
 # The template parameter behind each setting a line is about (the functions read them as these variables).
@@ -65,6 +66,7 @@ PARAMETERS = {
     "SENDER_EMAIL": "SenderEmail",
 }
 HTTP_TIMEOUT = (3.05, 15.0)
+HTTP_API = "AWS::Serverless::HttpApi"
 NO_AWS = "no AWS endpoint (give --endpoint-url, or --stack NAME for a deployed stack)"
 TASKS = {"caption": "conversational", "picture": "text-to-image"}
 # Bedrock errors that mean "this model is not there for you", as opposed to "could not ask".
@@ -104,6 +106,8 @@ class Configuration:
     notify: dict[str, str]  # NotifyFunction's
     source: str
     alarm_topics: tuple[str, ...] = ()  # AlarmTopicArn, when given: the alarms notify it too
+    # No authorizer in front of the HttpApi: anyone who finds the URL may ask it to mail an address.
+    api_public: bool = True
 
 
 ClientFactory = Callable[..., Any]  # (service name[, region]) -> boto3 client; no region: the stack's
@@ -119,12 +123,14 @@ def configuration(
     """The functions' environment as the local stack resolves it (TemplateError for a bad override)."""
     app = read_application(template, parameters=parameters, env_vars=env_vars)
     env = {logical_id: dict(fn.environment) for logical_id, fn in app.functions.items()}
+    apis = [r for r in load_template(template).get("Resources", {}).values() if r.get("Type") == HTTP_API]
     return Configuration(
         env.get("CaptionFunction", {}),
         env.get("GenerateFunction", {}),
         env.get("NotifyFunction", {}),
         source or f"{template.name} with {len(parameters)} override(s)",
         tuple(topic for topic in [parameters.get("AlarmTopicArn", "")] if topic),
+        api_public=any(not (api.get("Properties") or {}).get("Auth", {}).get("DefaultAuthorizer") for api in apis),
     )
 
 
@@ -216,7 +222,7 @@ class Doctor:
         self.stack = stack
 
     def run(self) -> list[Check]:
-        return [*self.provider_checks(), *self.ses_checks(), *self.alarm_checks()]
+        return [*self.provider_checks(), *self.ses_checks(), *self.alarm_checks(), self.confirmation_check()]
 
     def provider_checks(self) -> list[Check]:
         """The token and every model of both steps' chains, for the provider each step uses."""
@@ -421,6 +427,23 @@ class Doctor:
         yield self._call("SES sending", lambda: _sending(ses.get_account_sending_enabled()))
         sesv2 = self.aws("sesv2")
         yield self._call("SES account", lambda: _account(sesv2.get_account()))
+
+    def confirmation_check(self) -> Check:
+        """Double opt-in is on, or its being off is safe (an authorizer stands in front of the API)."""
+        subject = "address confirmation"
+        if self.config.caption.get("CONFIRM_ADDRESSES", "true").strip().lower() != "false":
+            return Check(
+                OK, subject, "on: a new address gets one confirmation email and nothing else until it confirms", False
+            )
+        if self.config.api_public:
+            return Check(
+                WARN,
+                subject,
+                "ConfirmAddresses=false on an API anyone can call: anyone may have this stack email any address; "
+                "turn it on, or put an authorizer in front of the API",
+                False,  # read from the configuration: no service was asked
+            )
+        return Check(OK, subject, "off, behind the API's authorizer (a private deployment)", False)
 
     def _call(self, subject: str, check: Callable[[], Check]) -> Check:
         """Run one AWS check: an endpoint that does not answer fails it; one that cannot answer this

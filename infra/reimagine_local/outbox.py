@@ -32,6 +32,8 @@ class SentMail:
     text: str
     html: str
     sent_at: datetime
+    # The message exactly as it was sent raw (SendRawEmail), headers and all; empty for SendEmail.
+    raw: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def moto_mail(account_id: str, region: str) -> MailSource:
 
 
 def _from_raw(message_id: str, raw: str | bytes) -> SentMail:
-    parsed = BytesParser(policy=policy.default).parsebytes(raw.encode() if isinstance(raw, str) else raw)
+    data = raw.encode() if isinstance(raw, str) else raw
+    parsed = BytesParser(policy=policy.default).parsebytes(data)
     text_part = parsed.get_body(("plain",))
     html_part = parsed.get_body(("html",))
     date = parsed["Date"]
@@ -116,6 +119,7 @@ def _from_raw(message_id: str, raw: str | bytes) -> SentMail:
         text=text_part.get_content() if text_part else "",
         html=html_part.get_content() if html_part else "",
         sent_at=parsedate_to_datetime(date) if date else datetime.now(UTC),
+        raw=data,
     )
 
 
@@ -244,7 +248,9 @@ class Outbox:
                 stamp = mail.sent_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
                 safe_id = re.sub(r"[^\w.-]", "_", mail.id)
                 path = self.folder / f"{stamp}-{safe_id}.eml"
-                path.write_bytes(bytes(to_eml(mail)))
+                # A raw message is kept as sent (List-Unsubscribe and all), with SES's id prepended.
+                raw = f"X-SES-Message-ID: {mail.id}\r\n".encode() + mail.raw if mail.raw else b""
+                path.write_bytes(raw or bytes(to_eml(mail)))
                 self._record([mail.id])  # after the file: a kill between the two leaves the file, read back
                 self._seen.add(mail.id)
                 written.append(path)

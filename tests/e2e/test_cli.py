@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,12 +48,15 @@ def test_demo_prints_a_caption_and_writes_the_result_and_the_email(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "each function in its own execution environments" in done.stderr.splitlines()[0]
     assert done.stdout.startswith("caption: ") and "not AI" in done.stdout
+    # The template's default asks a new address to confirm: the demo presses the button for its user
+    assert "AWAITING_CONFIRMATION" in done.stderr and "confirmed you@example.com for you" in done.stderr
     out = tmp_path / "out"
     with Image.open(out / "result.png") as result:
         assert result.format == "PNG" and result.size[0] > 0
     assert (out / "original.jpg").read_bytes() == SAMPLE.read_bytes()
     mail = (out / "email.eml").read_text()
     assert "To: you@example.com" in mail and "/results/" in mail
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in mail
     assert "Traceback" not in done.stderr
 
 
@@ -128,24 +132,52 @@ def test_an_unknown_style_is_one_line_naming_the_choices(local_up):
     )
 
 
+def _press_the_confirmation_button(outbox: Path, timeout: float = 60) -> None:
+    """What the address's reader does: open the confirmation email and press the page's button (POST)."""
+    deadline = time.monotonic() + timeout
+    while not (mails := sorted(outbox.glob("*.eml"))):
+        assert time.monotonic() < deadline, "no confirmation email reached the outbox"
+        time.sleep(0.2)
+    link = re.search(r"https?://\S+/confirm/\S+", mails[0].read_text())
+    assert link is not None and requests.post(link[0], timeout=30).status_code == 200
+
+
 def test_local_up_then_submit_wait_from_another_process(local_up):
     api, cwd, proc = local_up
-    done = run("submit", str(SAMPLE), "--email", "you@example.com", "--wait", "--json", "--api", api, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    record = json.loads(done.stdout)  # --json: stdout holds the record and nothing else
+    submitting = subprocess.Popen(
+        [*CLI, "submit", str(SAMPLE), "--email", "you@example.com", "--wait", "--json", "--api", api],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # A new address: submit --wait says to check the inbox and keeps waiting...
+    assert submitting.stderr is not None
+    progress = []
+    while "AWAITING_CONFIRMATION" not in (line := submitting.stderr.readline()):
+        assert line, "".join(progress)  # the process ended without saying so
+        progress.append(line)
+    assert "check your inbox at y***@e***.com and click the link" in line
+    # ...until the address's reader presses the button
+    _press_the_confirmation_button(cwd / "outbox")
+    stdout, rest = submitting.communicate(timeout=120)
+    stderr = "".join([*progress, line, rest])
+    assert submitting.returncode == 0, stderr
+    record = json.loads(stdout)  # --json: stdout holds the record and nothing else
     assert record["status"] == "COMPLETED" and record["caption"]
     image = requests.get(record["result"]["url"], timeout=30)
     assert Image.open(io.BytesIO(image.content)).format == "PNG"
-    assert "PENDING_UPLOAD" in done.stderr  # progress went to stderr
+    assert "PENDING_UPLOAD" in stderr  # progress went to stderr
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         listed = run("outbox", "--json", "--dir", str(cwd / "outbox"), cwd=cwd)
-        if json.loads(listed.stdout):
+        if len(json.loads(listed.stdout)) == 2:
             break
         time.sleep(0.2)
-    messages = json.loads(listed.stdout)
-    assert len(messages) == 1 and messages[0]["to"] == "you@example.com"
+    messages = json.loads(listed.stdout)  # newest first: the result, then the confirmation
+    assert [m["to"] for m in messages] == ["you@example.com"] * 2
 
     status = run("status", record["id"], "--api", api, cwd=cwd)
     assert status.returncode == 0 and "COMPLETED" in status.stdout

@@ -39,14 +39,21 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[str]:
+def outbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("outbox")
+
+
+@pytest.fixture(scope="module")
+def site(outbox: Path) -> Iterator[str]:
     """The whole application: emulator, event delivery in the background, the HttpApi on a free port."""
     holder: dict[str, EmbeddedStack] = {}
     # Bound first so the functions learn the real URL (API_BASE_URL) before they start.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), port=0)
     try:
         # Its own stack name: moto's state is per process, shared with other suites in the same run.
-        stack = EmbeddedStack(ROOT / "template.yaml", stack_name="reimagine-web", api_base_url=server.url)
+        stack = EmbeddedStack(
+            ROOT / "template.yaml", stack_name="reimagine-web", api_base_url=server.url, outbox_dir=outbox
+        )
         with stack.start():
             holder["stack"] = stack
             stack.start_background_delivery()
@@ -109,7 +116,7 @@ def loaded_width(page: Page, name: str | re.Pattern[str]) -> int:
 
 
 def test_a_photo_goes_all_the_way_to_a_new_picture(
-    page: Page, site: str, tmp_path: Path, script_errors: list[str]
+    page: Page, site: str, outbox: Path, tmp_path: Path, script_errors: list[str]
 ) -> None:
     # Given a real JPEG
     photo = write_photo(tmp_path)
@@ -118,6 +125,16 @@ def test_a_photo_goes_all_the_way_to_a_new_picture(
     with page.expect_response(lambda r: r.request.method == "POST" and "/requests" not in r.url) as upload:
         submit(page, photo, "jane.doe@example.com")
     assert upload.value.status == 204
+
+    # Then, the address being new, the page asks its reader to confirm, and keeps following
+    expect(page.get_by_role("status")).to_have_text(
+        "Check your inbox at j***@e***.com and click the link; this page carries on by itself.",
+        timeout=PIPELINE_TIMEOUT_MS,
+    )
+    # When the reader presses the button behind the email's link
+    (mail,) = list(outbox.glob("*.eml"))
+    link = re.search(r"https?://\S+/confirm/\S+", mail.read_text())
+    assert link is not None and requests.post(link[0], timeout=30).status_code == 200
 
     # Then the page follows it to the end and says so
     expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)

@@ -197,7 +197,14 @@ def test_openapi_document_describes_every_route_with_models(aws):
     assert status == 200
     assert doc["openapi"].startswith("3.")
     paths = doc["paths"]
-    assert set(paths) == {"/requests", "/requests/{request_id}", "/requests/{request_id}/result", "/styles"}
+    assert set(paths) == {
+        "/requests",
+        "/requests/{request_id}",
+        "/requests/{request_id}/result",
+        "/confirm/{token}",
+        "/unsubscribe/{token}",
+        "/styles",
+    }
     create = paths["/requests"]["post"]
     assert create["summary"] and "201" in create["responses"] and "422" in create["responses"]
     assert "CreateRequestBody" in json.dumps(create["requestBody"])

@@ -122,10 +122,17 @@ def test_the_emails_result_page_link_carries_the_key_that_deletes(aws) -> None:
 
 
 def _sent_texts() -> list[str]:
+    """The plain-text part of each email sent (raw MIME, as SendRawEmail takes it)."""
+    from email import message_from_string, policy
+
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
-    return [message.body for message in ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages]
+    texts = []
+    for message in ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages:
+        body = message_from_string(message.raw_data, policy=policy.default).get_body(preferencelist=("plain",))
+        texts.append(body.get_content() if body else "")
+    return texts
 
 
 def test_the_programs_result_link_says_the_pictures_were_deleted(aws) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from reimagine_local.doctor import (
     Configuration,
     Doctor,
     aws_clients,
+    configuration,
     report,
     stack_parameters,
 )
@@ -592,3 +594,26 @@ def test_a_stack_deployed_before_the_alarm_topic_is_told_to_redeploy():
     assert [(c.status, c.detail) for c in checks] == [
         (WARN, "stack reimagine has no AlarmTopic (an older template): redeploy it")
     ]
+
+
+# Address confirmation ----------------------------------------------------------------------------------
+
+
+def test_a_public_api_with_confirmation_off_is_warned_about() -> None:
+    # Given the template (no authorizer on its API) deployed with ConfirmAddresses=false
+    config = configuration(TEMPLATE, {"ConfirmAddresses": "false"})
+    # When the doctor checks it
+    checks = Doctor(config, aws=None).run()
+    # Then it warns that anyone may have the stack mail any address
+    status, detail = _line(checks, "address confirmation")
+    assert (status, detail.startswith("ConfirmAddresses=false on an API anyone can call")) == (WARN, True)
+
+
+def test_confirmation_off_behind_an_authorizer_is_fine() -> None:
+    config = replace(_config(caption={"CONFIRM_ADDRESSES": "false"}), api_public=False)
+    assert _line(Doctor(config, aws=None).run(), "address confirmation")[0] == OK
+
+
+def test_the_template_default_confirms_addresses() -> None:
+    checks = Doctor(configuration(TEMPLATE, {}), aws=None).run()
+    assert _line(checks, "address confirmation")[0] == OK

@@ -92,6 +92,11 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
     )
     park = grant("sqs:SendMessage", FAILURES)
     from_sender = {"StringEquals": {"ses:FromAddress": DEFAULTS["SenderEmail"]}}
+    # An upload announced again: copied onto itself, never new content.
+    reannounce = {
+        "StringLike": {"s3:x-amz-copy-source": f"reimagine-uploads-{ACCOUNT}-{REGION}/uploads/*"},
+        "StringEquals": {"s3:x-amz-metadata-directive": "REPLACE"},
+    }
     roles = {
         # UpdateItem on any key: the quota counters and "delete now"'s tombstone of a request record.
         "ApiFunctionRole": grant(["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], TABLE)
@@ -99,9 +104,14 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         | grant("s3:PutObject", f"{UPLOADS}/uploads/*")
         | grant("s3:GetObject", f"{RESULTS}/results/*")
         | grant("s3:GetObject", f"{UPLOADS}/uploads/*")
-        | grant("s3:DeleteObject", [f"{UPLOADS}/uploads/*", f"{RESULTS}/results/*"]),
+        | grant("s3:DeleteObject", [f"{UPLOADS}/uploads/*", f"{RESULTS}/results/*"])
+        | grant("s3:ListBucket", UPLOADS),
         "CaptionFunctionRole": grant("s3:GetObject", f"{UPLOADS}/uploads/*")
         | grant("s3:ListBucket", UPLOADS)
+        | grant("s3:PutObject", f"{UPLOADS}/uploads/*", reannounce)
+        | grant("dynamodb:PutItem", TABLE, {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["confirm-token#*"]}})
+        | grant("ses:SendRawEmail", [f"{SES}:identity/*", f"{SES}:configuration-set/{CONFIGURATION_SET}"], from_sender)
+        | reads_quota_key
         | record
         | provider_secrets
         | (bedrock(DEFAULTS["BedrockCaptionModels"], REGION) if on_bedrock else set())

@@ -72,10 +72,10 @@ class FailingSes:
         self.errors = list(errors)
         self.real = clients.ses()
 
-    def send_email(self, **kwargs: Any) -> Any:
+    def send_raw_email(self, **kwargs: Any) -> Any:
         if self.errors:
             raise self.errors.pop(0)
-        return self.real.send_email(**kwargs)
+        return self.real.send_raw_email(**kwargs)
 
 
 # ---------------------------------------------------------------- one email, however it is delivered
@@ -83,16 +83,16 @@ class FailingSes:
 
 def test_two_concurrent_deliveries_send_one_email(aws):
     # Given a finished request, and a second delivery of its stream record arriving while the first
-    # is inside SES's SendEmail
+    # is inside SES's SendRawEmail
     request_id = _finished()
     second: list[str] = []
 
     class SesDuringWhichTheOtherDeliveryRuns:
-        def send_email(self, **kwargs: Any) -> Any:
+        def send_raw_email(self, **kwargs: Any) -> Any:
             worker = threading.Thread(target=lambda: second.append(_notify(aws, request_id).outcome))
             worker.start()
             worker.join()
-            return clients.ses().send_email(**kwargs)
+            return clients.ses().send_raw_email(**kwargs)
 
     # When both run
     first = _notify(aws, request_id, ses=SesDuringWhichTheOtherDeliveryRuns())

@@ -484,3 +484,27 @@ def test_the_handler_re_drives_a_dead_caption_through_its_upload(table):
     event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
     # When the scheduled sweep runs, Then the request is re-driven (its upload announced again)
     assert sweeper.handler(event, lambda_context("SweeperFunction", 60, 256)) == {"examined": 1, "redriven": 1}
+
+
+# ---------------------------------------------------------------- requests whose address never confirmed
+
+
+def test_a_request_unconfirmed_past_the_upload_retention_ends_failed(store, clock):
+    # Given a request waiting for its address's confirmation since longer than the upload is kept
+    request_id = _put(store, Status.AWAITING_CONFIRMATION, at=T0 - timedelta(days=1, seconds=1))
+    recent = _put(store, Status.AWAITING_CONFIRMATION, at=T0 - timedelta(hours=1))
+    # When the sweeper runs with a one-day confirmation window
+    report = sweep(
+        store,
+        now=clock(),
+        stuck_after_seconds=STUCK_AFTER,
+        max_redrives=2,
+        max_items=100,
+        reannounce=Announcer(),
+        unconfirmed_after_seconds=86400,
+    )
+    # Then that one ends FAILED CONFIRMATION_EXPIRED (Notify mails no unconfirmed address), the recent one waits
+    assert report.summary() == {"examined": 1, "unconfirmed_ended": 1}
+    ended, waiting = store.get(request_id), store.get(recent)
+    assert ended is not None and ended.error is not None and ended.error.code == "CONFIRMATION_EXPIRED"
+    assert waiting is not None and waiting.status is Status.AWAITING_CONFIRMATION

@@ -77,6 +77,11 @@ ROUTES = {
     ("GET", "/styles"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
+    # The links in mail: GET shows one button, POST acts (issue: mail scanners fetch links).
+    ("GET", "/confirm/{token}"),
+    ("POST", "/confirm/{token}"),
+    ("GET", "/unsubscribe/{token}"),
+    ("POST", "/unsubscribe/{token}"),
 }
 HANDLERS = {
     "ApiFunction": "reimagine.handlers.api.handler",
@@ -102,6 +107,7 @@ REQUIRED_ENV = {
         "STYLES",
         "QUOTA_KEY_PARAMETER",
         "QUOTA_KEY_SECRET",
+        "CONFIRMED_FOR_DAYS",
     },
     "CaptionFunction": {
         "PROVIDER",
@@ -117,6 +123,13 @@ REQUIRED_ENV = {
         "OPENAI_BASE_URL",
         "OPENAI_CAPTION_MODELS",
         "OPENAI_KEY_PARAMETER",
+        "CONFIRM_ADDRESSES",
+        "UPLOAD_RETENTION_DAYS",
+        "SENDER_EMAIL",
+        "MAIL_CONFIGURATION_SET",
+        "API_BASE_URL",
+        "QUOTA_KEY_PARAMETER",
+        "QUOTA_KEY_SECRET",
     },
     "GenerateFunction": {
         "PROVIDER",
@@ -140,6 +153,7 @@ REQUIRED_ENV = {
         "SENDER_EMAIL",
         "API_BASE_URL",
         "MAIL_CONFIGURATION_SET",
+        "CONFIRM_ADDRESSES",
         "QUOTA_KEY_PARAMETER",
         "QUOTA_KEY_SECRET",
         "STYLES",
@@ -670,6 +684,9 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
     assert parameters["DailyQuotaPerEmail"]["Default"] == defaults.daily_quota_per_email
     assert parameters["DailyQuotaPerIp"]["Default"] == defaults.daily_quota_per_ip
     assert parameters["DailyRequestBudget"]["Default"] == defaults.daily_request_budget
+    assert parameters["ConfirmAddresses"]["Default"] == str(defaults.confirm_addresses).lower()
+    assert parameters["ConfirmedForDays"]["Default"] == defaults.confirmed_for_days
+    assert parameters["UploadRetentionDays"]["Default"] == defaults.upload_retention_days
 
 
 # ---------------------------------------------------------------- abuse limits
@@ -677,8 +694,9 @@ def test_parameters_are_described_and_defaults_agree_with_the_settings(template:
 
 KEY_FROM_SSM = {"Fn::If": ["HasQuotaKey", {"Ref": "QuotaKeyParameter"}, {"Ref": "AWS::NoValue"}]}
 KEY_FROM_SECRET = {"Fn::If": ["GeneratesQuotaKey", {"Ref": "QuotaKeySecret"}, {"Ref": "AWS::NoValue"}]}
-# Each function that hashes an address (to count it, or to look it up in the suppression list).
-KEY_READERS = ("ApiFunction", "NotifyFunction", "MailEventsFunction")
+# Each function that hashes an address (to count it, look it up in the suppression list or the
+# confirmations, or sign its unsubscribe link).
+KEY_READERS = ("ApiFunction", "CaptionFunction", "NotifyFunction", "MailEventsFunction")
 
 
 def test_the_api_counts_requests_per_email_ip_and_stack_with_a_keyed_hash(template: dict[str, Any]) -> None:
@@ -705,7 +723,7 @@ def test_a_secret_quota_key_is_generated_at_deploy_time_unless_an_ssm_key_is_nam
         env = function_env(template, function)
         assert (env["QUOTA_KEY_PARAMETER"], env["QUOTA_KEY_SECRET"]) == (KEY_FROM_SSM, KEY_FROM_SECRET), function
         policy = props(template, function)["Policies"][0]["Statement"]
-        (key_grant,) = [s for s in policy if "Fn::If" in s]
+        (key_grant,) = [s for s in policy if "Fn::If" in s and s["Fn::If"][0] == "HasQuotaKey"]
         condition, ssm, generated_secret = key_grant["Fn::If"]
         assert condition == "HasQuotaKey"
         assert (ssm["Action"], ssm["Resource"]["Fn::Sub"][-len("${QuotaKeyParameter}") :]) == (
@@ -801,7 +819,8 @@ def test_http_api_access_logs_go_to_a_kept_log_group_and_carry_no_address(templa
 
 
 def test_the_api_may_update_the_table_only(template: dict[str, Any]) -> None:
-    # The quota counters and "delete now"'s tombstone: both items of this one table.
+    # The quota counters, the confirmation state and tokens, a confirmed request's resume and "delete
+    # now"'s tombstone: all items of this one table.
     (update,) = [s for s in statements(template, "ApiFunction") if "dynamodb:UpdateItem" in as_list(s["Action"])]
     assert update["Resource"] == {"Fn::GetAtt": ["RequestsTable", "Arn"]}
     (ssm,) = [s for s in statements(template, "ApiFunction") if "ssm:GetParameter" in as_list(s["Action"])]

@@ -362,6 +362,13 @@ def test_functions_and_handlers_are_the_contracts(app):
         "GET /requests/{id}/result",
         "GET /openapi.json",
         "GET /",
+        "GET /confirm/{token}",
+        "POST /confirm/{token}",
+        "GET /unsubscribe/{token}",
+        "POST /unsubscribe/{token}",
+        "GET /styles",
+        "GET /results/{id}",
+        "DELETE /requests/{id}",
     }
 
 
@@ -373,8 +380,11 @@ def test_every_variable_is_a_setting_and_functions_agree(app):
     env = union_environment(app.functions.values())  # raises if two functions disagree
     assert env["UPLOADS_BUCKET"] == app.buckets["UploadsBucket"].name
     assert env["RESULTS_BUCKET"] == app.buckets["ResultsBucket"].name
-    # Only the function that links to the API declares it, so only its value is replaced.
-    assert {fn.logical_id for fn in app.functions.values() if "API_BASE_URL" in fn.environment} == {"NotifyFunction"}
+    # Only the functions that mail links to the API declare it, so only their values are replaced.
+    assert {fn.logical_id for fn in app.functions.values() if "API_BASE_URL" in fn.environment} == {
+        "CaptionFunction",
+        "NotifyFunction",
+    }
     assert env["API_BASE_URL"] == "http://127.0.0.1:3000"
 
 

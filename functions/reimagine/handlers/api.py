@@ -12,7 +12,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,6 +25,7 @@ from reimagine import clients, deletion, intake, storage, validation_words
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.capability import may_delete
 from reimagine.config import require_settings, settings
+from reimagine.confirmation import Confirmations, resume, unsubscribed_digest
 from reimagine.models import (
     CreateRequestResponse,
     ErrorBody,
@@ -29,13 +34,14 @@ from reimagine.models import (
     RequestView,
     Status,
     StylesView,
+    utcnow,
 )
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded, hashing_key
 from reimagine.request_body import CreateRequestBody
 from reimagine.styles import catalogue
 from reimagine.suppression import AddressSuppressed, SuppressionList
-from reimagine.web import result_page
+from reimagine.web import opt_in, result_page
 from reimagine.web.policy import content_security_policy
 
 # Checked at start: a missing one stops the container's init with a clear message.
@@ -107,7 +113,8 @@ def _suppressed(exc: AddressSuppressed) -> Response:
     return _error(
         422,
         "ADDRESS_SUPPRESSED",
-        "mail to this address bounced permanently or was reported as unwanted, so no more is sent to it; "
+        "mail to this address bounced permanently, was reported as unwanted or was unsubscribed, so no more is "
+        "sent to it; "
         "use another address",
     )
 
@@ -292,6 +299,84 @@ _NO_RESULT = {
 }
 
 
+def _html(status: int, body: str) -> Response:
+    return Response(status_code=status, content_type=opt_in.CONTENT_TYPE, body=body, headers=opt_in.HEADERS)
+
+
+# A refused token: 404 when it was never issued, 410 when it was but cannot be used any more.
+_REFUSED_STATUS = {"unknown": 404, "used": 410, "expired": 410}
+_HTML_DOC: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "text/html": {"schema": {"type": "string"}}
+}
+_PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "An HTML page", "content": _HTML_DOC},
+    404: {"description": "Unknown link (an HTML page)", "content": _HTML_DOC},
+    410: {"description": "Used or expired link (an HTML page)", "content": _HTML_DOC},
+}
+
+
+@app.get(
+    "/confirm/<token>",
+    summary="The confirmation link's page: one button, confirms nothing",
+    description="Mail scanners and previews fetch links with GET, so this only shows the button that POSTs.",
+    responses=_PAGE_RESPONSES,
+    tags=["addresses"],
+)
+def confirm_page(token: str):
+    verdict = Confirmations.from_settings(clients.dynamodb(), settings()).check(token)
+    if verdict != "confirmed":
+        return _html(_REFUSED_STATUS[verdict], opt_in.CONFIRM_REFUSED[verdict])
+    return _html(200, opt_in.CONFIRM_ASK)
+
+
+@app.post(
+    "/confirm/<token>",
+    summary="Confirm the address (the page's button)",
+    description="Single use; the mailbox's requests in AWAITING_CONFIRMATION resume at once.",
+    responses=_PAGE_RESPONSES,
+    tags=["addresses"],
+)
+def confirm_address(token: str):
+    cfg = settings()
+    confirmations = Confirmations.from_settings(clients.dynamodb(), cfg)
+    done = confirmations.confirm(token)
+    if done.verdict != "confirmed":
+        return _html(_REFUSED_STATUS[done.verdict], opt_in.CONFIRM_REFUSED[done.verdict])
+    moved = resume(done.waiting, confirmations=confirmations, s3=clients.s3(), uploads_bucket=cfg.uploads_bucket)
+    logger.info("address confirmed", extra={"resumed": moved})
+    metrics.add_metric(name="AddressConfirmed", unit=MetricUnit.Count, value=1)
+    return _html(200, opt_in.CONFIRMED)
+
+
+@app.get(
+    "/unsubscribe/<token>",
+    summary="The unsubscribe link's page: one button, changes nothing",
+    responses={200: _PAGE_RESPONSES[200], 404: _PAGE_RESPONSES[404]},
+    tags=["addresses"],
+)
+def unsubscribe_page(token: str):
+    if unsubscribed_digest(token, SuppressionList.from_settings(clients.dynamodb(), settings()).key) is None:
+        return _html(404, opt_in.UNSUBSCRIBE_UNKNOWN)
+    return _html(200, opt_in.UNSUBSCRIBE_ASK)
+
+
+@app.post(
+    "/unsubscribe/<token>",
+    summary="One-click unsubscribe (RFC 8058) and the page's button",
+    description="Mail clients POST `List-Unsubscribe=One-Click`; the mailbox gets no more mail (ADDRESS_SUPPRESSED).",
+    responses={200: _PAGE_RESPONSES[200], 404: _PAGE_RESPONSES[404]},
+    tags=["addresses"],
+)
+def unsubscribe(token: str):
+    suppressions = SuppressionList.from_settings(clients.dynamodb(), settings())
+    digest = unsubscribed_digest(token, suppressions.key)
+    if digest is None:
+        return _html(404, opt_in.UNSUBSCRIBE_UNKNOWN)
+    suppressions.unsubscribe(digest, at=utcnow())
+    metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    return _html(200, opt_in.UNSUBSCRIBED)
+
+
 @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
 def openapi():
     return Response(
@@ -348,6 +433,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     return _unparseable_body(event) or app.resolve(_json_type_in_lower_case(event), context)
 
 
+_FORM_PATHS = ("/confirm/", "/unsubscribe/")
+
+
 def _media_type(event: dict) -> str:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     return headers.get("content-type", "").split(";")[0].strip().lower()
@@ -357,6 +445,8 @@ def _unparseable_body(event: dict) -> dict | None:
     """Bodies the validator would choke on (not JSON, not UTF-8, too big, nested too deep, numbers too
     long) are the client's error: 415, 400, 413 or 422 in the error shape, never a 500."""
     is_post = (event.get("requestContext") or {}).get("http", {}).get("method", "").upper() == "POST"
+    if str(event.get("rawPath", "")).startswith(_FORM_PATHS):
+        return None  # the pages' buttons and mail clients' one-click POST forms, not JSON; the body is unused
     if not event.get("body") and not is_post:
         return None
     # A POST must say it is JSON: without a media type the validator would parse it as JSON anyway.

@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.captioning import caption_upload
-from reimagine.config import require_settings, settings
+from reimagine.config import Settings, require_settings, settings
+from reimagine.confirmation import Confirmations, Mailer, MailLinks
 from reimagine.models import request_id_from_upload_key
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
@@ -30,6 +31,15 @@ require_settings(*REQUIRED_SETTINGS)
 @cache
 def _captioner() -> Captioner | CaptionChain:
     return build_captioner(settings())
+
+
+def _confirming(cfg: Settings) -> tuple[Confirmations | None, Mailer | None]:
+    """The confirmation gate, unless the operator turned it off (ConfirmAddresses=false)."""
+    if not cfg.confirm_addresses:
+        return None, None
+    confirmations = Confirmations.from_settings(clients.dynamodb(), cfg)
+    links = MailLinks(cfg.api_base_url, confirmations.key)
+    return confirmations, Mailer(clients.ses(), cfg.sender_email, cfg.mail_configuration_set, links)
 
 
 def delivery_of(record: S3EventRecord) -> str:
@@ -48,6 +58,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
         return {"processed": 0}
     cfg = settings()
+    confirmations, mailer = _confirming(cfg)
     processed = 0
     for record in S3Event(event).records:
         # Keys arrive URL-encoded (AWS: `+` for a space; some emulators also `%2F` for `/`).
@@ -66,6 +77,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
                 captioner=_captioner,
                 deadline=Deadline.from_lambda_context(context),
                 delivery=delivery_of(record),
+                confirmations=confirmations,
+                mailer=mailer,
             )
         except LeaseHeld:
             # Not done by this delivery: failing the invocation makes Lambda deliver the event again

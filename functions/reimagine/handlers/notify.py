@@ -7,9 +7,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.config import require_settings, settings
+from reimagine.confirmation import Confirmations, MailLinks
 from reimagine.handlers.streams import process_stream
 from reimagine.notification import notify_user
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
+from reimagine.quota import hashing_key
 from reimagine.steps import LEASE_MARGIN_SECONDS
 from reimagine.suppression import SuppressionList
 
@@ -24,6 +26,9 @@ require_settings(*REQUIRED_SETTINGS)
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     # A claim outlives this invocation, so a worker killed mid-send is not overtaken while it may still send.
     lease = context.get_remaining_time_in_millis() // 1000 + LEASE_MARGIN_SECONDS
+    cfg = settings()
+    confirmations = Confirmations.from_settings(clients.dynamodb(), cfg) if cfg.confirm_addresses else None
+    links = MailLinks(cfg.api_base_url, hashing_key(cfg)) if cfg.api_base_url else None
     return process_stream(
         event,
         context,
@@ -36,5 +41,7 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
             settings=settings(),
             lease_seconds=lease,
             suppressions=SuppressionList.from_settings(clients.dynamodb(), settings()),
+            confirmations=confirmations,
+            links=links,
         ),
     )

@@ -30,6 +30,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
         reannounce=lambda request_id: storage.reannounce_upload(
             clients.s3(), bucket=cfg.uploads_bucket, key=upload_key(request_id)
         ),
+        # A confirmation link lasts as long as the upload is kept: past that, a waiting request ends.
+        unconfirmed_after_seconds=cfg.upload_retention_days * 86400 if cfg.confirm_addresses else None,
     )
     for outcome, count in report.outcomes.items():
         metrics.add_metric(name=f"Sweep_{outcome}", unit=MetricUnit.Count, value=count)
