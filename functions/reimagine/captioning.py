@@ -9,6 +9,7 @@ from reimagine import imaging, storage
 from reimagine.captions import clean_caption
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
+from reimagine.moderation import Moderator, NoModeration, counted, screen_image, screen_text
 from reimagine.observability import logger, tracer
 from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
 from reimagine.steps import Step, StepOutcome, run_step
@@ -34,6 +35,7 @@ def caption_upload(
     settings: Settings,
     captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
+    moderator: Callable[[], Moderator] = NoModeration,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
@@ -67,12 +69,18 @@ def caption_upload(
                 "model_input_bytes": len(prepared.data),
             },
         )
+        # Checked before any caption call: nothing is spent on a blocked photo.
+        screen_image(moderator(), prepared.data, prepared.media_type, stage="upload", deadline=deadline)
         chain = caption_chain(captioner())
         caption = _caption_with(chain, prepared, deadline)
         text = clean_caption(caption.text)
+        # Checked before it is stored and becomes a prompt.
+        screen_text(moderator(), text, stage="caption", deadline=deadline)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
-    return run_step(CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        CAPTION, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=counted(work)
+    )
 
 
 @tracer.capture_method(capture_response=False)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
 from reimagine.models import RequestRecord, Status, result_key
+from reimagine.moderation import Moderator, NoModeration, counted, screen_image
 from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.providers.chain import Painted, PictureChain, picture_chain
@@ -33,6 +34,7 @@ def generate_result(
     settings: Settings,
     generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
+    moderator: Callable[[], Moderator] = NoModeration,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         from reimagine.imaging import fit_png  # Pillow only once a picture is made: the cold start stays small
@@ -41,12 +43,16 @@ def generate_result(
         painted = _generate_with(picture_chain(generator()), prompt, deadline)
         # Stored at the size asked, whatever size the provider painted (to_png already capped it).
         png = fit_png(painted.png, settings.result_size)
+        # Checked before it is stored: nothing blocked reaches the results bucket.
+        screen_image(moderator(), png, "image/png", stage="picture", deadline=deadline)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
         return {"result_key": key, "image_model": painted.model}
 
-    return run_step(GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=work)
+    return run_step(
+        GENERATE, request_id, store=store, deadline=deadline, max_attempts=settings.max_attempts, work=counted(work)
+    )
 
 
 @tracer.capture_method(capture_response=False)

@@ -129,9 +129,11 @@ class RequestStore:
             names,
         )
 
-    def fail(self, request_id: str, code: str, message: str) -> RequestRecord | None:
+    def fail(
+        self, request_id: str, code: str, message: str, details: dict[str, str] | None = None
+    ) -> RequestRecord | None:
         """End the request FAILED from any non-final state; None when it had already ended."""
-        error = ErrorInfo(code=code, message=message).model_dump()
+        error = ErrorInfo(code=code, message=message, details=details).model_dump()
         placeholders = {f":nf{i}": s.value for i, s in enumerate(NON_FINAL)}
         return self._update(
             request_id,

@@ -74,7 +74,7 @@ def run_step(
         if error.retryable and record.attempts < max_attempts:
             store.release(record.id, working=step.working, back_to=step.waiting)
             raise
-        store.fail(record.id, error.code, error.message)
+        store.fail(record.id, error.code, error.message, error.details)
         if error is not exc:
             raise
         return StepOutcome(record.id, "failed", error.code)

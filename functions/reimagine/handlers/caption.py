@@ -13,6 +13,7 @@ from reimagine import clients
 from reimagine.captioning import caption_upload
 from reimagine.config import require_settings, settings
 from reimagine.models import request_id_from_upload_key
+from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
@@ -26,6 +27,11 @@ require_settings(*REQUIRED_SETTINGS)
 @cache
 def _captioner() -> Captioner | CaptionChain:
     return build_captioner(settings())
+
+
+@cache
+def _moderator() -> Moderator:
+    return build_moderator(settings())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -50,6 +56,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
             s3=clients.s3(),
             settings=cfg,
             captioner=_captioner,
+            moderator=_moderator,
             deadline=Deadline.from_lambda_context(context),
         )
         logger.info("caption step", extra={"outcome": outcome.outcome, "detail": outcome.detail})

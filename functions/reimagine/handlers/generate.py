@@ -12,6 +12,7 @@ from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_queue
+from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
@@ -25,6 +26,11 @@ require_settings(*REQUIRED_SETTINGS)
 @cache
 def _generator() -> ImageGenerator | PictureChain:
     return build_generator(settings())
+
+
+@cache
+def _moderator() -> Moderator:
+    return build_moderator(settings())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -42,6 +48,7 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
             s3=clients.s3(),
             settings=settings(),
             generator=_generator,
+            moderator=_moderator,
             deadline=deadline,
         ),
     )
