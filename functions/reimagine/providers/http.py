@@ -9,6 +9,8 @@ secrets, one POST/GET with deadline-aware retries, and the classification of eve
 - "this model is not served here": 404, 410, or a 400 whose error says so (OpenAI-style
   `code: model_not_supported / model_not_found`, the router's "not supported by provider"):
   ModelUnavailable, so a chain moves on;
+- a safety refusal of a caption or picture call (`content_policy_violation`, `moderation_blocked`, an
+  NSFW or content-policy message; reimagine/moderation/refusals.py): CONTENT_BLOCKED, at once;
 - any other 4xx: PROVIDER_REJECTED.
 
 A token is only ever placed in the Authorization header: error excerpts are scrubbed of it, and
