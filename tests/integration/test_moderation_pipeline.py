@@ -55,14 +55,16 @@ def _one_email_text(pipeline: Pipeline, address: str) -> str:
 
 
 def _assert_blocked_quietly(pipeline: Pipeline, record: dict, address: str) -> None:
-    """No result stored; one email, saying it could not be processed, with no caption and no link."""
+    """No result stored; one email, saying it could not be processed, with no caption and no link to
+    a picture (neither a presigned download nor the stable download link)."""
     text = _one_email_text(pipeline, address)
     assert (
         f"results/{record['id']}.png" in pipeline.result_keys(),
         "could not be processed" in text,
         "Stand-in caption" in text,
-        "http" in text,
-    ) == (False, True, False, False)
+        "X-Amz-" in text,
+        f"/requests/{record['id']}/result" in text,
+    ) == (False, True, False, False, False)
 
 
 def test_a_flagged_upload_is_blocked_before_any_caption_call(pipeline: Pipeline, standin: ModerationStandin):

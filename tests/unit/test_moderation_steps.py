@@ -157,10 +157,15 @@ def test_a_blocked_request_gets_one_email_with_no_content(aws):
     caption = clients.store().get(request_id).caption
     # When it is notified
     notify_user(request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=aws)
-    # Then one email says it could not be processed, with neither the caption nor any link
+    # Then one email says it could not be processed, with neither the caption nor a link to a picture
     (sent,) = ses_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name].sent_messages
     text = f"{sent.body}"
-    assert ("could not be processed" in text, caption in text, "http" in text) == (True, False, False)
+    assert (
+        "could not be processed" in text,
+        caption in text,
+        "X-Amz-" in text,  # a presigned download
+        f"/requests/{request_id}/result" in text,  # the stable download link
+    ) == (True, False, False, False)
 
 
 def test_the_api_shows_the_stage_that_blocked(aws):
