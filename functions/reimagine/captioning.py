@@ -9,6 +9,7 @@ from reimagine import imaging, storage
 from reimagine.captions import clean_caption
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
+from reimagine.moderation import Moderator, NoModeration, counted, screen_image, screen_text
 from reimagine.observability import logger, tracer
 from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
 from reimagine.steps import Step, StepOutcome, run_step
@@ -35,6 +36,7 @@ def caption_upload(
     captioner: Callable[[], Captioner | CaptionChain],
     deadline: Deadline,
     delivery: str | None = None,
+    moderator: Callable[[], Moderator] = NoModeration,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
@@ -68,9 +70,13 @@ def caption_upload(
                 "model_input_bytes": len(prepared.data),
             },
         )
+        # Checked before any caption call: nothing is spent on a blocked photo.
+        screen_image(moderator(), prepared.data, prepared.media_type, stage="upload", deadline=deadline)
         chain = caption_chain(captioner())
         caption = _caption_with(chain, prepared, deadline)
         text = clean_caption(caption.text)
+        # Checked before it is stored and becomes a prompt.
+        screen_text(moderator(), text, stage="caption", deadline=deadline)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
     return run_step(
@@ -79,7 +85,7 @@ def caption_upload(
         store=store,
         deadline=deadline,
         max_attempts=settings.max_attempts,
-        work=work,
+        work=counted(work),
         delivery=delivery,
     )
 
