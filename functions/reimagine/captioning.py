@@ -10,6 +10,7 @@ from reimagine.captions import clean_caption
 from reimagine.confirmation import hold_unless_confirmed, resume
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
+from reimagine.moderation import Moderator, NoModeration, counted, screen_image, screen_text
 from reimagine.observability import logger, tracer
 from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
 from reimagine.steps import Step, StepOutcome, run_step
@@ -39,6 +40,7 @@ def caption_upload(
     delivery: str | None = None,
     confirmations: Confirmations | None = None,
     mailer: Mailer | None = None,
+    moderator: Callable[[], Moderator] = NoModeration,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         data = storage.read_upload(
@@ -76,9 +78,13 @@ def caption_upload(
             # After the upload is validated, before any provider is called: nothing is spent on a
             # request whose address has not asked for mail.
             hold_unless_confirmed(record.email, record.id, confirmations=confirmations, mailer=mailer)
+        # Checked before any caption call: nothing is spent on a blocked photo.
+        screen_image(moderator(), prepared.data, prepared.media_type, stage="upload", deadline=deadline)
         chain = caption_chain(captioner())
         caption = _caption_with(chain, prepared, deadline)
         text = clean_caption(caption.text)
+        # Checked before it is stored and becomes a prompt.
+        screen_text(moderator(), text, stage="caption", deadline=deadline)
         return {"caption": text, "caption_provider": chain.name, "caption_model": caption.model}
 
     outcome = run_step(
@@ -87,7 +93,7 @@ def caption_upload(
         store=store,
         deadline=deadline,
         max_attempts=settings.max_attempts,
-        work=work,
+        work=counted(work),
         delivery=delivery,
     )
     if outcome.outcome == "diverted" and confirmations is not None:

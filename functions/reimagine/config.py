@@ -53,6 +53,20 @@ class Settings(BaseModel):
     openai_caption_models: str = "gpt-4.1-mini"
     openai_image_models: str = "gpt-image-1"
     openai_key_parameter: str = ""
+    # Moderation of the upload, the caption and the picture (reimagine.moderation); the template
+    # chooses `offline` by default, bare settings (unit tests of other things) check nothing.
+    moderation: Literal["none", "offline", "openai", "rekognition"] = "none"
+    # Thresholds, defaults from each service's own guidance: open_nsfw's authors read scores above 0.8
+    # as NSFW "with high probability"; Rekognition's MinConfidence defaults to 50 (percent); Comprehend's
+    # toxicity scores are probabilities, 0.5 the even line; OpenAI: its own `flagged` unless a score
+    # threshold is set.
+    moderation_nsfw_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    moderation_min_confidence: float = Field(default=50.0, ge=0.0, le=100.0)
+    moderation_toxicity_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    moderation_score_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    openai_moderation_model: str = "omni-moderation-latest"
+    # Comprehend's DetectToxicContent is offered in few regions; empty: the function's own.
+    moderation_text_region: str = Field(default="", pattern=r"^$|^[a-z]{2}(-[a-z]+)+-[0-9]$")
     # Retries of provider calls (attempts of one step before the request ends FAILED)
     max_attempts: int = Field(default=3, ge=1, le=10)
     # Sweeper: requests in a non-final state untouched this long are stuck; re-drives are bounded.

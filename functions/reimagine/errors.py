@@ -8,6 +8,8 @@ class PipelineError(Exception):
 
     code = "INTERNAL_ERROR"
     retryable = False
+    # Kept with the code on the record and shown by the API (`error.details`), e.g. {"stage": "upload"}.
+    details: dict[str, str] | None = None
 
     def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
@@ -78,3 +80,23 @@ class ModelUnavailable(ProviderError):
 
     code = "MODEL_UNAVAILABLE"
     retryable = False
+
+
+# What the user reads when content is blocked: the same words at every stage, quoting nothing of
+# the photo, the caption or the picture.
+BLOCKED_MESSAGE = "this photo could not be processed: it did not pass the content check"
+
+
+class ContentBlocked(PipelineError):
+    """A moderator, or a provider's own safety filter, refused the content at `stage` (`upload`,
+    `caption` or `picture`). A content decision, not an outage: never retried, no fallback model."""
+
+    code = "CONTENT_BLOCKED"
+    retryable = False
+
+    def __init__(self, stage: str, *, by: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(BLOCKED_MESSAGE)
+        self.stage = stage
+        self.by = by  # the moderator or provider that refused: for logs and the metric, never the user
+        self.reasons = reasons  # category names, never content
+        self.details = {"stage": stage}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
 from reimagine.models import RequestRecord, Status, result_key
+from reimagine.moderation import Moderator, NoModeration, counted, screen_image
 from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.providers.chain import Painted, PictureChain, picture_chain
@@ -35,6 +36,7 @@ def generate_result(
     generator: Callable[[], ImageGenerator | PictureChain],
     deadline: Deadline,
     delivery: str | None = None,
+    moderator: Callable[[], Moderator] = NoModeration,
 ) -> StepOutcome:
     def work(record: RequestRecord) -> dict[str, Any]:
         from reimagine.imaging import fit_png  # Pillow only once a picture is made: the cold start stays small
@@ -44,6 +46,8 @@ def generate_result(
         painted = _generate_with(picture_chain(generator()), prompt, deadline)
         # Stored at the size asked, whatever size the provider painted (to_png already capped it).
         png = fit_png(painted.png, settings.result_size)
+        # Checked before it is stored: nothing blocked reaches the results bucket.
+        screen_image(moderator(), png, "image/png", stage="picture", deadline=deadline)
         key = result_key(request_id)
         # The key is derived from the id, so a retried step overwrites rather than duplicates.
         storage.put_result(s3, bucket=settings.results_bucket, key=key, png=png)
@@ -55,7 +59,7 @@ def generate_result(
         store=store,
         deadline=deadline,
         max_attempts=settings.max_attempts,
-        work=work,
+        work=counted(work),
         delivery=delivery,
     )
 

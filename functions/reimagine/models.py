@@ -87,6 +87,11 @@ NON_FINAL = tuple(s for s in Status if not s.is_final)
 class ErrorInfo(BaseModel):
     code: str
     message: str
+    details: dict[str, str] | None = None  # e.g. {"stage": "upload"} for CONTENT_BLOCKED
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class RequestRecord(BaseModel):

@@ -212,11 +212,19 @@ class RequestStore:
             names,
         )
 
-    def fail(self, request_id: str, code: str, message: str, *, attempt: int | None = None) -> RequestRecord | None:
+    def fail(
+        self,
+        request_id: str,
+        code: str,
+        message: str,
+        details: dict[str, str] | None = None,
+        *,
+        attempt: int | None = None,
+    ) -> RequestRecord | None:
         """End the request FAILED from any non-final state; None when it had already ended.
 
         With `attempt` (the claim's number), only while that claim still holds the step."""
-        error = ErrorInfo(code=code, message=message).model_dump()
+        error = ErrorInfo(code=code, message=message, details=details).model_dump()
         placeholders = {f":nf{i}": s.value for i, s in enumerate(NON_FINAL)}
         condition, held = _held(f"#s IN ({', '.join(placeholders)})", attempt)
         return self._update(

@@ -108,7 +108,7 @@ def run_step(
         if error.retryable and record.attempts < max_attempts:
             store.release(record.id, working=step.working, back_to=step.waiting, attempt=claim)
             raise
-        ended = store.fail(record.id, error.code, error.public_message, attempt=claim)
+        ended = store.fail(record.id, error.code, error.public_message, error.details, attempt=claim)
         if error is not exc:
             raise
         if ended is None:

@@ -13,6 +13,8 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
   image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
 - SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production;
+- the moderator (reimagine_local/doctor_moderation.py): the model loads, the endpoint or the AWS
+  APIs answer, and a warning when nothing is moderated.
 - Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning;
 - address confirmation: a warning when ConfirmAddresses=false on an API without an authorizer (anyone
   on the internet could have the stack mail any address).
@@ -222,7 +224,15 @@ class Doctor:
         self.stack = stack
 
     def run(self) -> list[Check]:
-        return [*self.provider_checks(), *self.ses_checks(), *self.alarm_checks(), self.confirmation_check()]
+        from reimagine_local.doctor_moderation import moderation_checks
+
+        return [
+            *self.provider_checks(),
+            *moderation_checks(self),
+            *self.ses_checks(),
+            *self.alarm_checks(),
+            self.confirmation_check(),
+        ]
 
     def provider_checks(self) -> list[Check]:
         """The token and every model of both steps' chains, for the provider each step uses."""

@@ -74,6 +74,7 @@ def lambda_environment(
     runtime_api: str,
     task_root: Path,
     extra: Mapping[str, str] | None = None,
+    layer_roots: tuple[Path, ...] = (),
 ) -> dict[str, str]:
     """The variables an environment of `fn` starts with: its own Environment and what Lambda sets."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -93,7 +94,8 @@ def lambda_environment(
         "AWS_DEFAULT_REGION": region,
         "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
-        "PYTHONPATH": str(task_root),
+        # Lambda's order: the function's code, then each layer's python/ (/opt/python).
+        "PYTHONPATH": os.pathsep.join([str(task_root), *(str(root / "python") for root in layer_roots)]),
         "_HANDLER": fn.handler,
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
@@ -126,14 +128,28 @@ class Environment:
     """One execution environment of a function: a runtime process and its Runtime API."""
 
     def __init__(
-        self, fn: Function, *, task_root: Path, region: str, extra_env: Mapping[str, str], python: str
+        self,
+        fn: Function,
+        *,
+        task_root: Path,
+        region: str,
+        extra_env: Mapping[str, str],
+        python: str,
+        layer_roots: tuple[Path, ...] = (),
     ) -> None:
         self.fn = fn
         self.api = RuntimeApi().start()
         self.started = time.monotonic()
         self.invocations = 0
         self._stopped = False
-        env = lambda_environment(fn, region=region, runtime_api=self.api.address, task_root=task_root, extra=extra_env)
+        env = lambda_environment(
+            fn,
+            region=region,
+            runtime_api=self.api.address,
+            task_root=task_root,
+            extra=extra_env,
+            layer_roots=layer_roots,
+        )
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, the template's handler
             [python, "-m", "awslambdaric", fn.handler],
             cwd=task_root,
@@ -247,10 +263,13 @@ class FunctionEnvironments:
         extra_env: Mapping[str, str],
         default_concurrency: int = DEFAULT_CONCURRENCY,
         python: str = sys.executable,
+        layer_roots: tuple[Path, ...] = (),
     ) -> None:
         self.fn = fn
         self.concurrency = fn.reserved_concurrency or default_concurrency
-        self._make = lambda: Environment(fn, task_root=task_root, region=region, extra_env=extra_env, python=python)
+        self._make = lambda: Environment(
+            fn, task_root=task_root, region=region, extra_env=extra_env, python=python, layer_roots=layer_roots
+        )
         self._idle: list[Environment] = []
         self._count = 0
         self._ready = threading.Condition()
@@ -336,6 +355,7 @@ class ProcessInvoker:
                 self._pools[fn.logical_id] = FunctionEnvironments(
                     fn,
                     task_root=root.resolve(),
+                    layer_roots=tuple((self.template_dir / layer).resolve() for layer in fn.layers),
                     region=self.region,
                     extra_env=self.extra_env,
                     default_concurrency=self.default_concurrency,

@@ -173,6 +173,9 @@ class Function:
     invoke_config: InvokeConfig = InvokeConfig()
     arn: str = ""
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None: unreserved
+    # The local ContentUri of each layer attached (Layers, conditions applied), in order: their
+    # `python/` folders come after the task root on the path, as Lambda's /opt/python does.
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,7 @@ _QUEUE = "AWS::SQS::Queue"
 _FUNCTION = "AWS::Serverless::Function"
 _LAMBDA_FUNCTION = "AWS::Lambda::Function"
 _ALIAS = "AWS::Lambda::Alias"
+_LAYER_VERSION = "AWS::Lambda::LayerVersion"
 _HTTP_API = "AWS::Serverless::HttpApi"
 _API_V2 = "AWS::ApiGatewayV2::Api"
 _STAGE_V2 = "AWS::ApiGatewayV2::Stage"
@@ -868,7 +872,28 @@ def _function(
         reserved_concurrency=(
             int(resolved["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in resolved else None
         ),
+        layers=_layers(resolver, logical_id, raw.get("Layers")),
     )
+
+
+def _layers(resolver: Resolver, logical_id: str, value: Any) -> tuple[str, ...]:
+    """The local ContentUris of a function's Layers: each a Ref to a layer of this template, the list
+    possibly under one Fn::If (a layer attached only under a condition)."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        value = when_true if resolver.condition(name) else when_false
+    if value is None or value == {"Ref": "AWS::NoValue"}:
+        return ()
+    found = []
+    for item in value if isinstance(value, list) else [value]:
+        layer = item.get("Ref") if isinstance(item, dict) else None
+        if not isinstance(layer, str) or resolver.resource_type(layer) != _LAYER_VERSION:
+            raise TemplateError(f"{logical_id}: the local stack runs only layers of this template (a Ref each)")
+        uri = local_code_uri((resolver.resources[layer].get("Properties") or {}).get("Content"))
+        if uri is None:
+            raise TemplateError(f"{logical_id}: layer {layer} has no local ContentUri")
+        found.append(uri)
+    return tuple(found)
 
 
 def _pipe(resolver: Resolver, logical_id: str, tables: dict[str, Table], queues: dict[str, Queue]) -> Pipe:

@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 # CodeUri travels to the translated Code through this stand-in bucket, its path quoted as the key.
 CODE_BUCKET = "reimagine-local-code"
 _SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+_SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
 _CACHE_SIZE = 32
 _DISK_CACHE_SIZE = 8
 
@@ -141,6 +142,8 @@ def _code_at_stand_in_locations(template: dict[str, Any]) -> None:
     global_function = (template.get("Globals") or {}).get("Function") or {}
     global_code = _stand_in(global_function, "CodeUri")
     for resource in (template.get("Resources") or {}).values():
+        if isinstance(resource, dict) and resource.get("Type") == _SERVERLESS_LAYER:
+            _stand_in(resource.setdefault("Properties", {}), "ContentUri")
         if not isinstance(resource, dict) or resource.get("Type") != _SERVERLESS_FUNCTION:
             continue
         properties = resource.setdefault("Properties", {})

@@ -13,7 +13,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from reimagine.config import Settings
-from reimagine.errors import ModelUnavailable, ProviderError
+from reimagine.errors import ContentBlocked, ModelUnavailable, ProviderError
 from reimagine.providers import bedrock
 from tests.fixtures import images
 from tests.fixtures.provider_fakes import IMAGE, FakeClock
@@ -253,16 +253,15 @@ def test_a_refused_marketplace_subscription_names_the_remedy(client, message: st
     )
 
 
-def test_titan_error_field_is_a_rejection(client) -> None:
+def test_titan_content_filter_error_field_blocks_the_picture(client) -> None:
     client.stubber.add_response(
         "invoke_model",
         titan_answer({"images": [], "error": "This request has been blocked by our content filters."}),
     )
     clock = FakeClock(60)
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ContentBlocked) as caught:
         generator(client, clock).generate("a prompt", clock.deadline)
-    assert caught.value.code == "PROVIDER_REJECTED"
-    assert "content filters" in str(caught.value)
+    assert caught.value.details == {"stage": "picture"}
 
 
 @pytest.mark.parametrize(
@@ -449,13 +448,13 @@ def test_stability_pictures_send_a_prompt_and_read_images(client) -> None:
     )
 
 
-def test_a_stability_filter_reason_is_a_rejection(client) -> None:
+def test_a_stability_filter_reason_blocks_the_picture(client) -> None:
     client.stubber.add_response("invoke_model", titan_answer({"finish_reasons": ["Filter reason: prompt"]}))
     gen = bedrock.BedrockGenerator(client, model="stability.sd3-5-large-v1:0")
     clock = FakeClock(60)
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ContentBlocked) as caught:
         gen.generate("a prompt", clock.deadline)
-    assert (caught.value.code, "Filter reason: prompt" in str(caught.value)) == ("PROVIDER_REJECTED", True)
+    assert (caught.value.code, caught.value.details) == ("CONTENT_BLOCKED", {"stage": "picture"})
 
 
 def test_an_inference_profile_id_is_sent_as_the_model_id(client) -> None:

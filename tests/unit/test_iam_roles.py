@@ -77,6 +77,10 @@ def bedrock(chain: str, region: str) -> set[Grant]:
 def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
     """What each role may do, for these parameter values."""
     on_bedrock = parameters.get("Provider") == "bedrock"
+    # Rekognition and Comprehend take no resource ARNs: their actions are granted on "*", only when chosen.
+    on_rekognition = parameters.get("Moderation") == "rekognition"
+    moderates_images = grant("rekognition:DetectModerationLabels", "*") if on_rekognition else set()
+    moderates_text = grant("comprehend:DetectToxicContent", "*") if on_rekognition else set()
     quota_key = parameters.get("QuotaKeyParameter", "")
     openai_key = parameters.get("OpenAiKeyParameter", "")
     image_region = parameters.get("BedrockImageRegion", DEFAULTS["BedrockImageRegion"]) or REGION
@@ -115,12 +119,15 @@ def allow_list(parameters: dict[str, str]) -> dict[str, Grants]:
         | record
         | provider_secrets
         | (bedrock(DEFAULTS["BedrockCaptionModels"], REGION) if on_bedrock else set())
+        | moderates_images
+        | moderates_text
         | park,
         # Lambda reads GenerateQueue with the managed queue reader; the queue's redrive parks failures.
         "GenerateFunctionRole": grant("s3:PutObject", f"{RESULTS}/results/*")
         | record
         | provider_secrets
-        | (bedrock(DEFAULTS["BedrockImageModels"], image_region) if on_bedrock else set()),
+        | (bedrock(DEFAULTS["BedrockImageModels"], image_region) if on_bedrock else set())
+        | moderates_images,
         # The pipe reads the stream, sends to the work queue and parks what it cannot send.
         "GeneratePipeRole": stream | grant("sqs:SendMessage", GENERATE_QUEUE) | park,
         "NotifyFunctionRole": grant("s3:GetObject", f"{RESULTS}/results/*")
@@ -189,6 +196,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "bedrock painting in the stack's region": {"Provider": "bedrock", "BedrockImageRegion": ""},
     "bedrock painting in another region": {"Provider": "bedrock", "BedrockImageRegion": "eu-west-1"},
     "a named quota key": {"QuotaKeyParameter": "/reimagine/quota-key"},
+    "moderation by rekognition": {"Moderation": "rekognition"},
+    "moderation by openai with an API key": {"Moderation": "openai", "OpenAiKeyParameter": "/reimagine/openai/key"},
+    "no moderation": {"Moderation": "none"},
 }
 
 

@@ -137,7 +137,8 @@ def published_metrics() -> set[str]:
         if k.arg == "step_name" and isinstance(k.value, ast.Constant)
     }
     for node in calls:
-        if getattr(node.func, "attr", "") != "add_metric":
+        # add_metric, or single_metric for a metric with a dimension of its own (ContentBlocked's stage)
+        if getattr(node.func, "attr", getattr(node.func, "id", "")) not in ("add_metric", "single_metric"):
             continue
         name = next(k.value for k in node.keywords if k.arg == "name")
         if isinstance(name, ast.Constant):
@@ -170,7 +171,9 @@ def test_the_dashboard_names_only_metrics_that_are_published(template: dict[str,
         # Then each graphed metric exists, read by the dimension it is published with
         if namespace == "Reimagine":
             assert name in published, f"{name} is not published by functions/reimagine"
-            assert dimensions == ["service", "reimagine"], metric
+            # ContentBlocked is published once per stage (single_metric with a `stage` dimension).
+            extra = ["stage", dimensions[3]] if name == "ContentBlocked" and len(dimensions) == 4 else []
+            assert dimensions == ["service", "reimagine", *extra], metric
         else:
             known, dimension = AWS_METRICS[namespace]
             assert name in known, metric
@@ -210,7 +213,7 @@ def test_every_parameter_is_in_exactly_one_group_and_labelled(template: dict[str
     assert sorted(grouped) == sorted(template["Parameters"])
     assert set(interface["ParameterLabels"]) == set(template["Parameters"])
     labels = [g["Label"]["default"].split(" ")[0] for g in interface["ParameterGroups"]]
-    assert labels == ["Provider", "Mail", "Operations", "Limits", "Models"]
+    assert labels == ["Provider", "Mail", "Safety", "Operations", "Limits", "Models"]
 
 
 def test_guided_deploy_asks_the_decisions_first(template: dict[str, Any]) -> None:

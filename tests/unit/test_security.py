@@ -149,6 +149,11 @@ def _view_subscriptions_only(t: Template, s: Statement) -> bool:
     return s["Action"] == "aws-marketplace:ViewSubscriptions" and s["Resource"] == "*"
 
 
+def _moderation_api(action: str) -> Callable[[Template, Statement], bool]:
+    """One moderation action, on "*" (these APIs have no resource types), with no other action."""
+    return lambda t, s: s["Action"] == action and s["Resource"] == "*"
+
+
 def _identities_sending_from_the_sender(t: Template, s: Statement) -> bool:
     return s["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
@@ -193,6 +198,15 @@ ALLOWED_BEYOND_THE_STACK: dict[str, tuple[str, Callable[[Template, Statement], b
     "ImageModelViaProfile": ("as CaptionModelViaProfile", _models_only_through_the_chains_profiles),
     "ImageModelSubscription": ("as CaptionModelSubscription", _subscribe_to_the_configured_products),
     "ImageModelSubscriptions": ("as CaptionModelSubscriptions", _view_subscriptions_only),
+    "ModerateUpload": (
+        "Rekognition's DetectModerationLabels has no resource types; granted only when Moderation=rekognition",
+        _moderation_api("rekognition:DetectModerationLabels"),
+    ),
+    "ModeratePicture": ("as ModerateUpload", _moderation_api("rekognition:DetectModerationLabels")),
+    "ModerateCaption": (
+        "Comprehend's DetectToxicContent has no resource types; granted only when Moderation=rekognition",
+        _moderation_api("comprehend:DetectToxicContent"),
+    ),
     "SendFromSender": (
         "SES authorises against every identity involved (in the sandbox, recipients too), so the grant "
         "covers this account's identities, but only for mail from the configured sender",

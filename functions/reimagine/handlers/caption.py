@@ -17,6 +17,7 @@ from reimagine.captioning import caption_upload
 from reimagine.config import Settings, require_settings, settings
 from reimagine.confirmation import Confirmations, Mailer, MailLinks
 from reimagine.models import request_id_from_upload_key
+from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
@@ -51,6 +52,11 @@ def delivery_of(record: S3EventRecord) -> str:
     return "s3:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+@cache
+def _moderator() -> Moderator:
+    return build_moderator(settings())
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
@@ -75,6 +81,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
                 s3=clients.s3(),
                 settings=cfg,
                 captioner=_captioner,
+                moderator=_moderator,
                 deadline=Deadline.from_lambda_context(context),
                 delivery=delivery_of(record),
                 confirmations=confirmations,

@@ -12,6 +12,7 @@ from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_queue
+from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
@@ -29,6 +30,11 @@ def _generator() -> ImageGenerator | PictureChain:
     return build_generator(settings())
 
 
+@cache
+def _moderator() -> Moderator:
+    return build_moderator(settings())
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
@@ -44,6 +50,7 @@ def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
             s3=clients.s3(),
             settings=settings(),
             generator=_generator,
+            moderator=_moderator,
             deadline=deadline,
             delivery=delivery,
         ),

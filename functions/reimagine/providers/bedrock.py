@@ -45,6 +45,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from reimagine.captions import MAX_CAPTION_CHARS
 from reimagine.errors import InvalidImage, ModelUnavailable, ProviderError
 from reimagine.imaging import to_png
+from reimagine.moderation import refusals
 from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.chain import CaptionChain, PictureChain
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
@@ -148,7 +149,7 @@ class _Caller:
             try:
                 return call(client)
             except ClientError as exc:
-                raise _classify(exc) from None
+                raise _classify(exc, what) from None
             except (ReadTimeoutError, BotoConnectionError) as exc:
                 raise TransientFailure(type(exc).__name__) from None
             except BotoCoreError as exc:
@@ -197,6 +198,8 @@ class BedrockCaptioner:
             deadline=deadline,
             what="caption",
         )
+        if answer.get("stopReason") in refusals.CONVERSE_REFUSALS:
+            raise refusals.blocked("caption", self.model, str(answer["stopReason"]))
         try:
             blocks = answer["output"]["message"]["content"]
         except (KeyError, TypeError):
@@ -299,6 +302,12 @@ class BedrockGenerator:
         refusal = payload.get("error") or (next((r for r in reasons if r), None) if isinstance(reasons, list) else None)
         if refusal and str(refusal).startswith("Inference error"):
             raise _bad(f"the image model failed: {for_log(refusal)}")  # Stability's own failure
+        if refusal and (
+            refusals.is_stability_filter(str(refusal))
+            or refusals.is_bedrock_filter("ValidationException", str(refusal))
+        ):
+            # Stability's "Filter reason: …" (or Titan's content-filter `error`): a content decision.
+            raise refusals.blocked("generate", self.model, "filter")
         if refusal:
             # Titan reports refusals in `error`, Stability in `finish_reasons` ("Filter reason: …"),
             # both in a successful call.
@@ -358,11 +367,13 @@ def build_generator(settings: Settings) -> PictureChain:
     )
 
 
-def _classify(exc: ClientError) -> Exception:
+def _classify(exc: ClientError, what: str = "") -> Exception:
     error = exc.response.get("Error", {})
     code = error.get("Code", "Unknown")
     full = " ".join(str(error.get("Message", "")).split())
     message = for_log(full)
+    if refusals.stage_of(what) and refusals.is_bedrock_filter(code, full):
+        return refusals.blocked(what, "bedrock", code)  # Titan/Nova content filters: a content decision
     if code in RETRYABLE_CODES:
         return TransientFailure(f"{code}: {message}" if message else code)
     if code == "AccessDeniedException" and "aws-marketplace" in full.lower():

@@ -9,6 +9,8 @@ secrets, one POST/GET with deadline-aware retries, and the classification of eve
 - "this model is not served here": 404, 410, or a 400 whose error says so (OpenAI-style
   `code: model_not_supported / model_not_found`, the router's "not supported by provider"):
   ModelUnavailable, so a chain moves on;
+- a safety refusal of a caption or picture call (`content_policy_violation`, `moderation_blocked`, an
+  NSFW or content-policy message; reimagine/moderation/refusals.py): CONTENT_BLOCKED, at once;
 - any other 4xx: PROVIDER_REJECTED;
 - 3xx: PROVIDER_BAD_RESPONSE, not retried. No redirect is followed: an API answers where it is
   asked, a redirect to another origin could carry the request (and its answer) anywhere, and a
@@ -42,6 +44,7 @@ from urllib3.util.retry import Retry
 
 from reimagine.captions import MAX_CAPTION_CHARS
 from reimagine.errors import ModelUnavailable, ProviderError
+from reimagine.moderation import refusals
 from reimagine.providers.base import CAPTION_INSTRUCTION
 from reimagine.providers.cutoff import Cutoff, CutoffAdapter
 from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_retries
@@ -169,7 +172,7 @@ class HttpClient:
                     raise TransientFailure(reason) from None
                 if cutoff.fired:  # a body without a length, cut short, reads as complete
                     raise _out_of_time(what)
-            return classify(response, token=token, model=model)
+            return classify(response, token=token, model=model, what=what)
 
         return run_with_retries(
             attempt, deadline=deadline, what=what, policy=self._policy, sleep=self._sleep, rand=self._rand
@@ -204,7 +207,7 @@ def _out_of_time(what: str) -> ProviderError:
     )
 
 
-def classify(response: requests.Response, *, token: str, model: str = "") -> requests.Response:
+def classify(response: requests.Response, *, token: str, model: str = "", what: str = "") -> requests.Response:
     status = response.status_code
     if 200 <= status < 300:
         return response
@@ -222,12 +225,22 @@ def classify(response: requests.Response, *, token: str, model: str = "") -> req
         if status == 503:
             wait = estimated_time(response) or wait
         raise TransientFailure(f"HTTP {status}{excerpt}", wait=wait)
+    # A safety refusal is a content decision: CONTENT_BLOCKED at once, never retried nor passed down the chain.
+    if refusals.stage_of(what) and refusals.is_http_refusal(status, _payload_or_none(response)):
+        raise refusals.blocked(what, model or "provider", f"HTTP {status}")
     subject = f"the model {model}" if model else "the model"
     if status in UNSERVED_STATUSES or (status == 400 and _says_unserved(response)):
         raise ModelUnavailable(f"{subject} is not served: HTTP {status}{excerpt}")
     raise ProviderError(
         f"the provider refused the request: HTTP {status}{excerpt}", code="PROVIDER_REJECTED", retryable=False
     )
+
+
+def _payload_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text if "text" in response.headers.get("Content-Type", "") else None
 
 
 def server_wait(response: requests.Response) -> float | None:
@@ -344,7 +357,10 @@ def chat_caption(
         "temperature": 0.2,
     }
     response = client.request("POST", url, json=body, deadline=deadline, what="caption", model=model)
-    caption = " ".join(chat_text(json_body(response)).split())[:MAX_CAPTION_CHARS].strip()
+    payload = json_body(response)
+    if refusals.chat_refused(payload):
+        raise refusals.blocked("caption", model, "content_filter")
+    caption = " ".join(chat_text(payload).split())[:MAX_CAPTION_CHARS].strip()
     if not caption:
         raise bad("the model returned an empty caption")
     return caption
