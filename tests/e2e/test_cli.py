@@ -104,22 +104,32 @@ def test_styles_lists_the_choices_and_submit_takes_one(local_up):
     # Given the styles the API offers
     listed = run("styles", "--api", api, cwd=cwd)
     assert "ukiyo-e" in listed.stdout and "(default)" in listed.stdout
-    # When a photo is sent in one of them
-    done = run(
-        "submit",
-        str(SAMPLE),
-        "--email",
-        "you@example.com",
-        "--style",
-        "ukiyo-e",
-        "--wait",
-        "--json",
-        "--api",
-        api,
+    # When a photo is sent in one of them, and the new address confirmed by its reader
+    submitting = subprocess.Popen(
+        [
+            *CLI,
+            "submit",
+            str(SAMPLE),
+            "--email",
+            "you@example.com",
+            "--style",
+            "ukiyo-e",
+            "--wait",
+            "--json",
+            "--api",
+            api,
+        ],
         cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    _press_the_confirmation_button(cwd / "outbox")
+    stdout, stderr = submitting.communicate(timeout=120)
     # Then the request was painted in it
-    assert json.loads(done.stdout)["style"] == {"id": "ukiyo-e", "name": "Ukiyo-e woodblock"}
+    assert submitting.returncode == 0, stderr
+    assert json.loads(stdout)["style"] == {"id": "ukiyo-e", "name": "Ukiyo-e woodblock"}
 
 
 def test_an_unknown_style_is_one_line_naming_the_choices(local_up):

@@ -20,6 +20,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Request, expect
 
+from reimagine_local.demo import CONFIRM_SUBJECT
 from reimagine_local.http_server import ApiServer
 from reimagine_local.outbox import list_outbox
 from reimagine_local.stack import EmbeddedStack
@@ -81,11 +82,12 @@ def _keep(page: Page, tmp_path: Path, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
-def _mail_to(outbox: Path, address: str) -> email.message.EmailMessage:
+def _mail_to(outbox: Path, address: str, *, confirmation: bool = False) -> email.message.EmailMessage:
+    """The first email to `address`: its confirmation request, or else the first of the others."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for entry in list_outbox(outbox):
-            if entry.to == address:
+            if entry.to == address and entry.subject.startswith(CONFIRM_SUBJECT) == confirmation:
                 return email.message_from_bytes(entry.file.read_bytes(), policy=policy.default)
         time.sleep(0.2)
     raise AssertionError(f"no email to {address}")
@@ -99,9 +101,19 @@ def _send(page: Page, photo: Path, address: str, style: str | None = None) -> No
     page.get_by_role("button", name="Reimagine my photo").click()
 
 
+def _send_and_confirm(page: Page, outbox: Path, photo: Path, address: str, style: str | None = None) -> None:
+    """Send as a new address does: its reader is asked to confirm first, and presses the email's button."""
+    _send(page, photo, address, style)
+    expect(page.get_by_role("status")).to_contain_text("Check your inbox", timeout=PIPELINE_TIMEOUT_MS)
+    body = _mail_to(outbox, address, confirmation=True).get_body(preferencelist=("plain",))
+    link = re.search(r"https?://\S+/confirm/\S+", body.get_content() if body else "")
+    assert link is not None and requests.post(link[0], timeout=30).status_code == 200
+
+
 def test_the_style_picker_offers_every_style_and_sends_the_one_picked(
     browser: Browser,  # noqa: F811
     site: str,
+    outbox: Path,
     tmp_path: Path,
 ) -> None:
     errors: list[str] = []
@@ -114,7 +126,7 @@ def test_the_style_picker_offers_every_style_and_sends_the_one_picked(
     expect(page.get_by_role("radio", name=default)).to_be_checked()
     _keep(page, tmp_path, "page-desktop.png")
     # When a photo is sent in watercolour
-    _send(page, write_photo(tmp_path), "picker@example.com", style="Watercolour")
+    _send_and_confirm(page, outbox, write_photo(tmp_path), "picker@example.com", style="Watercolour")
     expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)
     # Then the request was made in it, the page names it, and shows the masked address
     view = api_view(site, page)
@@ -152,12 +164,13 @@ def test_a_text_file_named_png_is_refused_by_the_page_before_anything_is_sent(
 def test_on_a_phone_the_new_picture_is_brought_into_view(
     browser: Browser,  # noqa: F811
     site: str,
+    outbox: Path,
     tmp_path: Path,
 ) -> None:
     errors: list[str] = []
     page = _open(browser, f"{site}/", PHONE, errors)
     _keep(page, tmp_path, "page-phone.png")
-    _send(page, write_photo(tmp_path), "phone@example.com")
+    _send_and_confirm(page, outbox, write_photo(tmp_path), "phone@example.com")
     expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)
     expect(page.locator("#result-image")).to_be_in_viewport()
     # (scrolled smoothly: the picture's frame comes to rest at the top of the screen)
@@ -176,7 +189,7 @@ def test_the_emails_result_page_shows_both_pictures_and_deletes_them(
     # Given a photo sent from the page in ukiyo-e, and the email it got
     errors: list[str] = []
     page = _open(browser, f"{site}/", DESKTOP, errors)
-    _send(page, write_photo(tmp_path, (480, 320)), "owner@example.com", style="Ukiyo-e woodblock")
+    _send_and_confirm(page, outbox, write_photo(tmp_path, (480, 320)), "owner@example.com", style="Ukiyo-e woodblock")
     expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)
     mail = _mail_to(outbox, "owner@example.com")
     mail_html = mail.get_body(preferencelist=("html",)).get_content()
@@ -220,7 +233,7 @@ def test_without_the_key_the_result_page_cannot_delete(
 ) -> None:
     errors: list[str] = []
     page = _open(browser, f"{site}/", DESKTOP, errors)
-    _send(page, write_photo(tmp_path), "keyless@example.com")
+    _send_and_confirm(page, outbox, write_photo(tmp_path), "keyless@example.com")
     expect(page.get_by_role("status")).to_have_text("Done: your new picture is ready.", timeout=PIPELINE_TIMEOUT_MS)
     request_id = page.locator("#request-id").text_content()
     # When the page is opened from its bare address (as from a referrer or a log), without the key

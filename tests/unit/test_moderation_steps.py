@@ -5,6 +5,8 @@ ends FAILED with CONTENT_BLOCKED and its stage, and a moderator outage is retrie
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 
 import boto3
 import pytest
@@ -159,7 +161,8 @@ def test_a_blocked_request_gets_one_email_with_no_content(aws):
     notify_user(request_id, store=clients.store(), s3=clients.s3(), ses=clients.ses(), settings=aws)
     # Then one email says it could not be processed, with neither the caption nor a link to a picture
     (sent,) = ses_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name].sent_messages
-    text = f"{sent.body}"
+    message = email.message_from_string(sent.raw_data, policy=email.policy.default)  # raw MIME, as sent
+    text = "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
     assert (
         "could not be processed" in text,
         caption in text,
