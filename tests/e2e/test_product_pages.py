@@ -12,7 +12,6 @@ import email
 import os
 import re
 import time
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
@@ -21,13 +20,10 @@ import requests
 from playwright.sync_api import Browser, Page, Request, expect
 
 from reimagine_local.demo import CONFIRM_SUBJECT
-from reimagine_local.http_server import ApiServer
 from reimagine_local.outbox import list_outbox
-from reimagine_local.stack import EmbeddedStack
 from tests.e2e.test_web_page import (  # the same browser, the same form filling
     CHROMIUM,
     PIPELINE_TIMEOUT_MS,
-    ROOT,
     api_view,
     browser,  # noqa: F401 - a fixture
     loaded_width,
@@ -41,29 +37,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def outbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("outbox")
-
-
-@pytest.fixture(scope="module")
-def site(outbox: Path) -> Iterator[str]:
-    """The whole application with its sent mail written to `outbox`."""
-    holder: dict[str, EmbeddedStack] = {}
-    server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), port=0)
-    try:
-        stack = EmbeddedStack(
-            ROOT / "template.yaml", stack_name="reimagine-product", api_base_url=server.url, outbox_dir=outbox
-        )
-        with stack.start():
-            holder["stack"] = stack
-            stack.start_background_delivery()
-            server.start()
-            yield server.url
-    finally:
-        server.stop()
 
 
 def _open(browser: Browser, url: str, viewport: dict[str, int], errors: list[str]) -> Page:  # noqa: F811

@@ -16,10 +16,6 @@ import requests
 from PIL import Image
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from reimagine_local.http_server import ApiServer
-from reimagine_local.stack import EmbeddedStack
-
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -36,31 +32,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def outbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("outbox")
-
-
-@pytest.fixture(scope="module")
-def site(outbox: Path) -> Iterator[str]:
-    """The whole application: emulator, event delivery in the background, the HttpApi on a free port."""
-    holder: dict[str, EmbeddedStack] = {}
-    # Bound first so the functions learn the real URL (API_BASE_URL) before they start.
-    server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), port=0)
-    try:
-        # Its own stack name: moto's state is per process, shared with other suites in the same run.
-        stack = EmbeddedStack(
-            ROOT / "template.yaml", stack_name="reimagine-web", api_base_url=server.url, outbox_dir=outbox
-        )
-        with stack.start():
-            holder["stack"] = stack
-            stack.start_background_delivery()
-            server.start()
-            yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
