@@ -31,7 +31,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
     function = build("CaptionFunction", root / "CaptionFunction")
     layer = root / "ModerationModelLayer"
     subprocess.run(
-        ["make", "-s", "-C", str(ROOT / "layers" / "moderation-model"), "build-ModerationModelLayer"],
+        ["make", "-s", "-C", str(ROOT / "functions" / "layers" / "moderation-model"), "build-ModerationModelLayer"],
         env={**os.environ, "ARTIFACTS_DIR": str(layer), "PLATFORM": "host", "PYTHON": python},
         check=True,
         capture_output=True,

@@ -13,7 +13,7 @@ from reimagine_local.template import read_application
 from tests.unit.template_helpers import ROOT, TEMPLATE, load_template, translated
 
 CHECKING = ("CaptionFunction", "GenerateFunction")
-LAYER_DIR = "layers/moderation-model/"
+LAYER_DIR = "functions/layers/moderation-model/"
 
 
 def _layers(parameters: dict[str, str]) -> dict[str, tuple[str, ...]]:
