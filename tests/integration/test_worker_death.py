@@ -51,7 +51,9 @@ def _environments_of(function_name: str) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the environment's process in /proc")
 def test_a_caption_worker_killed_mid_call_is_retried_to_one_email(pipeline: Pipeline, provider: StallingProvider):
-    # Given an uploaded photo whose caption worker is inside its provider call
+    # Given an uploaded photo whose caption worker is inside its provider call (the provider holds the
+    # next chat call, whichever backend's run came before)
+    provider.rearm()
     data = image_bytes("PNG")
     created = pipeline.create(ADDRESS, "image/png", len(data))
     assert pipeline.upload(created, data).status_code == 204
