@@ -14,39 +14,22 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from reimagine import clients
-from reimagine.captioning import caption_upload
 from reimagine.errors import ContentBlocked
-from reimagine.generation import generate_result
 from reimagine.models import ErrorInfo, Status
 from reimagine.moderation import ModerationUnavailable
 from reimagine.notification import notify_user
-from reimagine.providers.base import Deadline
 from tests.fixtures.moderators import FakeModerator
 from tests.unit.test_steps import FakeCaptioner, FakeGenerator, _create, _png, _upload
+from tests.unit.test_steps import _caption as steps_caption
+from tests.unit.test_steps import _generate as steps_generate
 
 
 def _caption(settings, request_id, captioner, moderator):
-    return caption_upload(
-        request_id,
-        store=clients.store(),
-        s3=clients.s3(),
-        settings=settings,
-        captioner=lambda: captioner,
-        deadline=Deadline.after(30),
-        moderator=lambda: moderator,
-    )
+    return steps_caption(settings, request_id, captioner, moderator=lambda: moderator)
 
 
 def _generate(settings, request_id, generator, moderator):
-    return generate_result(
-        request_id,
-        store=clients.store(),
-        s3=clients.s3(),
-        settings=settings,
-        generator=lambda: generator,
-        deadline=Deadline.after(30),
-        moderator=lambda: moderator,
-    )
+    return steps_generate(settings, request_id, generator, moderator=lambda: moderator)
 
 
 def _captioned(settings, moderator: FakeModerator) -> str:

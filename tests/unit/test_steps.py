@@ -74,7 +74,8 @@ def _upload(settings, request_id: str, data: bytes) -> None:
     clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=data)
 
 
-def _caption(settings, request_id, captioner):
+def _caption(settings, request_id, captioner, **step):
+    """The caption step on the moto fakes; `step`: its other collaborators (moderator, confirmations, ...)."""
     return caption_upload(
         request_id,
         store=clients.store(),
@@ -82,10 +83,11 @@ def _caption(settings, request_id, captioner):
         settings=settings,
         captioner=lambda: captioner,
         deadline=Deadline.after(30),
+        **step,
     )
 
 
-def _generate(settings, request_id, generator):
+def _generate(settings, request_id, generator, **step):
     return generate_result(
         request_id,
         store=clients.store(),
@@ -93,6 +95,7 @@ def _generate(settings, request_id, generator):
         settings=settings,
         generator=lambda: generator,
         deadline=Deadline.after(30),
+        **step,
     )
 
 
