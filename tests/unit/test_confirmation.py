@@ -15,7 +15,6 @@ import boto3
 import pytest
 
 from reimagine import clients, intake, mail
-from reimagine.captioning import caption_upload
 from reimagine.confirmation import (
     COOLDOWN,
     Confirmations,
@@ -27,10 +26,10 @@ from reimagine.confirmation import (
     unsubscribed_digest,
 )
 from reimagine.models import Status
-from reimagine.providers.base import Deadline
 from reimagine.request_body import CreateRequestBody
 from reimagine.suppression import SuppressionList, mailbox_digest
 from tests.fixtures import images
+from tests.unit.test_steps import _caption as steps_caption
 
 KEY = b"a-test-key"
 ADDRESS = "Jane.Doe+photos@gmail.com"
@@ -234,16 +233,7 @@ def _uploaded(settings, address: str) -> str:
 
 def _caption(settings, request_id: str, confirmations: Confirmations, captioner: CountingCaptioner):
     mailer = Mailer(clients.ses(), settings.sender_email, "", MailLinks("https://api.example.com", KEY))
-    return caption_upload(
-        request_id,
-        store=clients.store(),
-        s3=clients.s3(),
-        settings=settings,
-        captioner=lambda: captioner,
-        deadline=Deadline.after(30),
-        confirmations=confirmations,
-        mailer=mailer,
-    )
+    return steps_caption(settings, request_id, captioner, confirmations=confirmations, mailer=mailer)
 
 
 def _sent() -> int:
