@@ -1,8 +1,8 @@
 # The two commands a new user needs: `make demo` runs the pipeline on the embedded local stack,
 # `make test` runs the tests. Both create the virtualenv on first use: `make demo` (and `make up`)
-# install the package and the local stack only (`pip install -e .`); everything else (`make test`,
-# `make lint`, `make bench`, CI) installs the developer tools too (`pip install -e '.[dev]'`: test,
-# lint, SAM CLI, browser).
+# install the product, the operator tools and the local stack (`pip install -e '.[local]'`);
+# everything else (`make test`, `make lint`, `make bench`, CI) installs the developer tools too
+# (`pip install -e '.[dev]'`: test, lint, SAM CLI, browser).
 
 # The first interpreter that is one of the given versions: on PATH, or in pyenv's versions when its
 # shim answers for another version.
@@ -17,7 +17,7 @@ endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY = 0
-# Everything (the developer tools too), and the package with the local stack only.
+# Everything (the developer tools too), and the package with the local stack only (`[local]`).
 STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.installed-local
 
@@ -34,7 +34,7 @@ venv:
 # botocore and moto up front (most of the install's time on a small machine).
 $(LOCAL_STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory venv
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[local]'
 	@touch $(LOCAL_STAMP)
 
 $(STAMP): pyproject.toml

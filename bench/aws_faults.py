@@ -121,10 +121,10 @@ def run(
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     from reimagine import faults
-    from reimagine_local.outbox import list_outbox
-    from reimagine_local.stack import AwsFaults, EmbeddedStack
+    from reimagine_emulator.outbox import list_outbox
+    from reimagine_emulator.stack import AwsFaults, EmbeddedStack
 
-    functions_log = logging.getLogger("reimagine_local.fn")  # what the environments print
+    functions_log = logging.getLogger("reimagine_emulator.fn")  # what the environments print
     fault_lines = FaultLines()
     functions_log.addHandler(fault_lines)
     propagates, functions_log.propagate = functions_log.propagate, False
@@ -159,8 +159,8 @@ def run(
 def _run(
     stack: Any, n: int, concurrency: int, sweep_every: float, timeout: float, outbox: Path, list_outbox: Any
 ) -> dict[str, Any]:
-    from reimagine_local.delivery import Schedule
-    from reimagine_local.redrive import Redriver, targets_from_template
+    from reimagine_emulator.delivery import Schedule
+    from reimagine_tools.redrive import Redriver, targets_from_template
 
     with stack.start():
         assert stack.app is not None

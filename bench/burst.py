@@ -206,8 +206,8 @@ def _where_the_time_goes(standin: StandIn, began: float, concurrency: int) -> di
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from reimagine_local.outbox import list_outbox
-    from reimagine_local.stack import EmbeddedStack
+    from reimagine_emulator.outbox import list_outbox
+    from reimagine_emulator.stack import EmbeddedStack
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

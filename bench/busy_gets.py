@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "infra")]
 
 import requests  # noqa: E402
 
-from reimagine_local.runner import StackConfig, running_stack  # noqa: E402
+from reimagine_emulator.runner import StackConfig, running_stack  # noqa: E402
 
 
 class Reports(logging.Handler):
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = [f"/requests/{created.json()['id']}", "/openapi.json"]
         time.sleep(args.hold)
         reports = Reports()
-        api_log = logging.getLogger("reimagine_local.fn.ApiFunction")
+        api_log = logging.getLogger("reimagine_emulator.fn.ApiFunction")
         api_log.setLevel(logging.INFO)
         api_log.addHandler(reports)
         burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burners)]

@@ -288,8 +288,8 @@ def run(n: int, concurrency: int, fail_rate: float, seed: int, timeout: float) -
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    from reimagine_local.outbox import list_outbox
-    from reimagine_local.runner import StackConfig, running_stack
+    from reimagine_emulator.outbox import list_outbox
+    from reimagine_emulator.runner import StackConfig, running_stack
 
     # With metrics disabled Powertools still keeps every value and prints an EMF blob at each 100th,
     # and warns on every empty flush: neither says anything about this run.

@@ -103,7 +103,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    sample = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
+    sample = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
     starts = cold(args.cold, sample)
     warm = per_image(args.images)
     summary = {

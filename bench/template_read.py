@@ -27,7 +27,7 @@ TEMPLATE = ROOT / "template.yaml"
 CHILD = """
 import sys, time
 wall, cpu = time.perf_counter(), time.process_time()
-from reimagine_local.template import read_application
+from reimagine_tools.template import read_application
 read_application(sys.argv[1])
 print(time.perf_counter() - wall, time.process_time() - cpu)
 """
@@ -61,8 +61,8 @@ def main() -> None:
         walls, cpus = zip(*values, strict=True)
         print(f"  {name}: {statistics.median(walls):.0f} / {statistics.median(cpus):.0f}")
 
-    from reimagine_local import translated
-    from reimagine_local.template import Resolver, StackContext, load_template, read_application
+    from reimagine_emulator import translated
+    from reimagine_tools.template import Resolver, StackContext, load_template, read_application
 
     sam = load_template(TEMPLATE)
     parameters = Resolver(sam, StackContext()).parameters

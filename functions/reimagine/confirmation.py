@@ -38,7 +38,7 @@ from reimagine.addresses import canonical_mailbox
 from reimagine.errors import PipelineError
 from reimagine.models import Status, upload_key, utcnow
 from reimagine.observability import logger
-from reimagine.steps import Divert
+from reimagine.steps.claims import Divert
 from reimagine.suppression import mailbox_digest
 
 if TYPE_CHECKING:

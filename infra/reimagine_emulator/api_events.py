@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from reimagine_local.template import LOCAL_API_ID, ApiThrottling, Cors, HttpRoute
-from reimagine_local.throttling import RouteThrottles
+from reimagine_emulator.throttling import RouteThrottles
+from reimagine_tools.template import LOCAL_API_ID, ApiThrottling, Cors, HttpRoute
 
 T = TypeVar("T")
 
-log = logging.getLogger("reimagine_local")
+log = logging.getLogger("reimagine_emulator")
 
 NOT_FOUND_BODY = b'{"message":"Not Found"}'
 

@@ -1,6 +1,6 @@
 """Capture real event records from an AWS endpoint (LocalStack) into events/, for the handlers' tests.
 
-    python -m reimagine_local.capture_events --endpoint-url http://127.0.0.1:4566 --out events
+    python -m reimagine_emulator.capture_events --endpoint-url http://127.0.0.1:4566 --out events
 
 Runs the embedded stack against the endpoint under a fresh stack name and one photo through it, and
 writes what the endpoint really produced:
@@ -26,9 +26,9 @@ from typing import Any
 
 import requests
 
-from reimagine_local.runner import find_template
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Function
+from reimagine_emulator.runner import find_template
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import Function
 
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample.jpg"
 

@@ -56,15 +56,15 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reimagine_local.filters import passes
-from reimagine_local.invoke import Invoker, Throttled
-from reimagine_local.template import Function, Pipe, QueueTrigger, S3Trigger, ScheduleTrigger, StreamTrigger
+from reimagine_emulator.filters import passes
+from reimagine_emulator.invoke import Invoker, Throttled
+from reimagine_tools.template import Function, Pipe, QueueTrigger, S3Trigger, ScheduleTrigger, StreamTrigger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
-log = logging.getLogger("reimagine_local")
+log = logging.getLogger("reimagine_emulator")
 
 # AWS retries a failing stream batch until its records expire (MaximumRetryAttempts -1, up to a day);
 # locally that would never drain, so an unbounded mapping stops after this many retries.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import requests
 
-from reimagine_local.api_client import ApiClient, ClientError, sniff_content_type
-from reimagine_local.outbox import list_outbox
-from reimagine_local.runner import StackConfig, running_stack
+from reimagine_emulator.outbox import list_outbox
+from reimagine_emulator.runner import StackConfig, running_stack
+from reimagine_tools.api_client import ApiClient, ClientError, sniff_content_type
 
 Say = Callable[[str], None]
 

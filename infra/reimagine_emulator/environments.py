@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from reimagine_local.invoke import Throttled
-from reimagine_local.runtime_api import Invocation, RuntimeApi
-from reimagine_local.template import Function
+from reimagine_emulator.invoke import Throttled
+from reimagine_emulator.runtime_api import Invocation, RuntimeApi
+from reimagine_tools.template import Function
 
-log = logging.getLogger("reimagine_local.environments")
+log = logging.getLogger("reimagine_emulator.environments")
 
 # Lambda gives the init phase 10 s before it retries init inside the first invocation.
 INIT_LIMIT_SECONDS = 10.0
@@ -159,7 +159,7 @@ class Environment:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a timeout ends everything it started
         )
-        self._logger = logging.getLogger(f"reimagine_local.fn.{fn.logical_id}")
+        self._logger = logging.getLogger(f"reimagine_emulator.fn.{fn.logical_id}")
         assert self.process.stdout is not None
         threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from reimagine_local.api_events import MAX_PAYLOAD_BYTES, HttpResponse, bad_request, payload_too_large
+from reimagine_emulator.api_events import MAX_PAYLOAD_BYTES, HttpResponse, bad_request, payload_too_large
 
-log = logging.getLogger("reimagine_local")
+log = logging.getLogger("reimagine_emulator")
 
 # (method, path with query, header pairs, body, client ip) -> response; EmbeddedStack.api_invoke fits.
 Invoke = Callable[..., HttpResponse]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reimagine_local.template import Function
+from reimagine_tools.template import Function
 
 Handler = Callable[[Any, Any], Any]
 

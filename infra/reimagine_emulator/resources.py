@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from reimagine_local.template import Application, Function, S3Trigger, Secret, TemplateError
+from reimagine_tools.template import Application, Function, S3Trigger, Secret, TemplateError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sqs import SQSClient
 
-log = logging.getLogger("reimagine_local")
+log = logging.getLogger("reimagine_emulator")
 
 
 @dataclass

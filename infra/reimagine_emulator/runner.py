@@ -8,22 +8,13 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from reimagine_local.http_server import ApiServer
-from reimagine_local.sam_options import EnvVars
-from reimagine_local.stack import EmbeddedStack
-
-
-def find_template() -> Path:
-    """template.yaml: $REIMAGINE_TEMPLATE, else the nearest one above the working folder, else this checkout's."""
-    if os.environ.get("REIMAGINE_TEMPLATE"):
-        return Path(os.environ["REIMAGINE_TEMPLATE"])
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "template.yaml").is_file() and (folder / "functions" / "reimagine").is_dir():
-            return folder / "template.yaml"
-    return Path(__file__).resolve().parents[2] / "template.yaml"
+from reimagine_emulator.http_server import ApiServer
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.sam_options import SamOptions
+from reimagine_tools.template import find_template
 
 
 @dataclass
@@ -51,13 +42,8 @@ class RunningStack:
                 signal.signal(sig, handler)
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    """What `sam local` takes too: `-t/--template`, `--parameter-overrides`, `--env-vars`."""
-
-    template: Path | None = None  # None: find_template()
-    parameters: dict[str, str] = field(default_factory=dict)
-    env_vars: EnvVars | None = None
+# What the local stack is started with: `sam local`'s options (-t, --parameter-overrides, --env-vars).
+StackConfig = SamOptions
 
 
 @contextmanager
@@ -74,14 +60,14 @@ def running_stack(
     config = config or StackConfig()
     # Readable output: the stack's one line per event; the functions' own JSON logs only for warnings.
     # In this process that is Powertools' level; environments print at the template's level, and
-    # what they print is logged at its own level under `reimagine_local.fn`.
+    # what they print is logged at its own level under `reimagine_emulator.fn`.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     holder: dict[str, EmbeddedStack] = {}
     # The server binds first: a taken port is a clear error before anything else starts,
     # and port 0 picks a free one whose URL the functions then get as API_BASE_URL.
     server = ApiServer(lambda *args, **kwargs: holder["stack"].api_invoke(*args, **kwargs), host=host, port=port)
-    functions_log = logging.getLogger("reimagine_local.fn")
+    functions_log = logging.getLogger("reimagine_emulator.fn")
     level = functions_log.level
     if level == logging.NOTSET:
         functions_log.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())

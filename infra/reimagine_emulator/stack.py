@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from reimagine_local.api_events import Gateway, HttpResponse, Router
-from reimagine_local.delivery import (
+from reimagine_emulator.api_events import Gateway, HttpResponse, Router
+from reimagine_emulator.delivery import (
     Delivered,
     Delivery,
     FailureDestinations,
@@ -46,8 +46,8 @@ from reimagine_local.delivery import (
     StreamMapping,
     _Source,
 )
-from reimagine_local.environments import ProcessInvoker
-from reimagine_local.invoke import (
+from reimagine_emulator.environments import ProcessInvoker
+from reimagine_emulator.invoke import (
     Invoker,
     Throttled,
     apply_environment,
@@ -55,13 +55,13 @@ from reimagine_local.invoke import (
     restore_environment,
     union_environment,
 )
-from reimagine_local.outbox import MailSource, Outbox, has_localstack_mail, localstack_mail, moto_mail
-from reimagine_local.provider_secrets import store_provider_secrets
-from reimagine_local.resources import Clients, Created, create_all
-from reimagine_local.sam_options import EnvVars
-from reimagine_local.template import DEFAULT_STACK, Application, Function, read_application
+from reimagine_emulator.outbox import MailSource, Outbox, has_localstack_mail, localstack_mail, moto_mail
+from reimagine_emulator.provider_secrets import store_provider_secrets
+from reimagine_emulator.resources import Clients, Created, create_all
+from reimagine_tools.sam_options import EnvVars
+from reimagine_tools.template import DEFAULT_STACK, Application, Function, read_application
 
-log = logging.getLogger("reimagine_local")
+log = logging.getLogger("reimagine_emulator")
 
 REAL_AWS = "aws"  # start(REAL_AWS): no endpoint override, the ambient credentials' account
 _DUMMY_CREDENTIALS = {
@@ -219,7 +219,7 @@ class EmbeddedStack:
             env = {k: os.environ.get(k) or v for k, v in _DUMMY_CREDENTIALS.items()}
             env.update(AWS_ENDPOINT_URL=endpoint_url, AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region)
         # Powertools filters every logger whose name contains its service name ("reimagine") out of the
-        # root handlers, which would hide this stack's own `reimagine_local` lines.
+        # root handlers, which would hide this stack's own `reimagine_emulator` lines.
         env.setdefault(
             "POWERTOOLS_LOG_DEDUPLICATION_DISABLED", os.environ.get("POWERTOOLS_LOG_DEDUPLICATION_DISABLED") or "true"
         )

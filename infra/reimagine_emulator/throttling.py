@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from reimagine_local.template import ApiThrottling, Throttle
+from reimagine_tools.template import ApiThrottling, Throttle
 
 
 class TokenBucket:

@@ -1,4 +1,8 @@
-"""`reimagine`: submit photos, follow requests, read the local outbox, run the local stack, run the demo.
+"""`reimagine`: submit photos, follow requests, list styles, check a configuration, redrive failures.
+
+These commands work against any deployment (the API's URL, an AWS account or endpoint). The local
+stack's own commands (`local up`, `demo`, `outbox`) are added by `reimagine_emulator.cli`, which is
+what the `reimagine` console script runs; this package never imports the emulator.
 
 Every failure is one clear line on stderr and a non-zero exit; never a traceback.
 """
@@ -6,22 +10,19 @@ Every failure is one clear line on stderr and a non-zero exit; never a traceback
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
-from importlib import resources
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from reimagine_local.api_client import ApiClient, ClientError
-from reimagine_local.invoke import EnvironmentConflict
-from reimagine_local.sam_options import SamOptionError
-from reimagine_local.template import DEFAULT_STACK, TemplateError
+from reimagine_tools.api_client import ApiClient, ClientError
+from reimagine_tools.sam_options import SamOptionError, SamOptions, load_env_vars, parse_parameter_overrides
+from reimagine_tools.template import DEFAULT_STACK, TemplateError
 
 DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
-DEFAULT_OUTBOX = Path(os.environ.get("REIMAGINE_OUTBOX", ".reimagine/outbox"))
 STATUS_WORDS = {
     "PENDING_UPLOAD": "waiting for the upload",
     "AWAITING_CONFIRMATION": "check your inbox at {email} and click the link; this carries on by itself",
@@ -111,65 +112,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if record["status"] != "FAILED" else EXIT_FAILED
 
 
-def cmd_outbox(args: argparse.Namespace) -> int:
-    from reimagine_local.outbox import list_outbox
-
-    messages = list_outbox(Path(args.dir))
-    if args.json:
-        print(json.dumps([dataclasses.asdict(m) for m in messages], indent=2, default=str))
-        return EXIT_OK
-    if not messages:
-        print(f"no messages in {args.dir}")
-    for m in messages:
-        print(f"{m.date}  to {m.to}  {m.subject}\n    {m.file}")
-    return EXIT_OK
-
-
-def _stack_config(args: argparse.Namespace) -> Any:
-    """The SAM options (-t, --parameter-overrides, --env-vars) as the local stack takes them."""
-    from reimagine_local.runner import StackConfig
-    from reimagine_local.sam_options import load_env_vars, parse_parameter_overrides
-
-    return StackConfig(
+def sam_options_of(args: argparse.Namespace) -> SamOptions:
+    """The SAM options (-t, --parameter-overrides, --env-vars) as given on the command line."""
+    return SamOptions(
         template=Path(args.template) if args.template else None,
         parameters=parse_parameter_overrides(args.parameter_overrides),
         env_vars=load_env_vars(args.env_vars) if args.env_vars else None,
     )
 
 
-def cmd_local_up(args: argparse.Namespace) -> int:
-    import logging
-
-    from reimagine_local.runner import running_stack
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("botocore").setLevel(logging.WARNING)  # credential and endpoint chatter
-    config = _stack_config(args)
-    with running_stack(
-        port=args.port,
-        endpoint_url=args.endpoint_url,
-        outbox=Path(args.outbox),
-        config=config,
-        environments=not args.in_process,
-    ) as running:
-        _say(f"reimagine local stack: API {running.api_url}  (AWS endpoint {running.endpoint_url})")
-        _say(f"  web page:  {running.api_url}/")
-        _say(f"  outbox:    {args.outbox}   (reimagine outbox)")
-        _say("  Ctrl-C to stop")
-        running.wait()
-        _say("stopping")
-    _say("stopped")
-    return EXIT_OK
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as AwsError
 
-    from reimagine_local.doctor import Doctor, aws_clients, configuration, report, stack_parameters
-    from reimagine_local.runner import find_template
+    from reimagine_emulator.runner import find_template
+    from reimagine_tools.doctor import Doctor, aws_clients, configuration, report, stack_parameters
 
-    stack_config = _stack_config(args)
+    stack_config = sam_options_of(args)
     template = stack_config.template or find_template()
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     aws = aws_clients(region, args.endpoint_url) if (args.stack or args.endpoint_url) else None
@@ -189,30 +148,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return report(Doctor(config, aws=aws, stack=args.stack).run(), print)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from reimagine_local.demo import run_demo
-
-    image = Path(args.image) if args.image else None
-    sample = resources.files("reimagine_local.assets").joinpath("sample.jpg")
-    with resources.as_file(sample) as sample_path:
-        return run_demo(
-            image or sample_path,
-            email=args.email,
-            out=Path(args.out),
-            say=_say,
-            config=_stack_config(args),
-            environments=not args.in_process,
-        )
-
-
 def cmd_redrive(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as AwsError
 
-    from reimagine_local.redrive import Redriver, Targets, targets_from_outputs, targets_from_template
-    from reimagine_local.runner import find_template
-    from reimagine_local.template import read_application
+    from reimagine_emulator.runner import find_template
+    from reimagine_tools.redrive import Redriver, Targets, targets_from_outputs, targets_from_template
+    from reimagine_tools.template import read_application
 
     session = boto3.Session(region_name=args.region)
 
@@ -256,36 +199,35 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-IN_PROCESS_HELP = (
-    "run every function in this process, sharing one environment (a debugger's breakpoints in a handler "
-    "work there), instead of each in its own execution environments as Lambda runs them (the default: "
-    "AWS's Runtime Interface Client processes, each with only its own Environment, ended past its Timeout)"
-)
+Extension = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reimagine", description=__doc__.splitlines()[0])
+def add_api_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", default=DEFAULT_API, help=f"API base URL (default {DEFAULT_API}, or $REIMAGINE_API)")
+
+
+def add_sam_options(p: argparse.ArgumentParser) -> None:
+    # As `sam local` spells them; --parameter-overrides takes several words, like SAM's OptionNargs.
+    p.add_argument("-t", "--template", help="the SAM template (default: the nearest template.yaml)")
+    p.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, in SAM's syntax: Key=Value ... or ParameterKey=Key,ParameterValue=Value",
+    )
+    p.add_argument(
+        "--env-vars",
+        metavar="FILE",
+        help='SAM\'s JSON: {"FunctionLogicalId": {"VAR": "value"}, "Parameters": {"VAR": "value"}}',
+    )
+
+
+def build_parser(extensions: Iterable[Extension] = (), description: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's commands; each extension adds its own subcommands (the emulator adds the local stack's)."""
+    parser = argparse.ArgumentParser(prog="reimagine", description=description or __doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def api_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api", default=DEFAULT_API, help=f"API base URL (default {DEFAULT_API}, or $REIMAGINE_API)")
-
-    def sam_options(p: argparse.ArgumentParser) -> None:
-        # As `sam local` spells them; --parameter-overrides takes several words, like SAM's OptionNargs.
-        p.add_argument("-t", "--template", help="the SAM template (default: the nearest template.yaml)")
-        p.add_argument(
-            "--parameter-overrides",
-            nargs="+",
-            action="extend",
-            default=[],
-            metavar="KEY=VALUE",
-            help="template parameters, in SAM's syntax: Key=Value ... or ParameterKey=Key,ParameterValue=Value",
-        )
-        p.add_argument(
-            "--env-vars",
-            metavar="FILE",
-            help='SAM\'s JSON: {"FunctionLogicalId": {"VAR": "value"}, "Parameters": {"VAR": "value"}}',
-        )
 
     p = sub.add_parser("submit", help="send an image; with --wait, follow it to the end")
     p.add_argument("image")
@@ -294,37 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the (final) record as JSON on stdout, nothing else")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (default 300)")
     p.add_argument("--style", help="the style of the new picture: an id from `reimagine styles` (default: the API's)")
-    api_option(p)
+    add_api_option(p)
     p.set_defaults(run=cmd_submit)
 
     p = sub.add_parser("styles", help="list the styles a new picture can be painted in")
     p.add_argument("--json", action="store_true")
-    api_option(p)
+    add_api_option(p)
     p.set_defaults(run=cmd_styles)
 
     p = sub.add_parser("status", help="show a request")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
-    api_option(p)
+    add_api_option(p)
     p.set_defaults(run=cmd_status)
-
-    p = sub.add_parser("outbox", help="list the mail the local stack sent, newest first")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--dir", default=str(DEFAULT_OUTBOX), help=f"outbox folder (default {DEFAULT_OUTBOX})")
-    p.set_defaults(run=cmd_outbox)
-
-    local = sub.add_parser("local", help="the local stack").add_subparsers(dest="local_command", required=True)
-    p = local.add_parser("up", help="run the whole pipeline on this machine until Ctrl-C")
-    p.add_argument("--port", type=int, default=3000, help="HTTP port of the API (default 3000)")
-    p.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="use this AWS endpoint (e.g. LocalStack) instead of starting the embedded emulator",
-    )
-    p.add_argument("--outbox", default=str(DEFAULT_OUTBOX), help="where sent mail is written as .eml")
-    sam_options(p)
-    p.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
-    p.set_defaults(run=cmd_local_up)
 
     p = sub.add_parser("redrive", help="move what sits in the on-failure queue back through the pipeline")
     p.add_argument(
@@ -343,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_redrive)
 
     p = sub.add_parser("doctor", help="check a configuration against the live services, one line per check")
-    sam_options(p)
+    add_sam_options(p)
     p.add_argument("--stack", help="read the parameters of this deployed stack (CloudFormation) instead")
     p.add_argument(
         "--endpoint-url",
@@ -353,24 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="AWS region (default $AWS_REGION, else us-east-1)")
     p.set_defaults(run=cmd_doctor)
 
-    p = sub.add_parser("demo", help="run one image through a temporary local stack and keep the results")
-    p.add_argument("image", nargs="?", help="an image (default: a bundled sample photo)")
-    p.add_argument("--email", default="you@example.com")
-    p.add_argument("--out", default="reimagine-demo", help="folder for the result, the original and the email")
-    sam_options(p)
-    p.add_argument("--in-process", action="store_true", help=IN_PROCESS_HELP)
-    p.set_defaults(run=cmd_demo)
+    for extend in extensions:
+        extend(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(
+    argv: list[str] | None = None,
+    *,
+    extensions: Iterable[Extension] = (),
+    description: str | None = None,
+    configuration_errors: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run one command; `configuration_errors` are the extensions' own "the configuration, not the code"."""
+    args = build_parser(extensions, description).parse_args(argv)
+    not_the_code: tuple[type[Exception], ...] = (SamOptionError, TemplateError, *configuration_errors)
     try:
         return int(args.run(args))
     except ClientError as exc:
         _say(f"reimagine: {exc}")
         return EXIT_ERROR
-    except (SamOptionError, TemplateError, EnvironmentConflict) as exc:  # the configuration, not the code
+    except not_the_code as exc:  # the configuration, not the code
         _say(f"reimagine: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:

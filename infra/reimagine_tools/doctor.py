@@ -13,7 +13,7 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
   image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
 - SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production;
-- the moderator (reimagine_local/doctor_moderation.py): the model loads, the endpoint or the AWS
+- the moderator (reimagine_emulator/doctor_moderation.py): the model loads, the endpoint or the AWS
   APIs answer, and a warning when nothing is moderated.
 - Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning;
 - address confirmation: a warning when ConfirmAddresses=false on an API without an authorizer (anyone
@@ -48,8 +48,8 @@ from botocore.exceptions import (
 from reimagine.errors import ProviderError
 from reimagine.providers.bedrock import base_model_id, image_family
 from reimagine.providers.hf_routing import choose, fetch_mapping
-from reimagine_local.sam_options import EnvVars
-from reimagine_local.template import load_template, read_application, template_parameters
+from reimagine_tools.sam_options import EnvVars
+from reimagine_tools.template import load_template, read_application, template_parameters
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "FAIL", "skipped"
 # The template parameter behind each setting a line is about (the functions read them as these variables).
@@ -224,7 +224,7 @@ class Doctor:
         self.stack = stack
 
     def run(self) -> list[Check]:
-        from reimagine_local.doctor_moderation import moderation_checks
+        from reimagine_tools.doctor_moderation import moderation_checks
 
         return [
             *self.provider_checks(),

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reimagine_local.doctor import AWS_UNREACHABLE, FAIL, NO_AWS, OK, SKIPPED, WARN, Check, Doctor, _unanswered
+from reimagine_tools.doctor import AWS_UNREACHABLE, FAIL, NO_AWS, OK, SKIPPED, WARN, Check, Doctor, _unanswered
 
 SUBJECT = "moderation"
 # Where Amazon Comprehend offers DetectToxicContent (its documentation, toxicity detection).

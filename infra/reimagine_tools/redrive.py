@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-    from reimagine_local.template import Application
+    from reimagine_tools.template import Application
 
 # An operator's re-drive is deliberate, so it is not held to the sweeper's MAX_REDRIVES; this bound
 # (the most the settings allow) only stops a request that fails every time from being pushed forever.

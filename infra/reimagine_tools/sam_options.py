@@ -107,3 +107,12 @@ def load_env_vars(path: str | Path) -> EnvVars:
         sections[str(name)] = {str(var): _stringify(value) for var, value in variables.items()}
     every = sections.pop("Parameters", {})
     return EnvVars(every, sections)
+
+
+@dataclass(frozen=True)
+class SamOptions:
+    """What `sam local` takes too: `-t/--template`, `--parameter-overrides`, `--env-vars`."""
+
+    template: Path | None = None  # None: the nearest template.yaml (template.find_template)
+    parameters: dict[str, str] = field(default_factory=dict)
+    env_vars: EnvVars | None = None

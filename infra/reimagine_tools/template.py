@@ -10,6 +10,7 @@ Fn::Select, Fn::Split, Fn::If and Conditions); anything else is an error rather 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from typing import Any
 
 from cfn_tools import load_yaml
 
-from reimagine_local.sam_options import EnvVars
-from reimagine_local.translated import TranslationError, local_code_uri, translate
+from reimagine_tools.sam_options import EnvVars
+from reimagine_tools.translated import TranslationError, local_code_uri, translate
 
 DEFAULT_STACK = "reimagine"
 MOTO_ACCOUNT = "123456789012"
@@ -1014,3 +1015,13 @@ def _throttle(settings: Any) -> Throttle | None:
 def _listed(config: dict[str, Any], key: str) -> tuple[str, ...]:
     value = config.get(key) or []
     return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+
+
+def find_template() -> Path:
+    """template.yaml: $REIMAGINE_TEMPLATE, else the nearest one above the working folder, else this checkout's."""
+    if os.environ.get("REIMAGINE_TEMPLATE"):
+        return Path(os.environ["REIMAGINE_TEMPLATE"])
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "template.yaml").is_file() and (folder / "functions" / "reimagine").is_dir():
+            return folder / "template.yaml"
+    return Path(__file__).resolve().parents[2] / "template.yaml"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reimagine_local.http_server import ApiServer
-from reimagine_local.stack import EmbeddedStack
+from reimagine_emulator.http_server import ApiServer
+from reimagine_emulator.stack import EmbeddedStack
 
 ROOT = Path(__file__).resolve().parents[2]
 

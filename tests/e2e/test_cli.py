@@ -20,8 +20,8 @@ from PIL import Image
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
-CLI = [sys.executable, "-m", "reimagine_local.cli"]
+SAMPLE = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
+CLI = [sys.executable, "-m", "reimagine_tools.cli"]
 
 
 def _env() -> dict[str, str]:

@@ -19,8 +19,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Request, expect
 
-from reimagine_local.demo import CONFIRM_SUBJECT
-from reimagine_local.outbox import list_outbox
+from reimagine_emulator.demo import CONFIRM_SUBJECT
+from reimagine_emulator.outbox import list_outbox
 from tests.e2e.test_web_page import (  # the same browser, the same form filling
     CHROMIUM,
     PIPELINE_TIMEOUT_MS,

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from reimagine_local.api_events import Gateway, Router, build_event, to_http_response
-from reimagine_local.http_server import ApiServer, PortInUse
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import ApiThrottling, Cors, HttpRoute, Throttle, read_application
-from tests.unit.template_helpers import TEMPLATE as PROJECT_TEMPLATE
+from reimagine_emulator.api_events import Gateway, Router, build_event, to_http_response
+from reimagine_emulator.http_server import ApiServer, PortInUse
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import ApiThrottling, Cors, HttpRoute, Throttle, read_application
+from tests.fixtures.template import TEMPLATE as PROJECT_TEMPLATE
 
 ROUTES = [
     (HttpRoute("GET", "/requests/{id}"), "get"),
@@ -157,7 +157,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       Runtime: python3.13
-      Handler: tests.unit.fake_handlers.echo_api
+      Handler: tests.fixtures.fake_handlers.echo_api
       Events:
         Get:
           Type: HttpApi
@@ -507,7 +507,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       Runtime: python3.13
-      Handler: tests.unit.fake_handlers.echo_api
+      Handler: tests.fixtures.fake_handlers.echo_api
       Events:
         Post:
           Type: HttpApi

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.delivery import FailureDestinations, S3Notifications, Schedule
-from reimagine_local.invoke import Throttled
-from reimagine_local.template import Function, InvokeConfig, S3Trigger, ScheduleTrigger, read_application
-from tests.unit.template_helpers import TEMPLATE
+from reimagine_emulator.delivery import FailureDestinations, S3Notifications, Schedule
+from reimagine_emulator.invoke import Throttled
+from reimagine_tools.template import Function, InvokeConfig, S3Trigger, ScheduleTrigger, read_application
+from tests.fixtures.template import TEMPLATE
 
 FAILURES = "arn:aws:sqs:us-east-1:123456789012:failures"
 NOW = 1_800_000_000.0  # epoch seconds

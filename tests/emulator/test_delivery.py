@@ -12,12 +12,12 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from reimagine_local.invoke import EnvironmentConflict, union_environment
-from reimagine_local.outbox import LEDGER, Outbox, list_outbox, parse_localstack_mail
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import read_application
+from reimagine_emulator.invoke import EnvironmentConflict, union_environment
+from reimagine_emulator.outbox import LEDGER, Outbox, list_outbox, parse_localstack_mail
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import read_application
+from tests.fixtures import fake_handlers
 from tests.fixtures.moto_server import moto_server
-from tests.unit import fake_handlers
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -48,7 +48,7 @@ Resources:
   OnUpload:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_upload
+      Handler: tests.fixtures.fake_handlers.on_upload
       EventInvokeConfig:
         MaximumRetryAttempts: 1
         DestinationConfig:
@@ -63,7 +63,7 @@ Resources:
   OnChange:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_change
+      Handler: tests.fixtures.fake_handlers.on_change
       Events:
         Ready:
           Type: DynamoDB
@@ -82,7 +82,7 @@ Resources:
   OnEveryChange:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_every_change
+      Handler: tests.fixtures.fake_handlers.on_every_change
       Events:
         All:
           Type: DynamoDB
@@ -101,7 +101,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       Runtime: python3.13
-      Handler: tests.unit.fake_handlers.mailer
+      Handler: tests.fixtures.fake_handlers.mailer
       Environment:
         Variables:
           SENDER_EMAIL: robot@example.com
@@ -155,7 +155,7 @@ def failures(stack: EmbeddedStack) -> list[dict]:
 
 
 def test_s3_notification_invokes_once_per_object_with_the_s3_record(stack, caplog):
-    caplog.set_level(logging.INFO, logger="reimagine_local")
+    caplog.set_level(logging.INFO, logger="reimagine_emulator")
     # Given two objects under the trigger's prefix and one outside it
     s3, bucket = stack.client("s3"), stack.app.buckets["Inbox"].name
     for key in ("incoming/a.jpg", "incoming/b.jpg", "elsewhere/c.jpg"):
@@ -175,7 +175,7 @@ def test_s3_notification_invokes_once_per_object_with_the_s3_record(stack, caplo
     assert keys == ["incoming/a.jpg", "incoming/b.jpg"]
     assert failures(stack) == []
     # And each delivery logged one line: function, source, key, outcome, time
-    lines = [r.getMessage() for r in caplog.records if r.name == "reimagine_local" and " s3 " in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if r.name == "reimagine_emulator" and " s3 " in r.getMessage()]
     assert sorted(line.rsplit(" ", 2)[0] for line in lines) == [
         "OnUpload s3 incoming/a.jpg ok",
         "OnUpload s3 incoming/b.jpg ok",
@@ -320,8 +320,8 @@ def test_environment_stops_at_disagreeing_functions(tmp_path):
     template = tmp_path / "template.yaml"
     template.write_text(
         TEMPLATE.replace(
-            "      Handler: tests.unit.fake_handlers.on_every_change\n",
-            "      Handler: tests.unit.fake_handlers.on_every_change\n"
+            "      Handler: tests.fixtures.fake_handlers.on_every_change\n",
+            "      Handler: tests.fixtures.fake_handlers.on_every_change\n"
             "      Environment: {Variables: {TABLE_NAME: other}}\n",
         )
     )

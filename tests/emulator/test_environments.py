@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from reimagine_local.environments import INIT_LIMIT_SECONDS, FunctionError, ProcessInvoker, Throttled, level_of
-from reimagine_local.template import Application, read_application
+from reimagine_emulator.environments import INIT_LIMIT_SECONDS, FunctionError, ProcessInvoker, Throttled, level_of
+from reimagine_tools.template import Application, read_application
 from tests.fixtures.environment_faults import kill_and_wait, runtimes_pick_up_late
-from tests.unit.template_helpers import ROOT
+from tests.fixtures.template import ROOT
 
 TEMPLATE = f"""
 AWSTemplateFormatVersion: "2010-09-09"
@@ -155,7 +155,7 @@ def test_an_invocation_past_its_timeout_is_ended_and_reported_as_lambda_reports_
     fn = app.functions["Slow"]  # Timeout: 1
     first = invoker.invoke(fn, {"seconds": 0})
     # When an invocation sleeps past the function's Timeout
-    with caplog.at_level(logging.INFO, logger="reimagine_local"), pytest.raises(FunctionError) as failed:
+    with caplog.at_level(logging.INFO, logger="reimagine_emulator"), pytest.raises(FunctionError) as failed:
         invoker.invoke(fn, {"seconds": 30})
     # Then it fails with Lambda's message, and the next invocation gets a new environment
     assert re.fullmatch(r"\S+Z [0-9a-f-]{36} Task timed out after 1\.00 seconds", failed.value.payload["errorMessage"])
@@ -207,7 +207,7 @@ def test_the_first_invocation_of_an_environment_reports_its_init_duration(
     app: Application, invoker: ProcessInvoker, caplog: pytest.LogCaptureFixture
 ) -> None:
     fn = app.functions["Declares"]
-    with caplog.at_level(logging.INFO, logger="reimagine_local"):
+    with caplog.at_level(logging.INFO, logger="reimagine_emulator"):
         invoker.invoke(fn, {})
         invoker.invoke(fn, {})
     reports = [r.getMessage() for r in caplog.records if r.getMessage().startswith("REPORT RequestId: ")]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reimagine_local.filters import matches, passes
+from reimagine_emulator.filters import matches, passes
 
 # (pattern, an event that matches, an event that does not) from the documented comparison operators.
 DOCUMENTED = [

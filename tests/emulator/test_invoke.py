@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from reimagine_local.invoke import Invoker, Throttled, cold_start
-from reimagine_local.template import Function
-from tests.unit import fake_handlers
+from reimagine_emulator.invoke import Invoker, Throttled, cold_start
+from reimagine_tools.template import Function
+from tests.fixtures import fake_handlers
 
 
 def _function(logical_id: str, handler: str = "remembers_event") -> Function:
     return Function(
         logical_id=logical_id,
         name=f"stack-{logical_id}",
-        handler=f"tests.unit.fake_handlers.{handler}",
+        handler=f"tests.fixtures.fake_handlers.{handler}",
         code_uri=None,
         timeout=30,
         memory_size=128,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.delivery import FailureDestinations, S3Notifications, StreamMapping
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Function
+from reimagine_emulator.delivery import FailureDestinations, S3Notifications, StreamMapping
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import Function
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -35,7 +35,7 @@ Resources:
   OnUpload:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_upload
+      Handler: tests.fixtures.fake_handlers.on_upload
       Events:
         Upload:
           Type: S3
@@ -52,7 +52,7 @@ Resources:
   Side:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_change
+      Handler: tests.fixtures.fake_handlers.on_change
       Events:
         Changed:
           Type: DynamoDB
@@ -64,7 +64,7 @@ Resources:
   Serial:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_change
+      Handler: tests.fixtures.fake_handlers.on_change
       Events:
         Changed:
           Type: DynamoDB

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.delivery import FailureDestinations, PipeSource, QueueMapping
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import Function
+from reimagine_emulator.delivery import FailureDestinations, PipeSource, QueueMapping
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import Function
+from tests.fixtures import fake_handlers
 from tests.fixtures.moto_server import moto_server
-from tests.unit import fake_handlers
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -65,7 +65,7 @@ Resources:
   OnWork:
     Type: AWS::Serverless::Function
     Properties:
-      Handler: tests.unit.fake_handlers.on_work
+      Handler: tests.fixtures.fake_handlers.on_work
       ReservedConcurrentExecutions: 4
       Events:
         Queued:

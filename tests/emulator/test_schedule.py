@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reimagine_local.delivery import FailureDestinations, Schedule
-from reimagine_local.invoke import Invoker
-from reimagine_local.template import Function, InvokeConfig, ScheduleTrigger, read_application
-from tests.unit import fake_handlers
+from reimagine_emulator.delivery import FailureDestinations, Schedule
+from reimagine_emulator.invoke import Invoker
+from reimagine_tools.template import Function, InvokeConfig, ScheduleTrigger, read_application
+from tests.fixtures import fake_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:stack-Sweeper"
@@ -44,7 +44,7 @@ def schedule(expression: str = "rate(5 minutes)", enabled: bool = True, retries:
     fn = Function(
         logical_id="Sweeper",
         name="stack-Sweeper",
-        handler="tests.unit.fake_handlers.on_schedule",
+        handler="tests.fixtures.fake_handlers.on_schedule",
         code_uri=None,
         timeout=60,
         memory_size=256,

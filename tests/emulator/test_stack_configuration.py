@@ -3,8 +3,8 @@ endpoint access (the emulator, per-service endpoints) and the fault lane, each b
 
 from __future__ import annotations
 
-from reimagine_local.stack import AwsFaults, EmbeddedStack
-from tests.unit.template_helpers import TEMPLATE
+from reimagine_emulator.stack import AwsFaults, EmbeddedStack
+from tests.fixtures.template import TEMPLATE
 
 
 def test_a_service_endpoint_is_the_variable_botocore_reads_for_that_service():

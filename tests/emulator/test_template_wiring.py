@@ -11,10 +11,10 @@ import pytest
 from moto import mock_aws
 
 from reimagine.config import Settings
-from reimagine_local.invoke import union_environment
-from reimagine_local.resources import Clients, create_all, create_secrets
-from reimagine_local.stack import EmbeddedStack
-from reimagine_local.template import (
+from reimagine_emulator.invoke import union_environment
+from reimagine_emulator.resources import Clients, create_all, create_secrets
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.template import (
     HttpRoute,
     InvokeConfig,
     Pipe,
@@ -25,7 +25,7 @@ from reimagine_local.template import (
     TemplateError,
     read_application,
 )
-from reimagine_local.translated import translate
+from reimagine_tools.translated import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -319,7 +319,7 @@ def test_a_managed_policy_is_named_from_the_translators_own_list_never_through_i
 
 def test_the_translation_is_made_once_per_template_and_inputs(tmp_path, monkeypatch):
     # Given a template translated once, with a cache folder
-    from reimagine_local import translated
+    from reimagine_emulator import translated
 
     sam = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
     first = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
@@ -398,7 +398,7 @@ def test_uploads_trigger_captioning(app):
 
 
 def test_generation_is_piped_from_the_stream_to_its_queue(app):
-    from reimagine_local.filters import passes
+    from reimagine_emulator.filters import passes
 
     pipe = app.pipes["GeneratePipe"]
     assert (pipe.table, pipe.queue, pipe.batch_size, pipe.starting_position) == (
@@ -437,7 +437,7 @@ def test_generation_is_piped_from_the_stream_to_its_queue(app):
     ],
 )
 def test_stream_subscribers(app, function, passing, blocked):
-    from reimagine_local.filters import passes
+    from reimagine_emulator.filters import passes
 
     [trigger] = app.functions[function].stream_triggers
     assert trigger.table == "RequestsTable"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.artifacts import build, lambda_like_env, runtime_python
-from tests.unit.template_helpers import ROOT, functions, load_template, props
+from tests.fixtures.template import ROOT, functions, load_template, props
 
 pytestmark = pytest.mark.build
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.template_helpers import ROOT, load_template, props
+from tests.fixtures.template import ROOT, load_template, props
 
 
 def _load_cost() -> ModuleType:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.template import Resolver, StackContext
-from tests.unit.template_helpers import functions, load_template, props, translated
+from reimagine_tools.template import Resolver, StackContext
+from tests.fixtures.template import functions, load_template, props, translated
 
 Template = dict[str, Any]
 Grant = tuple[str, str, str]  # action, resource, condition as canonical JSON ("" for none)

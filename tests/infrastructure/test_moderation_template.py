@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reimagine_local.environments import lambda_environment
-from reimagine_local.template import read_application
-from tests.unit.template_helpers import ROOT, TEMPLATE, load_template, translated
+from reimagine_emulator.environments import lambda_environment
+from reimagine_tools.template import read_application
+from tests.fixtures.template import ROOT, TEMPLATE, load_template, translated
 
 CHECKING = ("CaptionFunction", "GenerateFunction")
 LAYER_DIR = "functions/layers/moderation-model/"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from reimagine_local.template import Resolver, StackContext
-from tests.unit.template_helpers import ROOT, functions, load_template, props, resources
+from reimagine_tools.template import Resolver, StackContext
+from tests.fixtures.template import ROOT, functions, load_template, props, resources
 
 OPERATIONS = ROOT / "docs" / "operations.md"
 EMAIL = "oncall@example.org"
@@ -348,7 +348,7 @@ def test_the_cli_and_the_local_stack_need_only_what_pip_install_dot_installs() -
     providers = packages_distributions()
     # When every module the CLI, the local stack and the functions import is looked up
     missing = set()
-    for package in (ROOT / "infra" / "reimagine_local", ROOT / "functions" / "reimagine"):
+    for package in (ROOT / "infra" / "reimagine_emulator", ROOT / "functions" / "reimagine"):
         for source in package.rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text())):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
@@ -359,7 +359,7 @@ def test_the_cli_and_the_local_stack_need_only_what_pip_install_dot_installs() -
                     values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
                     names += [str(v) for k, v in itertools.pairwise(values) if k == "-m" and v]
                 for top in {name.split(".")[0] for name in names}:
-                    if top in ("reimagine", "reimagine_local") or any(top.startswith(n) for n in NOT_INSTALLED):
+                    if top in ("reimagine", "reimagine_emulator") or any(top.startswith(n) for n in NOT_INSTALLED):
                         continue
                     dists = {canonicalize_name(d) for d in providers.get(top, [])}
                     if dists and not dists & installed:

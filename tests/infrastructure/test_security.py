@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.template_helpers import (
+from tests.fixtures.template import (
     as_list,
     branches,
     function_env,

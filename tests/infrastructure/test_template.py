@@ -29,8 +29,8 @@ from pydantic import BaseModel
 
 from reimagine.config import Settings
 from reimagine.records import STATUS_INDEX, UNNOTIFIED_FILTER_ATTRIBUTES, StuckCandidate
-from reimagine_local.template import Resolver, StackContext
-from tests.unit.template_helpers import (
+from reimagine_tools.template import Resolver, StackContext
+from tests.fixtures.template import (
     PSEUDO,
     ROOT,
     TEMPLATE,
@@ -91,7 +91,7 @@ HANDLERS = {
     "SweeperFunction": "reimagine.handlers.sweeper.handler",
     "MailEventsFunction": "reimagine.handlers.mail_events.handler",
 }
-# Least privilege is stated per role on the translated template: tests/unit/test_iam_roles.py.
+# Least privilege is stated per role on the translated template: tests/infrastructure/test_iam_roles.py.
 # Environment each function reads (on top of the Globals).
 REQUIRED_ENV = {
     "ApiFunction": {

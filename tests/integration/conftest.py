@@ -34,14 +34,14 @@ import pytest
 import requests
 from PIL import Image
 
-from reimagine_local.api_events import HttpResponse
-from reimagine_local.delivery import Schedule
-from reimagine_local.outbox import list_outbox
-from reimagine_local.stack import EmbeddedStack, Invoked
-from reimagine_local.template import DEFAULT_STACK, Application, Function
+from reimagine_emulator.api_events import HttpResponse
+from reimagine_emulator.delivery import Schedule
+from reimagine_emulator.outbox import list_outbox
+from reimagine_emulator.stack import EmbeddedStack, Invoked
+from reimagine_tools.template import DEFAULT_STACK, Application, Function
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PHOTO = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
+SAMPLE_PHOTO = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
 
 BACKENDS = ("moto", "localstack")
 DEFAULT_LOCALSTACK_URL = "http://127.0.0.1:4566"

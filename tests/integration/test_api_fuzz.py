@@ -24,7 +24,7 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from reimagine.handlers.api import app
-from reimagine_local.runner import StackConfig, running_stack
+from reimagine_emulator.runner import StackConfig, running_stack
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -78,7 +78,7 @@ def _failure_queue_messages(pipeline: Pipeline) -> list[dict]:
 
 
 def _delivery_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "reimagine_local" and request_id in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if r.name == "reimagine_emulator" and request_id in r.getMessage()]
 
 
 def _assert_nothing_crashed(pipeline: Pipeline, caplog: pytest.LogCaptureFixture, request_id: str) -> None:
@@ -111,7 +111,7 @@ def _expect(pipeline: Pipeline, request_id: str, address: str, upload: Upload) -
 def test_each_bad_or_awkward_upload_ends_in_its_final_state_with_one_email(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture, upload: Upload
 ) -> None:
-    caplog.set_level(logging.INFO, logger="reimagine_local")
+    caplog.set_level(logging.INFO, logger="reimagine_emulator")
     address = f"{upload.name}@example.com"
     request_id = pipeline.submit(upload.make(), upload.declared, email=address)
     _expect(pipeline, request_id, address, upload)
@@ -124,7 +124,7 @@ def test_an_empty_object_in_the_bucket_ends_failed_upload_empty(
     # Through the presigned POST this cannot happen on S3: its policy's content-length-range starts at
     # 1 byte. moto does not enforce POST policies, so the empty object is put straight into the bucket,
     # as if it had got there some other way; the caption step must still refuse it cleanly.
-    caplog.set_level(logging.INFO, logger="reimagine_local")
+    caplog.set_level(logging.INFO, logger="reimagine_emulator")
     address = "empty@example.com"
     created = pipeline.create(address, "image/jpeg")
     fields = created["upload"]["fields"]
@@ -148,7 +148,7 @@ def test_a_decode_bomb_fails_at_once_while_a_photo_sent_beside_it_completes(
 ) -> None:
     # Given a decode-work bomb (a 2000x2000 progressive JPEG repeating its last scan 1000 times, a few
     # seconds of CPU to decode in full) and an ordinary photo, both uploaded before either is processed
-    caplog.set_level(logging.INFO, logger="reimagine_local")
+    caplog.set_level(logging.INFO, logger="reimagine_emulator")
     bomb, photo = images.scan_bomb_jpeg((2000, 2000), repeats=1000), images.photo_like(1600, 1200)
     sent = {}
     for address, data in (("bomb@example.com", bomb), ("beside@example.com", photo)):

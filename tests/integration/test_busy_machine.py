@@ -3,7 +3,7 @@ for a CPU before taking an event answers it (the invocation's Timeout runs from 
 the event, as on Lambda; the init limit bounds init only).
 
 The stage's throttling is raised here: these GETs measure the environments, not API Gateway's limits
-(tests/unit/test_api_events.py covers those).
+(tests/emulator/test_api_events.py covers those).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from reimagine_local import environments
+from reimagine_emulator import environments
 from tests.integration.conftest import Pipeline, PipelineConfig
 
 pytestmark = pytest.mark.integration

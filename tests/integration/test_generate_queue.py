@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from reimagine_local.cli import main
-from reimagine_local.outbox import list_outbox
-from reimagine_local.sam_options import EnvVars
-from reimagine_local.stack import EmbeddedStack
+from reimagine_emulator.outbox import list_outbox
+from reimagine_emulator.stack import EmbeddedStack
+from reimagine_tools.cli import main
+from reimagine_tools.sam_options import EnvVars
 from tests.fixtures.moto_server import moto_server
 from tests.integration.conftest import (
     BACKENDS,

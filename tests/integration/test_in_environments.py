@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reimagine_local.environments import FunctionError, ProcessInvoker
-from reimagine_local.template import read_application
+from reimagine_emulator.environments import FunctionError, ProcessInvoker
+from reimagine_tools.template import read_application
 from tests.integration.conftest import ROOT, SAMPLE_PHOTO, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ def test_a_photo_goes_all_the_way_with_each_function_in_its_own_environments(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given the stack running every function in execution environments
-    with caplog.at_level(logging.INFO, logger="reimagine_local"):
+    with caplog.at_level(logging.INFO, logger="reimagine_emulator"):
         # When two photos are requested, uploaded and every event delivered, one after the other
         first = pipeline.submit(SAMPLE_PHOTO.read_bytes(), "image/jpeg", email="env@example.com")
         second = pipeline.submit(SAMPLE_PHOTO.read_bytes(), "image/jpeg", email="env-again@example.com")

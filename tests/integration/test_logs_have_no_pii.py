@@ -2,8 +2,8 @@
 
 Requests run through the whole pipeline, each function in its own execution environments, while
 everything logged is captured: what the environments print (the functions' Powertools JSON lines,
-REPORT lines, anything on their stdout or stderr), which the stack logs as `reimagine_local.fn.<Function>`,
-and every other Python logger at INFO, the level the functions run at (the stack's `reimagine_local`
+REPORT lines, anything on their stdout or stderr), which the stack logs as `reimagine_emulator.fn.<Function>`,
+and every other Python logger at INFO, the level the functions run at (the stack's `reimagine_emulator`
 delivery lines among them), via caplog; plus anything written to this process's stdout or stderr
 (capfd). Then no email address and nothing token-like may appear. The module runs the Hugging Face
 provider against the stand-in (tests/fixtures/hf_standin.py) with a token-shaped token, including an

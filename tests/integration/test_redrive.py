@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reimagine_local.cli import main
+from reimagine_tools.cli import main
 from tests.integration.conftest import ROOT, Pipeline, image_bytes
 
 pytestmark = pytest.mark.integration

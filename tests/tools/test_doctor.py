@@ -18,8 +18,8 @@ import responses
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from reimagine_local.cli import main
-from reimagine_local.doctor import (
+from reimagine_tools.cli import main
+from reimagine_tools.doctor import (
     FAIL,
     NO_AWS,
     OK,
@@ -545,7 +545,7 @@ def test_an_unreachable_bedrock_fails_its_chain():
 @pytest.mark.parametrize("variable", sorted(PARAMETERS))
 def test_lines_name_the_template_parameter_each_setting_comes_from(variable: str):
     # Each function variable a line is about is set from the template parameter the line names.
-    from tests.unit.template_helpers import function_env, functions, load_template
+    from tests.fixtures.template import function_env, functions, load_template
 
     template = load_template()
     sources = {json.dumps(function_env(template, fn).get(variable)) for fn in functions(template)} - {"null"}

@@ -9,7 +9,7 @@ import pytest
 import responses
 from botocore.stub import Stubber
 
-from reimagine_local.doctor import FAIL, OK, SKIPPED, WARN, Configuration, Doctor
+from reimagine_tools.doctor import FAIL, OK, SKIPPED, WARN, Configuration, Doctor
 from tests.fixtures.moderation_standin import ModerationStandin, moderation_answer, moderation_result
 
 BASE = "https://api.openai.example"
@@ -21,7 +21,7 @@ def _config(**env: str) -> Configuration:
 
 
 def _moderation(doctor: Doctor) -> list[tuple[str, str]]:
-    from reimagine_local.doctor_moderation import moderation_checks
+    from reimagine_tools.doctor_moderation import moderation_checks
 
     return [(c.status, c.detail) for c in moderation_checks(doctor)]
 

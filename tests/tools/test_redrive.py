@@ -14,7 +14,7 @@ import pytest
 
 from reimagine import clients
 from reimagine.models import RequestRecord, Status, new_request_id, upload_key, utcnow
-from reimagine_local.redrive import Redriver, Targets, targets_from_outputs
+from reimagine_tools.redrive import Redriver, Targets, targets_from_outputs
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFY_ARN = "arn:aws:lambda:us-east-1:123456789012:function:reimagine-NotifyFunction-Ab12Cd34Ef56"

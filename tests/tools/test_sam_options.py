@@ -9,10 +9,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from reimagine_local.cli import build_parser
-from reimagine_local.provider_secrets import store_provider_secrets
-from reimagine_local.sam_options import EnvVars, SamOptionError, load_env_vars, parse_parameter_overrides
-from reimagine_local.template import TemplateError, read_application, template_parameters
+from reimagine_emulator.provider_secrets import store_provider_secrets
+from reimagine_tools.cli import build_parser
+from reimagine_tools.sam_options import EnvVars, SamOptionError, load_env_vars, parse_parameter_overrides
+from reimagine_tools.template import TemplateError, read_application, template_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -203,7 +203,7 @@ def test_overrides_mean_what_they_mean_to_sam_cli_itself(words):
 
 
 def test_the_running_stack_takes_template_overrides_env_vars_and_the_hf_token(monkeypatch: pytest.MonkeyPatch):
-    from reimagine_local.runner import StackConfig, running_stack
+    from reimagine_emulator.runner import StackConfig, running_stack
 
     monkeypatch.setenv("HF_TOKEN", "hf_from_the_shell")
     config = StackConfig(
@@ -222,10 +222,10 @@ def test_the_running_stack_takes_template_overrides_env_vars_and_the_hf_token(mo
 def test_storing_the_token_logs_the_parameter_name_and_never_the_value(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    from reimagine_local.runner import StackConfig, running_stack
+    from reimagine_emulator.runner import StackConfig, running_stack
 
     monkeypatch.setenv("HF_TOKEN", "hf_NeverLogThisToken0123")
-    with caplog.at_level("INFO", logger="reimagine_local"), running_stack(port=0, config=StackConfig(TEMPLATE)):
+    with caplog.at_level("INFO", logger="reimagine_emulator"), running_stack(port=0, config=StackConfig(TEMPLATE)):
         pass
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "SecureString /reimagine/huggingface/token" in logged

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from reimagine import clients
 from reimagine.addresses import GMAIL_DOMAINS, canonical_mailbox
 from reimagine.handlers import api
-from reimagine_local.api_events import build_event, to_http_response
-from reimagine_local.outbox import SentMail, to_eml
-from reimagine_local.template import HttpRoute
+from reimagine_emulator.api_events import build_event, to_http_response
+from reimagine_emulator.outbox import SentMail, to_eml
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 

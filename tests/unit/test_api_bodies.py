@@ -12,8 +12,8 @@ import pytest
 from reimagine import clients
 from reimagine.body_guard import MAX_BODY_BYTES
 from reimagine.handlers import api
-from reimagine_local.api_events import build_event, to_http_response
-from reimagine_local.template import HttpRoute
+from reimagine_emulator.api_events import build_event, to_http_response
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 VALID = {"email": "jane.doe@example.com", "content_type": "image/jpeg"}

@@ -6,13 +6,14 @@ import contextlib
 
 import pytest
 
-from reimagine import clients, intake
-from reimagine.captioning import caption_upload
-from reimagine.captions import MAX_CAPTION_CHARS, clean_caption
+from reimagine import clients
+from reimagine.caption_text import MAX_CAPTION_CHARS, clean_caption
 from reimagine.errors import ProviderError
 from reimagine.models import Status
 from reimagine.providers.base import Deadline, ModelInput
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import caption_upload
 from tests.fixtures import images
 
 INVISIBLE = "\u200b\u200b\u2060\ufeff\u200e\u202e"  # zero-width space, word joiner, BOM, bidi marks
@@ -82,7 +83,7 @@ class InvisibleCaptioner:
 def test_an_invisible_caption_is_never_stored(aws) -> None:
     # Given an upload and a model that answers only zero-width characters
     body = CreateRequestBody(email="jane@example.com", content_type="image/png")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
     clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
     # When the caption step runs on every attempt the event source makes
     for _ in range(aws.max_attempts):

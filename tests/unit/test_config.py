@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reimagine.config import MissingSettings, require_settings, settings
-from tests.unit.template_helpers import function_env, functions, load_template, props
+from tests.fixtures.template import function_env, functions, load_template, props
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 TEMPLATE = load_template()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from reimagine import clients, intake, mail
+from reimagine import clients, mail
 from reimagine.confirmation import (
     COOLDOWN,
     Confirmations,
@@ -27,6 +27,7 @@ from reimagine.confirmation import (
 )
 from reimagine.models import Status
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
 from reimagine.suppression import SuppressionList, mailbox_digest
 from tests.fixtures import images
 from tests.unit.test_steps import _caption as steps_caption
@@ -225,7 +226,7 @@ class CountingCaptioner:
 
 def _uploaded(settings, address: str) -> str:
     body = CreateRequestBody(email=address, content_type="image/jpeg")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
     data = images.jpeg((64, 48))
     clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=data)
     return request_id

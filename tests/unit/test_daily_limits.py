@@ -30,8 +30,8 @@ from reimagine.quota import (
     ip_digest,
     network_of,
 )
-from reimagine_local.api_events import build_event
-from reimagine_local.template import HttpRoute
+from reimagine_emulator.api_events import build_event
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 KEY = b"per-deployment-key"

@@ -8,7 +8,7 @@ import pytest
 
 from reimagine import clients
 from reimagine.models import Status
-from reimagine.notification import notify_user
+from reimagine.steps.notify import notify_user
 from tests.fixtures.api_calls import call, finished_request, key_for, objects
 
 

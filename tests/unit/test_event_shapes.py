@@ -23,7 +23,7 @@ from tests.fixtures.queue_events import piped
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-PHOTO = ROOT / "infra" / "reimagine_local" / "assets" / "sample.jpg"
+PHOTO = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
 
 
 def _sample(name: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from reimagine import clients
 from reimagine.errors import ContentBlocked
 from reimagine.models import ErrorInfo, Status
 from reimagine.moderation import ModerationUnavailable
-from reimagine.notification import notify_user
+from reimagine.steps.notify import notify_user
 from tests.fixtures.moderators import FakeModerator
 from tests.unit.test_steps import FakeCaptioner, FakeGenerator, _create, _png, _upload
 from tests.unit.test_steps import _caption as steps_caption
@@ -160,7 +160,7 @@ def test_the_api_shows_the_stage_that_blocked(aws):
     _upload(aws, request_id, _png())
     _caption(aws, request_id, FakeCaptioner(), FakeModerator(flag_images=("image/jpeg",)))
     # When its record is shown as GET /requests/{id} shows it
-    from reimagine.intake import view_request
+    from reimagine.steps.api import view_request
 
     record = clients.store().get(request_id)
     shown = view_request(record, s3=clients.s3(), settings=aws).model_dump(mode="json", by_alias=True)

@@ -12,11 +12,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from reimagine import clients, mail, notification
+from reimagine import clients, mail
 from reimagine.handlers import notify, streams
 from reimagine.models import RequestRecord, Status, new_request_id, utcnow
-from reimagine.notification import notify_user
 from reimagine.records import RequestStore
+from reimagine.steps import notify as notify_steps
+from reimagine.steps.notify import notify_user
 from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -264,9 +265,9 @@ def test_a_sent_email_records_how_long_the_user_waited(aws, monkeypatch):
     request_id = _finished()
     created = clients.store().get(request_id)
     assert created is not None
-    monkeypatch.setattr(notification, "utcnow", lambda: created.created_at + timedelta(seconds=120))
+    monkeypatch.setattr(notify_steps, "utcnow", lambda: created.created_at + timedelta(seconds=120))
     timed: list[tuple[str, float]] = []
-    monkeypatch.setattr(notification.metrics, "add_metric", lambda name, value, **_: timed.append((name, value)))
+    monkeypatch.setattr(notify_steps.metrics, "add_metric", lambda name, value, **_: timed.append((name, value)))
     # When its email is sent
     _notify(aws, request_id)
     # Then the time from request to email is published for the dashboard's percentiles

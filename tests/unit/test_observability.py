@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
-from reimagine import clients, intake, observability
-from reimagine.captioning import caption_upload
-from reimagine.generation import generate_result
-from reimagine.notification import notify_user
+from reimagine import clients, observability
 from reimagine.observability import metrics, tracer
 from reimagine.providers.base import Deadline
 from reimagine.providers.offline import OfflineCaptioner, OfflineGenerator
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import caption_upload
+from reimagine.steps.generate import generate_result
+from reimagine.steps.notify import notify_user
 from tests.fixtures import images
 from tests.fixtures.lambda_context import lambda_context
 from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
@@ -104,7 +105,7 @@ def subsegments(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_each_step_and_provider_call_is_a_subsegment(aws, subsegments: list[str]) -> None:
     # Given a request whose photo was uploaded
     body = CreateRequestBody(email="jane@example.com", content_type="image/png")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
     clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
     steps = {"store": clients.store(), "s3": clients.s3(), "settings": aws}
     # When it is captioned, generated and notified
@@ -113,10 +114,10 @@ def test_each_step_and_provider_call_is_a_subsegment(aws, subsegments: list[str]
     notify_user(request_id, **steps, ses=clients.ses())
     # Then each step, the image preparation and each provider call showed as its own subsegment
     assert subsegments == [
-        "## reimagine.captioning.caption_upload",
+        "## reimagine.steps.caption.caption_upload",
         "## reimagine.imaging.prepare_for_model",
-        "## reimagine.captioning._caption_with",
-        "## reimagine.generation.generate_result",
-        "## reimagine.generation._generate_with",
-        "## reimagine.notification.notify_user",
+        "## reimagine.steps.caption._caption_with",
+        "## reimagine.steps.generate.generate_result",
+        "## reimagine.steps.generate._generate_with",
+        "## reimagine.steps.notify.notify_user",
     ]

@@ -7,8 +7,8 @@ import hashlib
 import re
 
 from reimagine.handlers import api
-from reimagine_local.api_events import build_event, to_http_response
-from reimagine_local.template import HttpRoute
+from reimagine_emulator.api_events import build_event, to_http_response
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 

@@ -11,12 +11,13 @@ import re
 
 import pytest
 
-from reimagine import clients, imaging, storage, sweeping
+from reimagine import clients, imaging, storage
 from reimagine.container_walk import MAX_JPEG_SEGMENTS, MAX_PNG_CHUNKS
 from reimagine.errors import PROVIDER_MESSAGES, InvalidImage
 from reimagine.models import Status
 from reimagine.quota import DailyBudgetExhausted, IpQuotaExceeded, QuotaExceeded
-from reimagine.steps import INTERNAL_MESSAGE
+from reimagine.steps import sweeper
+from reimagine.steps.claims import INTERNAL_MESSAGE
 from tests.fixtures import images
 from tests.fixtures.api_calls import call, finished_request
 
@@ -71,7 +72,7 @@ def test_a_truncated_photo_names_no_exception() -> None:
 
 FAILURE_MESSAGES = {
     **{f"provider {code}": message for code, message in PROVIDER_MESSAGES.items()},
-    **{f"stuck {status}": message for status, message in sweeping.STUCK_MESSAGES.items()},
+    **{f"stuck {status}": message for status, message in sweeper.STUCK_MESSAGES.items()},
     "internal": INTERNAL_MESSAGE,
 }
 

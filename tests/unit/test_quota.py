@@ -27,7 +27,7 @@ from reimagine.quota import (
     next_utc_midnight,
     seconds_until_next_day,
 )
-from reimagine.steps import StepOutcome
+from reimagine.steps.claims import StepOutcome
 from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

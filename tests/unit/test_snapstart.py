@@ -8,7 +8,7 @@ import snapshot_restore_py
 
 import reimagine.handlers  # noqa: F401 - registers the hooks, as every function's handler does
 from reimagine.snapstart import reseed_random
-from tests.unit.template_helpers import load_template, props
+from tests.fixtures.template import load_template, props
 
 TEMPLATE = load_template()
 

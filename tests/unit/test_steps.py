@@ -12,19 +12,20 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from reimagine import clients, intake
-from reimagine.captioning import CAPTION, caption_upload
+from reimagine import clients
 from reimagine.errors import ModelUnavailable, ProviderError
-from reimagine.generation import generate_result
 from reimagine.handlers import caption as caption_handler
 from reimagine.handlers import generate as generate_handler
 from reimagine.models import Status, utcnow
-from reimagine.notification import notify_user
 from reimagine.providers.base import Deadline, ModelInput
 from reimagine.providers.chain import CaptionChain
 from reimagine.records import RequestStore
 from reimagine.request_body import CreateRequestBody
-from reimagine.steps import LeaseHeld, run_step
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import CAPTION, caption_upload
+from reimagine.steps.claims import LeaseHeld, run_step
+from reimagine.steps.generate import generate_result
+from reimagine.steps.notify import notify_user
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.queue_events import queue_event
 
@@ -67,7 +68,7 @@ class FakeGenerator:
 
 def _create(settings, content_type="image/png", size=None) -> str:
     body = CreateRequestBody(email="jane@example.com", content_type=content_type, size=size)
-    return intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
+    return api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
 
 
 def _upload(settings, request_id: str, data: bytes) -> None:

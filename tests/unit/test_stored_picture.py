@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from reimagine import clients, intake
-from reimagine.captioning import caption_upload
-from reimagine.generation import generate_result
+from reimagine import clients
 from reimagine.providers.base import Deadline, ModelInput
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import caption_upload
+from reimagine.steps.generate import generate_result
 from tests.fixtures import images
 
 
@@ -30,7 +31,7 @@ def test_a_picture_painted_larger_than_asked_is_stored_at_the_size_asked(aws) ->
     # Given a captioned request and a stack asking for 768 px pictures
     settings = aws.model_copy(update={"result_size": 768})
     body = CreateRequestBody(email="jane@example.com", content_type="image/png")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
     clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
     steps = {"store": clients.store(), "s3": clients.s3(), "settings": settings, "deadline": Deadline.after(30)}
     caption_upload(request_id, captioner=_Captioner, **steps)  # type: ignore[arg-type]

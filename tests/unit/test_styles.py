@@ -6,13 +6,14 @@ from typing import ClassVar
 
 import pytest
 
-from reimagine import clients, intake
-from reimagine.captioning import caption_upload
-from reimagine.generation import generate_result
+from reimagine import clients
 from reimagine.handlers import api
 from reimagine.prompts import MAX_PROMPT_CHARS, build_prompt
 from reimagine.providers.base import Deadline
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import caption_upload
+from reimagine.steps.generate import generate_result
 from reimagine.styles import BUILT_IN, MAX_PHRASE_CHARS, StylesNotValid, catalogue
 from tests.fixtures import images
 from tests.fixtures.api_calls import call
@@ -137,7 +138,7 @@ class _PromptRecorder:
 def test_the_image_model_prompt_carries_the_chosen_style(aws) -> None:
     # Given a captioned request that chose pixel art
     body = CreateRequestBody(email="jane@example.com", content_type="image/png", style="pixel-art")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
     clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
     steps = {"store": clients.store(), "s3": clients.s3(), "settings": aws, "deadline": Deadline.after(30)}
     caption_upload(request_id, captioner=_Captioner, **steps)  # type: ignore[arg-type]

@@ -18,13 +18,13 @@ from pydantic import ValidationError
 from reimagine import clients, mail
 from reimagine.config import settings
 from reimagine.handlers import api, mail_events
-from reimagine.mail_events import MailEvent
 from reimagine.models import ErrorInfo, RequestRecord, Status
-from reimagine.notification import notify_user
 from reimagine.quota import QUOTA_PREFIX, hashing_key
+from reimagine.steps.mail_events import MailEvent
+from reimagine.steps.notify import notify_user
 from reimagine.suppression import SUPPRESSED_PREFIX, SuppressionList, address_digest, suppression_id
-from reimagine_local.api_events import build_event
-from reimagine_local.template import HttpRoute
+from reimagine_emulator.api_events import build_event
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

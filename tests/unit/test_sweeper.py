@@ -16,8 +16,7 @@ from reimagine.config import settings
 from reimagine.handlers import sweeper
 from reimagine.models import ErrorInfo, RequestRecord, Status, new_request_id
 from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
-from reimagine.storage import UploadGone, reannounce_upload
-from reimagine.sweeping import (
+from reimagine.steps.sweeper import (
     NOTIFY_ABANDONED_CODE,
     NOTIFY_LOOKBACK,
     STUCK_CODE,
@@ -29,8 +28,9 @@ from reimagine.sweeping import (
     decide_notification,
     sweep,
 )
+from reimagine.storage import UploadGone, reannounce_upload
 from tests.fixtures.lambda_context import lambda_context
-from tests.unit.template_helpers import load_template, props
+from tests.fixtures.template import load_template, props
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

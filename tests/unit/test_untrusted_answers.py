@@ -12,8 +12,7 @@ import random
 import pytest
 from PIL import Image
 
-from reimagine import clients, intake
-from reimagine.captioning import caption_upload
+from reimagine import clients
 from reimagine.errors import PROVIDER_MESSAGES, ProviderError
 from reimagine.models import Status
 from reimagine.providers import http
@@ -22,6 +21,8 @@ from reimagine.providers.base import Deadline
 from reimagine.providers.chain import CaptionChain
 from reimagine.providers.untrusted import for_log
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
+from reimagine.steps.caption import caption_upload
 from tests.fixtures import images
 from tests.fixtures import provider_answers as answers
 from tests.fixtures.hostile_provider import Answer, HostileProvider, chat_json, gzip_bomb
@@ -133,7 +134,7 @@ def test_a_redirect_to_the_same_origin_is_not_followed_either() -> None:
 def test_a_providers_error_text_never_reaches_the_user(aws) -> None:
     # Given an upload, and a provider that refuses it with a lure as its error text
     body = CreateRequestBody(email="jane@example.com", content_type="image/png")
-    request_id = intake.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
+    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
     clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
     refusal = Answer(status=400, body=json.dumps({"error": {"message": LURE, "code": "flagged"}}).encode())
     # When the caption step runs

@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reimagine import clients, deletion, intake, storage, validation_words
+from reimagine import clients, deletion, storage, validation_words
 from reimagine.body_guard import MAX_BODY_BYTES, check_json_body
 from reimagine.capability import may_delete
 from reimagine.config import require_settings, settings
@@ -39,6 +39,7 @@ from reimagine.models import (
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import DailyQuota, QuotaExceeded, hashing_key
 from reimagine.request_body import CreateRequestBody
+from reimagine.steps import api as api_steps
 from reimagine.styles import catalogue
 from reimagine.suppression import AddressSuppressed, SuppressionList
 from reimagine.web import opt_in, result_page
@@ -119,8 +120,8 @@ def _suppressed(exc: AddressSuppressed) -> Response:
     )
 
 
-@app.exception_handler(intake.UploadTooLarge)
-def _upload_too_large(exc: intake.UploadTooLarge) -> Response:
+@app.exception_handler(api_steps.UploadTooLarge)
+def _upload_too_large(exc: api_steps.UploadTooLarge) -> Response:
     return _error(
         413,
         "UPLOAD_TOO_LARGE",
@@ -129,8 +130,8 @@ def _upload_too_large(exc: intake.UploadTooLarge) -> Response:
     )
 
 
-@app.exception_handler(intake.UnknownStyle)
-def _unknown_style(exc: intake.UnknownStyle) -> Response:
+@app.exception_handler(api_steps.UnknownStyle)
+def _unknown_style(exc: api_steps.UnknownStyle) -> Response:
     return _error(
         422,
         "UNKNOWN_STYLE",
@@ -165,7 +166,7 @@ def _no_route(exc: NotFoundError) -> Response:
 )
 def create_request(body: CreateRequestBody) -> Response[CreateRequestResponse]:
     cfg = settings()
-    created = intake.create_request(
+    created = api_steps.create_request(
         body,
         store=clients.store(),
         s3=clients.s3(),
@@ -186,7 +187,7 @@ def create_request(body: CreateRequestBody) -> Response[CreateRequestResponse]:
 
 
 def _record_or_404(request_id: str) -> RequestRecord:
-    record = intake.find_request(request_id, store=clients.store())
+    record = api_steps.find_request(request_id, store=clients.store())
     if record is None:
         raise UnknownRequest
     logger.set_correlation_id(record.id)
@@ -205,7 +206,7 @@ def _record_or_404(request_id: str) -> RequestRecord:
 )
 def get_request(request_id: str) -> Response[RequestView]:
     record = _record_or_404(request_id)
-    view = intake.view_request(record, s3=clients.s3(), settings=settings())
+    view = api_steps.view_request(record, s3=clients.s3(), settings=settings())
     return Response(status_code=200, content_type=_JSON, body=view, headers=_NO_STORE)
 
 
@@ -223,8 +224,8 @@ def get_request(request_id: str) -> Response[RequestView]:
 def get_result(request_id: str):
     record = _record_or_404(request_id)
     try:
-        link = intake.result_link(record, s3=clients.s3(), settings=settings())
-    except intake.NotReady:
+        link = api_steps.result_link(record, s3=clients.s3(), settings=settings())
+    except api_steps.NotReady:
         return _error(409, "RESULT_NOT_READY", _NO_RESULT.get(record.status, _NOT_YET), {"status": record.status})
     return Response(status_code=302, headers={**_NO_STORE, "Location": link.url}, body="")
 
@@ -237,7 +238,7 @@ def get_result(request_id: str):
     tags=["styles"],
 )
 def list_styles() -> Response[StylesView]:
-    return Response(status_code=200, content_type=_JSON, body=intake.list_styles(settings()))
+    return Response(status_code=200, content_type=_JSON, body=api_steps.list_styles(settings()))
 
 
 def _bearer() -> str | None:
@@ -275,14 +276,14 @@ def delete_request(request_id: str):
         return _error(409, "NOT_FINISHED", "the request is still being worked on; delete it once it has finished")
     logger.info("request deleted by its owner")
     metrics.add_metric(name="RequestsDeleted", unit=MetricUnit.Count, value=1)
-    view = intake.view_request(tombstone, s3=clients.s3(), settings=cfg)
+    view = api_steps.view_request(tombstone, s3=clients.s3(), settings=cfg)
     return Response(status_code=200, content_type=_JSON, body=view, headers=_NO_STORE)
 
 
 @app.get("/results/<request_id>", summary="The result page a person opens from the email", include_in_schema=False)
 def result_page_route(request_id: str):
     cfg = settings()
-    record = intake.find_request(request_id, store=clients.store())
+    record = api_steps.find_request(request_id, store=clients.store())
     page = result_page.render(record, s3=clients.s3(), settings=cfg)
     return Response(
         status_code=200 if record is not None else 404,

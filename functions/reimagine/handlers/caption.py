@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
-from reimagine.captioning import caption_upload
 from reimagine.config import Settings, require_settings, settings
 from reimagine.confirmation import Confirmations, Mailer, MailLinks
 from reimagine.models import request_id_from_upload_key
@@ -22,7 +21,8 @@ from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
 from reimagine.providers.base import Captioner, Deadline
 from reimagine.providers.chain import CaptionChain
-from reimagine.steps import LeaseHeld
+from reimagine.steps.caption import caption_upload
+from reimagine.steps.claims import LeaseHeld
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "uploads_bucket")

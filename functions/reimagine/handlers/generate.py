@@ -10,13 +10,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.config import require_settings, settings
-from reimagine.generation import generate_result
 from reimagine.handlers.streams import process_queue
 from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
 from reimagine.providers.base import Deadline, ImageGenerator
 from reimagine.providers.chain import PictureChain
+from reimagine.steps.generate import generate_result
 from reimagine.styles import catalogue
 
 # Checked at start: a missing one stops the container's init with a clear message.

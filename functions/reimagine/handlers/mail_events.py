@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine import clients
 from reimagine.config import require_settings, settings
-from reimagine.mail_events import MailEvent, record_mail_event
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
+from reimagine.steps.mail_events import MailEvent, record_mail_event
 from reimagine.suppression import SuppressionList
 
 # Checked at start: a missing one stops the container's init with a clear message.

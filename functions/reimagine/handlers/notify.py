@@ -9,10 +9,10 @@ from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.confirmation import Confirmations, MailLinks
 from reimagine.handlers.streams import process_stream
-from reimagine.notification import notify_user
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import hashing_key
-from reimagine.steps import LEASE_MARGIN_SECONDS
+from reimagine.steps.claims import LEASE_MARGIN_SECONDS
+from reimagine.steps.notify import notify_user
 from reimagine.suppression import SuppressionList
 
 # Checked at start: a missing one stops the container's init with a clear message.

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reimagine.models import is_request_id
 from reimagine.observability import logger, metrics
-from reimagine.steps import LeaseHeld, StepOutcome
+from reimagine.steps.claims import LeaseHeld, StepOutcome
 
 Step = Callable[[str], StepOutcome]
 # A queue's step also learns which message it serves: SQS delivers a message again with the same

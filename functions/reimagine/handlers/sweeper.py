@@ -9,7 +9,7 @@ from reimagine import clients, storage
 from reimagine.config import require_settings, settings
 from reimagine.models import upload_key, utcnow
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
-from reimagine.sweeping import sweep
+from reimagine.steps.sweeper import sweep
 
 # Checked at start: a missing one stops the container's init with a clear message.
 REQUIRED_SETTINGS = ("table_name", "uploads_bucket")

@@ -42,7 +42,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from reimagine.captions import MAX_CAPTION_CHARS
+from reimagine.caption_text import MAX_CAPTION_CHARS
 from reimagine.errors import InvalidImage, ModelUnavailable, ProviderError
 from reimagine.imaging import to_png
 from reimagine.moderation import refusals

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.util.retry import Retry
 
-from reimagine.captions import MAX_CAPTION_CHARS
+from reimagine.caption_text import MAX_CAPTION_CHARS
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.moderation import refusals
 from reimagine.providers.base import CAPTION_INSTRUCTION

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reimagine import imaging, storage
-from reimagine.captions import clean_caption
+from reimagine.caption_text import clean_caption
 from reimagine.confirmation import hold_unless_confirmed, resume
 from reimagine.errors import PipelineError
 from reimagine.models import RequestRecord, Status, upload_key
 from reimagine.moderation import Moderator, NoModeration, counted, screen_image, screen_text
 from reimagine.observability import logger, tracer
 from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
-from reimagine.steps import Step, StepOutcome, run_step
+from reimagine.steps.claims import Step, StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

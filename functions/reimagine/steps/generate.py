@@ -11,7 +11,7 @@ from reimagine.moderation import Moderator, NoModeration, counted, screen_image
 from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.providers.chain import Painted, PictureChain, picture_chain
-from reimagine.steps import Step, StepOutcome, run_step
+from reimagine.steps.claims import Step, StepOutcome, run_step
 from reimagine.styles import catalogue
 
 if TYPE_CHECKING:

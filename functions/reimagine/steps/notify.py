@@ -21,7 +21,7 @@ from reimagine.confirmation import UNCONFIRMED_CODE
 from reimagine.models import Status, mask_email, utcnow
 from reimagine.observability import logger, metrics, tracer
 from reimagine.quota import hashing_key
-from reimagine.steps import StepOutcome
+from reimagine.steps.claims import StepOutcome
 from reimagine.styles import catalogue
 from reimagine.suppression import SuppressionList
 
