@@ -20,7 +20,7 @@ from typing import Any
 
 from reimagine_tools.api_client import ApiClient, ClientError
 from reimagine_tools.sam_options import SamOptionError, SamOptions, load_env_vars, parse_parameter_overrides
-from reimagine_tools.template import DEFAULT_STACK, TemplateError
+from reimagine_tools.template import DEFAULT_STACK, TemplateError, find_template
 
 DEFAULT_API = os.environ.get("REIMAGINE_API", "http://127.0.0.1:3000")
 STATUS_WORDS = {
@@ -125,7 +125,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as AwsError
 
-    from reimagine_emulator.runner import find_template
     from reimagine_tools.doctor import Doctor, aws_clients, configuration, report, stack_parameters
 
     stack_config = sam_options_of(args)
@@ -153,7 +152,6 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as AwsError
 
-    from reimagine_emulator.runner import find_template
     from reimagine_tools.redrive import Redriver, Targets, targets_from_outputs, targets_from_template
     from reimagine_tools.template import read_application
 

@@ -13,7 +13,7 @@ stack's parameters (`--stack NAME`, CloudFormation DescribeStacks). Checks:
   image models are checked in the region that paints (BEDROCK_IMAGE_REGION), the others in the stack's;
 - OpenAI-compatible: `GET {base}/v1/models` lists each model;
 - SES: the sender (address or its domain) is verified, sending is enabled, sandbox or production;
-- the moderator (reimagine_emulator/doctor_moderation.py): the model loads, the endpoint or the AWS
+- the moderator (doctor_moderation.py): the model loads, the endpoint or the AWS
   APIs answer, and a warning when nothing is moderated.
 - Alarms (`--stack` only): someone is subscribed to the stack's alarm topic (AlarmTopic), else a warning;
 - address confirmation: a warning when ConfirmAddresses=false on an API without an authorizer (anyone
