@@ -28,6 +28,20 @@ IN_PROCESS_HELP = (
 _say = tools._say
 
 
+class LocalStackNotInstalled(Exception):
+    """The local stack's own dependencies are an extra: `reimagine submit` and `doctor` work without them."""
+
+
+def _local_stack_installed() -> None:
+    import importlib.util
+
+    missing = [name for name in ("moto", "flask", "awslambdaric") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LocalStackNotInstalled(
+            f"the local stack needs {', '.join(missing)}: pip install 'reimagine[local]' (make demo does)"
+        )
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     from reimagine_emulator.outbox import list_outbox
 
@@ -45,6 +59,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def cmd_local_up(args: argparse.Namespace) -> int:
     import logging
 
+    _local_stack_installed()
     from reimagine_emulator.runner import running_stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -67,6 +82,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _local_stack_installed()
     from reimagine_emulator.demo import run_demo
 
     image = Path(args.image) if args.image else None
@@ -119,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     return tools.main(
-        argv, extensions=[add_local_commands], description=DESCRIPTION, configuration_errors=(EnvironmentConflict,)
+        argv, extensions=[add_local_commands], description=DESCRIPTION, configuration_errors=(EnvironmentConflict, LocalStackNotInstalled)
     )
 
 
