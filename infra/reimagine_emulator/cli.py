@@ -134,9 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return tools.main(
-        argv, extensions=[add_local_commands], description=DESCRIPTION, configuration_errors=(EnvironmentConflict, LocalStackNotInstalled)
-    )
+    not_the_code = (EnvironmentConflict, LocalStackNotInstalled)  # the configuration or the install
+    return tools.main(argv, extensions=[add_local_commands], description=DESCRIPTION, configuration_errors=not_the_code)
 
 
 if __name__ == "__main__":

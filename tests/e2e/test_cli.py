@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
-CLI = [sys.executable, "-m", "reimagine_tools.cli"]
+CLI = [sys.executable, "-m", "reimagine_emulator.cli"]  # what the `reimagine` script runs
 
 
 def _env() -> dict[str, str]:

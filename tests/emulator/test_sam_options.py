@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from reimagine_emulator.cli import build_parser
 from reimagine_emulator.provider_secrets import store_provider_secrets
-from reimagine_tools.cli import build_parser
 from reimagine_tools.sam_options import EnvVars, SamOptionError, load_env_vars, parse_parameter_overrides
 from reimagine_tools.template import TemplateError, read_application, template_parameters
 
