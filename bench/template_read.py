@@ -61,7 +61,7 @@ def main() -> None:
         walls, cpus = zip(*values, strict=True)
         print(f"  {name}: {statistics.median(walls):.0f} / {statistics.median(cpus):.0f}")
 
-    from reimagine_emulator import translated
+    from reimagine_tools import translated
     from reimagine_tools.template import Resolver, StackContext, load_template, read_application
 
     sam = load_template(TEMPLATE)

@@ -319,7 +319,7 @@ def test_a_managed_policy_is_named_from_the_translators_own_list_never_through_i
 
 def test_the_translation_is_made_once_per_template_and_inputs(tmp_path, monkeypatch):
     # Given a template translated once, with a cache folder
-    from reimagine_emulator import translated
+    from reimagine_tools import translated
 
     sam = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}
     first = translate(sam, region="eu-west-1", parameters={}, cache_dir=tmp_path)
