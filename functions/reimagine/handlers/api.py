@@ -15,7 +15,7 @@ from reimagine.body_guard import MAX_BODY_BYTES
 from reimagine.capability import DeleteKeyRequired, may_delete
 from reimagine.config import require_settings, settings
 from reimagine.confirmation import Confirmations, resume, unsubscribed_digest
-from reimagine.handlers.api_app import JSON, NO_STORE, app, error_doc, resolve
+from reimagine.handlers.api_app import JSON, NO_STORE, error_doc, resolve, resolver
 from reimagine.models import CreateRequestResponse, RequestRecord, RequestView, StylesView, utcnow
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.quota import DailyQuota, hashing_key
@@ -30,8 +30,7 @@ REQUIRED_SETTINGS = ("table_name", "uploads_bucket", "results_bucket")
 require_settings(*REQUIRED_SETTINGS)
 catalogue(settings().styles)  # a STYLES setting that does not parse stops the init, saying why
 
-# The resolver is read here too (the OpenAPI fuzz test, the cold-start benchmark).
-__all__ = ["app", "handler"]
+app = resolver()
 
 
 @app.post(
@@ -243,4 +242,4 @@ def page():
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=CAPTURE_COLD_START)
 def handler(event: dict, context: LambdaContext) -> dict:
-    return resolve(event, context)
+    return resolve(app, event, context)

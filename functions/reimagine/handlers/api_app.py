@@ -24,8 +24,6 @@ from reimagine.models import ErrorBody, ErrorDetail
 from reimagine.observability import metrics
 from reimagine.validation_words import InvalidRequest
 
-app = APIGatewayHttpResolver(enable_validation=True)
-
 JSON = content_types.APPLICATION_JSON
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -53,24 +51,32 @@ def error_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {JSON: {"model": ErrorBody}}}
 
 
-@app.exception_handler(ApiError)
 def refuse(error: ApiError) -> Response:
+    """The answer to every refusal: counted when it has metrics, then rendered in the one shape."""
     for name in error.counted_as:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     return error_response(error)
 
 
-@app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response:
     return refuse(InvalidRequest.from_errors(list(exc.errors())))
 
 
-@app.not_found
 def _no_route(exc: NotFoundError) -> Response:
     return refuse(RouteNotFound())
 
 
-def resolve(event: dict, context: LambdaContext) -> dict:
+def resolver() -> APIGatewayHttpResolver:
+    """A resolver that validates requests and answers every refusal with `refuse`: one per import of
+    the routes' module, so a reloaded module registers its routes on a resolver of its own."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.exception_handler(ApiError)(refuse)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.not_found(_no_route)
+    return app
+
+
+def resolve(app: APIGatewayHttpResolver, event: dict, context: LambdaContext) -> dict:
     """Answer one HttpApi event: a body the validator would choke on is refused before it runs."""
     refused = _unparseable_body(event)
     if refused is not None:
