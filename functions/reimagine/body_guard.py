@@ -40,6 +40,8 @@ class InvalidBody(ApiError):
 
 
 class BodyTooLarge(ApiError):
+    """A body over MAX_BODY_BYTES (the upload's own limit is UploadTooLarge: the photo is not in the body)."""
+
     def __init__(self) -> None:
         super().__init__(413, "BODY_TOO_LARGE", f"the body may be at most {MAX_BODY_BYTES} bytes")
 
