@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+
+from reimagine.errors import ApiError
+from reimagine.validation_words import InvalidRequest
 
 # A valid body is under 400 bytes; this leaves room for whitespace and \u escapes in the address.
 MAX_BODY_BYTES = 8192
@@ -23,27 +25,40 @@ MAX_NUMBER_CHARS = 20
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-@dataclass(frozen=True)
-class BodyProblem:
-    status: int
-    code: str
-    message: str
-    details: list[dict[str, object]] | None = None
+class UnsupportedMediaType(ApiError):
+    """A body not labelled application/json (a missing Content-Type included)."""
+
+    def __init__(self) -> None:
+        super().__init__(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
 
 
-def _invalid(message: str, kind: str) -> BodyProblem:
-    detail: dict[str, object] = {"loc": ["body"], "message": message, "type": kind}
-    return BodyProblem(422, "VALIDATION_ERROR", message, [detail])
+class InvalidBody(ApiError):
+    """Bytes that are not UTF-8 text (or base64 that does not decode): no JSON parser gets them."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "INVALID_BODY", "the body is not UTF-8 JSON")
 
 
-def check_json_body(body: bytes) -> BodyProblem | None:
+class BodyTooLarge(ApiError):
+    """A body over MAX_BODY_BYTES (the upload's own limit is UploadTooLarge: the photo is not in the body)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "BODY_TOO_LARGE", f"the body may be at most {MAX_BODY_BYTES} bytes")
+
+
+def _invalid(message: str, kind: str) -> InvalidRequest:
+    # In the validator's own shape (reimagine.validation_words): one problem, at the body as a whole.
+    return InvalidRequest(message, [{"loc": ["body"], "message": message, "type": kind}])
+
+
+def check_json_body(body: bytes) -> ApiError | None:
     """Why `body` may not be handed to the JSON parser, or None when it may."""
     if len(body) > MAX_BODY_BYTES:
-        return BodyProblem(413, "BODY_TOO_LARGE", f"the body may be at most {MAX_BODY_BYTES} bytes")
+        return BodyTooLarge()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return BodyProblem(400, "INVALID_BODY", "the body is not UTF-8 JSON")
+        return InvalidBody()
     if _depth(text) > MAX_DEPTH:
         return _invalid(f"the body nests deeper than {MAX_DEPTH} levels", "json_too_deep")
     try:

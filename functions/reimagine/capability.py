@@ -13,8 +13,21 @@ import base64
 import hashlib
 import hmac
 
+from reimagine.errors import ApiError
+
 # Domain separation: the same key also hashes addresses and IPs; this use can never collide with those.
 _PURPOSE = b"reimagine/delete-request/v1:"
+
+
+class DeleteKeyRequired(ApiError):
+    """No delete key was presented, or not this request's."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "DELETE_KEY_REQUIRED",
+            "only the link in the email can delete this request: open the result page from that email",
+        )
 
 
 def delete_key(request_id: str, key: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reimagine.errors import ApiError
 from reimagine.models import RequestRecord, Status, result_key, upload_key
 
 if TYPE_CHECKING:
@@ -21,8 +22,12 @@ if TYPE_CHECKING:
 DELETABLE = (Status.COMPLETED, Status.FAILED, Status.DELETED)
 
 
-class NotFinished(Exception):
+class NotFinished(ApiError):
     """The request is still being worked on: it can be deleted once it has finished."""
+
+    def __init__(self, request_status: str) -> None:
+        self.request_status = request_status
+        super().__init__(409, "NOT_FINISHED", "the request is still being worked on; delete it once it has finished")
 
 
 def delete_request(record: RequestRecord, *, store: RequestStore, s3: S3Client, settings: Settings) -> RequestRecord:

@@ -1,6 +1,39 @@
-"""Errors that end a pipeline step, each with a stable code the user and the API see."""
+"""Errors with a stable code the user sees: those that end a pipeline step, and the API's refusals."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ApiError(Exception):
+    """A request the API refuses: answered with `status` and `{"error": {"code", "message", "details"?}}`.
+
+    Raised by the steps behind the routes (quota, suppression, intake, ...), answered in one place
+    (`reimagine.handlers.api_app`), so every refusal has the same shape. `headers` go with the answer
+    (e.g. Retry-After); `counted_as` names the metrics counting one each time it is answered.
+    """
+
+    counted_as: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
 
 
 class PipelineError(Exception):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from reimagine.addresses import canonical_mailbox
+from reimagine.errors import ApiError
 from reimagine.models import utcnow
 from reimagine.observability import logger
 
@@ -42,39 +43,42 @@ IP_PREFIX = f"{QUOTA_PREFIX}ip#"
 BUDGET_PREFIX = f"{QUOTA_PREFIX}all#"
 
 
-class QuotaExceeded(Exception):
-    """The address has used its requests for today; `retry_after` is seconds to the next UTC day."""
+class QuotaExceeded(ApiError):
+    """The address has used its requests for today; `retry_after` is seconds to the next UTC day.
+
+    Answered 429 with its code, the limit and the wait in `details`, and the wait in Retry-After.
+    """
 
     code = "QUOTA_EXCEEDED"
+    # Who ran out, in the message: the one thing that differs between the three limits.
+    _used_up = "this email address has used its {limit} requests for today"
 
     def __init__(self, limit: int, retry_after: int) -> None:
-        super().__init__(f"over the daily quota of {limit}")
         self.limit = limit
         self.retry_after = retry_after
-
-    @property
-    def message(self) -> str:
-        return f"this email address has used its {self.limit} requests for today; {retry_advice(self.retry_after)}"
+        super().__init__(
+            429,
+            type(self).code,
+            f"{self._used_up.format(limit=limit)}; {retry_advice(retry_after)}",
+            {"limit": limit, "retry_after_seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+        # Every limit counts in QuotaExceeded, and each in its own Refused<Code> (RefusedIpQuotaExceeded...).
+        self.counted_as = ("QuotaExceeded", f"Refused{self.code.title().replace('_', '')}")
 
 
 class IpQuotaExceeded(QuotaExceeded):
     """The source IP (its /64 for IPv6) has used its requests for today."""
 
     code = "IP_QUOTA_EXCEEDED"
-
-    @property
-    def message(self) -> str:
-        return f"your network has used its {self.limit} requests for today; {retry_advice(self.retry_after)}"
+    _used_up = "your network has used its {limit} requests for today"
 
 
 class DailyBudgetExhausted(QuotaExceeded):
     """The whole stack has taken its new requests for today, whoever asks."""
 
     code = "DAILY_BUDGET_EXHAUSTED"
-
-    @property
-    def message(self) -> str:
-        return f"the service has taken all the requests it can for today; {retry_advice(self.retry_after)}"
+    _used_up = "the service has taken all the requests it can for today"
 
 
 def retry_advice(retry_after: int) -> str:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from reimagine.addresses import canonical_mailbox
+from reimagine.errors import ApiError
 from reimagine.quota import hashing_key
 
 if TYPE_CHECKING:
@@ -40,8 +41,18 @@ Reason = Literal["bounce", "complaint"]
 UNSUBSCRIBE = "unsubscribe"
 
 
-class AddressSuppressed(Exception):
+class AddressSuppressed(ApiError):
     """Mail to this address bounced permanently or drew a complaint: no new request may send it mail."""
+
+    counted_as = ("SuppressedAddressRefused",)
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "ADDRESS_SUPPRESSED",
+            "mail to this address bounced permanently, was reported as unwanted or was unsubscribed, so no more is "
+            "sent to it; use another address",
+        )
 
 
 def address_digest(email: str, key: bytes) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reimagine.errors import ApiError
 from reimagine.models import ALLOWED_CONTENT_TYPES
 
 _FIELDS = {
@@ -48,3 +49,19 @@ def plain_message(error: dict[str, Any]) -> str:
 def summary(errors: list[dict[str, Any]]) -> str:
     """The one line the error's `message` carries: what to fix, every problem in order, without repeats."""
     return "; ".join(dict.fromkeys(plain_message(e) for e in errors))
+
+
+class InvalidRequest(ApiError):
+    """422 VALIDATION_ERROR: `details` lists each problem as {loc, message, type}, `message` sums them up."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(422, "VALIDATION_ERROR", message, details)
+
+    @classmethod
+    def from_errors(cls, errors: list[dict[str, Any]]) -> InvalidRequest:
+        """The validator's errors, only where and what in our words: never echo the submitted values."""
+        details = [
+            {"loc": [str(part) for part in e.get("loc", ())], "message": plain_message(e), "type": e.get("type")}
+            for e in errors
+        ]
+        return cls(summary(errors), details)

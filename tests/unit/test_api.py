@@ -1,41 +1,46 @@
-"""ApiFunction through API Gateway v2 events shaped like events/ samples: the contract in DESIGN.md."""
+"""ApiFunction through payload 2.0 events as API Gateway sends them: the contract in DESIGN.md.
+
+Events are built by the local stack's HttpApi event factory (reimagine_emulator.api_events).
+"""
 
 from __future__ import annotations
 
-import copy
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reimagine import clients
 from reimagine.handlers import api
 from reimagine.models import Status
+from reimagine_emulator.api_events import build_event, to_http_response
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-def _event(method: str, path: str, body: dict | str | None = None) -> dict:
-    sample = "api_post_requests.json" if method == "POST" else "api_get_request.json"
-    event = copy.deepcopy(json.loads((EVENTS / sample).read_text()))
-    event["rawPath"] = event["requestContext"]["http"]["path"] = path
-    event["requestContext"]["http"]["method"] = method
-    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
-    if body is None:
-        event.pop("body", None)
-    else:
-        event["body"] = body if isinstance(body, str) else json.dumps(body)
-        event["isBase64Encoded"] = False
-    return event
+def call(method: str, path: str, body: dict | str | None = None) -> tuple[int, dict[str, str], Any]:
+    """Status, headers (lower-case names) and the body: parsed when JSON, else text."""
+    raw = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
+    event = build_event(
+        route=HttpRoute(method, path),
+        path_parameters={},
+        method=method,
+        raw_path=path,
+        headers={"content-type": "application/json"} if raw is not None else {},
+        body=raw,
+    )
+    response = to_http_response(api.handler(event, lambda_context("ApiFunction", 15, 256)))
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    is_json = "json" in headers.get("content-type", "") and response.body
+    return response.status, headers, response.json() if is_json else response.body.decode()
 
 
-def call(method: str, path: str, body: dict | str | None = None) -> tuple[int, dict, object]:
-    response = api.handler(_event(method, path, body), lambda_context("ApiFunction", 15, 256))
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    text = response.get("body") or ""
-    payload = json.loads(text) if "json" in headers.get("content-type", "") and text else text
-    return response["statusCode"], headers, payload
+def _policy(fields: dict) -> dict:
+    return json.loads(base64.b64decode(fields["policy"]))
 
 
 def _create(email: str = "jane.doe@example.com", **extra) -> dict:
@@ -59,7 +64,7 @@ def test_create_returns_an_upload_bound_to_key_type_and_size(aws):
     fields = body["upload"]["fields"]
     assert fields["key"] == f"uploads/{rid}"
     assert fields["Content-Type"] == "image/jpeg"
-    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    policy = _policy(fields)
     assert {"Content-Type": "image/jpeg"} in policy["conditions"]
     assert ["content-length-range", 1234, 1234] in policy["conditions"]
     assert {"key": f"uploads/{rid}"} in policy["conditions"]
@@ -68,7 +73,7 @@ def test_create_returns_an_upload_bound_to_key_type_and_size(aws):
 
 def test_without_a_size_the_range_is_the_configured_maximum(aws):
     fields = _create()["upload"]["fields"]
-    policy = json.loads(__import__("base64").b64decode(fields["policy"]))
+    policy = _policy(fields)
     assert ["content-length-range", 1, aws.max_upload_bytes] in policy["conditions"]
 
 
@@ -85,9 +90,8 @@ def test_a_declared_size_over_the_limit_is_refused_before_anything_exists(aws):
     assert headers["cache-control"] == "no-store"
     assert clients.dynamodb().scan(TableName=aws.table_name)["Count"] == 0
     # And exactly the limit is fine
-    policy = _create(size=aws.max_upload_bytes)["upload"]["fields"]["policy"]
     limit = aws.max_upload_bytes
-    assert ["content-length-range", limit, limit] in json.loads(__import__("base64").b64decode(policy))["conditions"]
+    assert ["content-length-range", limit, limit] in _policy(_create(size=limit)["upload"]["fields"])["conditions"]
 
 
 def test_the_page_carries_this_stacks_upload_limit(aws, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
@@ -28,6 +27,8 @@ from reimagine.quota import (
     seconds_until_next_day,
 )
 from reimagine.steps.claims import StepOutcome
+from reimagine_emulator.api_events import build_event
+from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -51,11 +52,22 @@ def _items(aws) -> list[dict]:
     return boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]
 
 
+def _call(method: str, path: str, body: dict | None = None) -> dict:
+    raw = json.dumps(body).encode() if body is not None else None
+    event = build_event(
+        route=HttpRoute(method, path),
+        path_parameters={},
+        method=method,
+        raw_path=path,
+        headers={"content-type": "application/json"} if raw else {},
+        body=raw,
+        source_ip="203.0.113.10",
+    )
+    return api.handler(event, lambda_context("ApiFunction", 15, 256))
+
+
 def _post(email: str) -> tuple[int, dict, dict]:
-    event = copy.deepcopy(json.loads((EVENTS / "api_post_requests.json").read_text()))
-    event["body"] = json.dumps({"email": email, "content_type": "image/png"})
-    event["isBase64Encoded"] = False
-    response = api.handler(event, lambda_context("ApiFunction", 15, 256))
+    response = _call("POST", "/requests", {"email": email, "content_type": "image/png"})
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     return response["statusCode"], headers, json.loads(response["body"])
 
@@ -229,9 +241,5 @@ def test_no_counter_holds_the_address(aws) -> None:
 
 
 def test_the_openapi_document_declares_the_429(aws) -> None:
-    event = copy.deepcopy(json.loads((EVENTS / "api_get_request.json").read_text()))
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
-    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /openapi.json"
-    event.pop("pathParameters", None)
-    document = json.loads(api.handler(event, lambda_context("ApiFunction", 15, 256))["body"])
+    document = json.loads(_call("GET", "/openapi.json")["body"])
     assert "429" in document["paths"]["/requests"]["post"]["responses"]

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from reimagine import storage
+from reimagine.errors import ApiError
 from reimagine.models import (
     CreateRequestResponse,
     Links,
@@ -34,28 +35,51 @@ if TYPE_CHECKING:
     from reimagine.suppression import SuppressionList
 
 
-class UploadTooLarge(Exception):
+class UploadTooLarge(ApiError):
     """The declared size is over the upload limit: refused before a slot exists or the quota counts it."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"{size} > {limit}")
         self.size, self.limit = size, limit
+        super().__init__(
+            413,
+            "UPLOAD_TOO_LARGE",
+            f"the image may be at most {limit} bytes ({limit / 2**20:.0f} MiB); this one is {size}",
+            {"max_bytes": limit},
+        )
 
 
-class UnknownStyle(Exception):
+class UnknownStyle(ApiError):
     """The request names a style that is not on offer: refused before a slot exists or the quota counts it."""
 
     def __init__(self, allowed: list[str]) -> None:
-        super().__init__(", ".join(allowed))
         self.allowed = allowed
+        super().__init__(
+            422, "UNKNOWN_STYLE", f"there is no such style; choose one of: {', '.join(allowed)}", {"allowed": allowed}
+        )
 
 
-class NotReady(Exception):
-    """The request exists but has no result (yet, or ever)."""
+class UnknownRequest(ApiError):
+    """No request has this id (the router's own "no such route" is another error: ROUTE_NOT_FOUND)."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "NOT_FOUND", "no request with that id")
+
+
+_NOT_YET = "the new picture is not ready yet; try again in a moment"
+_NO_RESULT = {
+    Status.FAILED: "this request failed, so it has no picture; see its error",
+    Status.DELETED: "the pictures were deleted at their owner's request",
+}
+
+
+class NotReady(ApiError):
+    """The request exists but has no result (yet, or ever): the message says which."""
 
     def __init__(self, record: RequestRecord) -> None:
-        super().__init__(record.status.value)
         self.record = record
+        super().__init__(
+            409, "RESULT_NOT_READY", _NO_RESULT.get(record.status, _NOT_YET), {"status": record.status.value}
+        )
 
 
 def create_request(
@@ -116,6 +140,14 @@ def create_request(
 def find_request(request_id: str, *, store: RequestStore) -> RequestRecord | None:
     """The record, or None for an unknown id (a malformed id is simply unknown)."""
     return store.get(request_id) if is_request_id(request_id) else None
+
+
+def get_request(request_id: str, *, store: RequestStore) -> RequestRecord:
+    """The record; UnknownRequest (404) for an unknown or malformed id."""
+    record = find_request(request_id, store=store)
+    if record is None:
+        raise UnknownRequest
+    return record
 
 
 def result_link(record: RequestRecord, *, s3: S3Client, settings: Settings) -> ResultLink:
