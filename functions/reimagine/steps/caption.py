@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from reimagine.config import Settings
     from reimagine.confirmation import Confirmations, Mailer
-    from reimagine.providers.base import Captioner, Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
+    from reimagine.providers.base import Captioner
     from reimagine.records import RequestStore
 
 CAPTION = Step(Status.PENDING_UPLOAD, Status.CAPTIONING, Status.CAPTIONED, "not waiting for an upload")

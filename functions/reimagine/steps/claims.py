@@ -24,7 +24,7 @@ from reimagine.models import RequestRecord, Status
 from reimagine.records import LeaseHeld
 
 if TYPE_CHECKING:
-    from reimagine.providers.base import Deadline
+    from reimagine.model_call import Deadline
     from reimagine.records import RequestStore
 
 __all__ = ["LeaseHeld", "Step", "StepOutcome", "run_step"]

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ImageGenerator
+    from reimagine.model_call import Deadline
+    from reimagine.providers.base import ImageGenerator
     from reimagine.records import RequestStore
 
 
