@@ -37,8 +37,8 @@ class Status(StrEnum):
 FINAL = (Status.COMPLETED, Status.FAILED, Status.DELETED)
 NON_FINAL = tuple(s for s in Status if s not in FINAL)
 # Finished with an answer for the owner: the one email goes out, and the owner may delete it.
-NOTIFIED = (Status.COMPLETED, Status.FAILED)
-DELETABLE = (*NOTIFIED, Status.DELETED)
+FINISHED = (Status.COMPLETED, Status.FAILED)
+DELETABLE = (*FINISHED, Status.DELETED)
 # Between an upload and its picture: a step holds it, or its event is on the way. The sweeper re-drives
 # or ends those left too long (PENDING_UPLOAD is not swept: a photo that never came simply expires).
 SWEPT = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
@@ -78,7 +78,7 @@ MOVES = (
     Move(Status.GENERATING, Status.COMPLETED, "generate: stores the picture"),
     Move(Status.GENERATING, Status.CAPTIONED, "generate gives its claim back; the sweeper re-drives a dead worker"),
     *(Move(status, Status.FAILED, "a step or the sweeper: ends it") for status in NON_FINAL),
-    *(Move(status, Status.DELETED, "the owner: deletes it now") for status in NOTIFIED),
+    *(Move(status, Status.DELETED, "the owner: deletes it now") for status in FINISHED),
 )
 
 
@@ -117,13 +117,13 @@ TRIGGERS = (
     ),
     Trigger(
         "NotifyFunction",
-        NOTIFIED,
+        FINISHED,
         stream_filter=True,
         how="the table's stream, for records neither notified, refused nor claimed yet",
     ),
     Trigger(
         "SweeperFunction",
-        (*SWEPT, Status.AWAITING_CONFIRMATION, *NOTIFIED),
+        (*SWEPT, Status.AWAITING_CONFIRMATION, *FINISHED),
         stream_filter=False,
         how="a schedule; reads the status index for what sat too long",
     ),

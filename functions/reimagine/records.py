@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from reimagine.lifecycle import DELETABLE, NON_FINAL, NOTIFIED
+from reimagine.lifecycle import DELETABLE, FINISHED, NON_FINAL
 from reimagine.models import ErrorInfo, RequestRecord, Status, utcnow
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class RequestStore:
         The claim does not touch `updated_at`: the sweeper measures how long the request sat unnotified.
         """
         now = self._clock()
-        finished = {f":n{i}": s.value for i, s in enumerate(NOTIFIED)}
+        finished = {f":n{i}": s.value for i, s in enumerate(FINISHED)}
         return self._update(
             request_id,
             "SET notify_claimed_until = :lease",

@@ -12,9 +12,9 @@ import pytest
 from reimagine.lifecycle import (
     CAPTION,
     FINAL,
+    FINISHED,
     GENERATE,
     MOVES,
-    NOTIFIED,
     SWEPT,
     TRIGGERS,
     Status,
@@ -60,7 +60,7 @@ def test_the_trigger_of_each_step_hands_it_what_it_claims() -> None:
     assert [TRIGGERED["CaptionFunction"], TRIGGERED["GeneratePipe"], TRIGGERED["NotifyFunction"]] == [
         (CAPTION.waiting,),
         (GENERATE.waiting,),
-        NOTIFIED,
+        FINISHED,
     ]
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from reimagine.lifecycle import NOTIFIED, SWEPT
+from reimagine.lifecycle import FINISHED, SWEPT
 from reimagine.models import Status
 from reimagine.observability import logger
 from reimagine.storage import UploadGone
@@ -144,7 +144,7 @@ def sweep(
             report.outcomes[decision.action.value if done else "raced"] += 1
     if unconfirmed_after_seconds is not None:
         _end_unconfirmed(store, report, before=now - timedelta(seconds=unconfirmed_after_seconds), max_items=max_items)
-    for status in NOTIFIED:
+    for status in FINISHED:
         budget = max_items - report.examined
         if budget <= 0:
             break
