@@ -32,9 +32,9 @@ CASES = ("baseline", "gzip bomb", "trickled body", "trickled head", "redirect")
 def worker(case: str, seconds_left: float) -> None:
     sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
     from reimagine.errors import ProviderError
+    from reimagine.model_call import Deadline
     from reimagine.providers import http
     from reimagine.providers import openai as oa
-    from reimagine.providers.base import Deadline
     from tests.fixtures.hostile_provider import Answer, HostileProvider, chat_json, gzip_bomb
     from tests.fixtures.provider_fakes import IMAGE
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reimagine.errors import ApiError
+from reimagine.lifecycle import DELETABLE
 from reimagine.models import RequestRecord, Status, result_key, upload_key
 
 if TYPE_CHECKING:
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
     from reimagine.config import Settings
     from reimagine.records import RequestStore
-
-DELETABLE = (Status.COMPLETED, Status.FAILED, Status.DELETED)
 
 
 class NotFinished(ApiError):

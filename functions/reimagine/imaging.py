@@ -22,8 +22,8 @@ from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from reimagine.container_walk import Flood, JpegWalk, check_container
 from reimagine.decode_work import DECODE_BLOCK_BYTES, DECODE_CPU_SECONDS, BudgetedInput, TooComplex, scan_limit
 from reimagine.errors import InvalidImage
+from reimagine.model_call import ModelInput
 from reimagine.observability import tracer
-from reimagine.providers.base import ModelInput
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 # Cameras write multi-picture JPEGs (MPO); Pillow opens them through the JPEG plugin.

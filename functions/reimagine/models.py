@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import (
@@ -19,6 +18,9 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+
+# The record's status: the state machine (statuses, moves, triggers) is stated in reimagine.lifecycle.
+from reimagine.lifecycle import Status
 
 ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 ContentType = Literal["image/jpeg", "image/png", "image/webp", "image/gif"]
@@ -62,26 +64,6 @@ def utcnow() -> datetime:
     """Now, to the millisecond: the precision the record stores, so a written time reads back equal."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-class Status(StrEnum):
-    PENDING_UPLOAD = "PENDING_UPLOAD"
-    # The upload is valid and the address has not confirmed yet: nothing is spent until it does.
-    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
-    CAPTIONING = "CAPTIONING"
-    CAPTIONED = "CAPTIONED"
-    GENERATING = "GENERATING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    # The owner deleted it: the pictures are gone and the record is a tombstone without personal data.
-    DELETED = "DELETED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (Status.COMPLETED, Status.FAILED, Status.DELETED)
-
-
-NON_FINAL = tuple(s for s in Status if not s.is_final)
 
 
 class ErrorInfo(BaseModel):

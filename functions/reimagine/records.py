@@ -18,7 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from reimagine.models import NON_FINAL, ErrorInfo, RequestRecord, Status, utcnow
+from reimagine.lifecycle import DELETABLE, FINISHED, NON_FINAL
+from reimagine.models import ErrorInfo, RequestRecord, Status, utcnow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -250,14 +251,15 @@ class RequestStore:
         The claim does not touch `updated_at`: the sweeper measures how long the request sat unnotified.
         """
         now = self._clock()
+        finished = {f":n{i}": s.value for i, s in enumerate(FINISHED)}
         return self._update(
             request_id,
             "SET notify_claimed_until = :lease",
-            "#s IN (:completed, :failed) AND attribute_not_exists(notified_at) AND attribute_not_exists(notify_error)"
+            f"#s IN ({', '.join(finished)}) AND attribute_not_exists(notified_at)"
+            " AND attribute_not_exists(notify_error)"
             " AND (attribute_not_exists(notify_claimed_until) OR notify_claimed_until < :epoch)",
             {
-                ":completed": Status.COMPLETED.value,
-                ":failed": Status.FAILED.value,
+                **finished,
                 ":lease": int((now + timedelta(seconds=lease_seconds)).timestamp()),
                 ":epoch": int(now.timestamp()),
             },
@@ -321,14 +323,14 @@ class RequestStore:
         None when it is not finished. The item stays until its TTL, so its id reads as DELETED.
         """
         personal = ", ".join(self.TOMBSTONE_REMOVES)
+        deletable = {f":d{i}": s.value for i, s in enumerate(DELETABLE)}
         return self._update(
             request_id,
             f"SET #s = :deleted, updated_at = :now REMOVE {personal}",
-            "#s IN (:completed, :failed, :deleted)",
+            f"#s IN ({', '.join(deletable)})",
             {
                 ":deleted": Status.DELETED.value,
-                ":completed": Status.COMPLETED.value,
-                ":failed": Status.FAILED.value,
+                **deletable,
                 ":now": _iso(self._clock()),
             },
             {"#e": "error"},

@@ -61,12 +61,17 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def is_missing(error: ClientError) -> bool:
+    """Whether S3 answered that the object is not there (a HEAD says 404, a GET NoSuchKey)."""
+    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 def read_upload(s3: S3Client, *, bucket: str, key: str, max_bytes: int) -> bytes:
     """The uploaded bytes, refusing anything over `max_bytes` by its real size before downloading it."""
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             raise PipelineError(
                 "your photo was no longer stored when we came to read it; please send it again", code="UPLOAD_MISSING"
             ) from None
@@ -116,6 +121,6 @@ def reannounce_upload(s3: S3Client, *, bucket: str, key: str) -> None:
             Metadata=head.get("Metadata", {}),
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             raise UploadGone from None
         raise

@@ -14,11 +14,12 @@ Four kinds of message land there:
   itself, whose body is the stream record the pipe sent (`dynamodb.Keys.id` names the request).
 
 Each request a message names is re-driven from its CURRENT state, so the normal steps pick it up
-and their claims keep the work single: an upload not yet captioned gets its S3 event again (the
-object copied onto itself, which S3 announces as ObjectCreated:Copy); a caption waiting for
-generation, or a generation whose worker died, is touched back to CAPTIONED; a finished request
-whose email never went out is touched for Notify. A message is deleted only once every request in
-it has been re-driven or needs nothing more; otherwise it stays for a later run.
+and their claims keep the work single: an upload not yet captioned gets its S3 event again
+(`reimagine.storage.reannounce_upload`, as the sweeper does: the object copied onto itself, which S3
+announces as ObjectCreated:Copy); a caption waiting for generation, or a generation whose worker
+died, is touched back to CAPTIONED; a finished request whose email never went out is touched for
+Notify. A message is deleted only once every request in it has been re-driven or needs nothing more;
+otherwise it stays for a later run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from reimagine.models import Status, is_request_id, request_id_from_upload_key, upload_key
 from reimagine.records import RequestStore, StuckCandidate
+from reimagine.storage import UploadGone, is_missing, reannounce_upload
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 # An operator's re-drive is deliberate, so it is not held to the sweeper's MAX_REDRIVES; this bound
 # (the most the settings allow) only stops a request that fails every time from being pushed forever.
 OPERATOR_MAX_REDRIVES = 10
+_UPLOAD_GONE = "{}, upload gone: nothing to re-drive (the sweeper ends it)"
 
 
 @dataclass(frozen=True)
@@ -222,24 +225,19 @@ class Redriver:
         return (f"{status.value} unnotified -> touched for Notify", True) if done else (f"{status.value}: raced", False)
 
     def _resend_upload(self, request_id: str, status: Status) -> tuple[str, bool]:
-        key = upload_key(request_id)
+        bucket, key = self.targets.uploads_bucket, upload_key(request_id)
         try:
-            head = self.s3.head_object(Bucket=self.targets.uploads_bucket, Key=key)
+            if self.dry_run:
+                self.s3.head_object(Bucket=bucket, Key=key)
+                return f"{status.value} -> would re-send the upload event", True
+            # The sweeper's and the confirmation's way back into captioning: S3 announces the upload again.
+            reannounce_upload(self.s3, bucket=bucket, key=key)
+        except UploadGone:
+            return _UPLOAD_GONE.format(status.value), True
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return f"{status.value}, upload gone: nothing to re-drive (the sweeper ends it)", True
+            if is_missing(exc):
+                return _UPLOAD_GONE.format(status.value), True
             raise
-        if self.dry_run:
-            return f"{status.value} -> would re-send the upload event", True
-        # Copying the object onto itself (same type and metadata) makes S3 announce it again.
-        self.s3.copy_object(
-            Bucket=self.targets.uploads_bucket,
-            Key=key,
-            CopySource={"Bucket": self.targets.uploads_bucket, "Key": key},
-            MetadataDirective="REPLACE",
-            ContentType=head.get("ContentType", "application/octet-stream"),
-            Metadata=head.get("Metadata", {}),
-        )
         return f"{status.value} -> upload event re-sent", True
 
 

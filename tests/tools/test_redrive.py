@@ -147,6 +147,19 @@ def test_an_upload_never_captioned_gets_its_s3_event_again(world):
     assert _left(sqs, targets) == 0
 
 
+@pytest.mark.parametrize(("dry_run", "state"), [(False, "deleted"), (True, "left (dry run)")], ids=["run", "dry run"])
+def test_an_upload_that_is_gone_has_nothing_to_re_drive(world, dry_run: bool, state: str):
+    # Given a request whose upload event gave up, and whose upload has since left the bucket
+    sqs, targets, announced = world
+    request_id = _request(Status.PENDING_UPLOAD)
+    _park(sqs, targets, _async_failure(request_id))
+    # When it is re-driven (or looked at first)
+    (line,) = _redriver(targets, dry_run=dry_run).run()
+    # Then nothing is announced, and the line says why (the sweeper ends such a request)
+    assert f"{request_id} PENDING_UPLOAD, upload gone: nothing to re-drive (the sweeper ends it)" in line
+    assert line.endswith(f"[{state}]") and _announced(sqs, announced) == []
+
+
 def test_a_request_already_done_needs_nothing_and_its_message_is_deleted(world):
     sqs, targets, announced = world
     request_id = _request(Status.COMPLETED, notified_at=utcnow())

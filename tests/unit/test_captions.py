@@ -9,8 +9,8 @@ import pytest
 from reimagine import clients
 from reimagine.caption_text import MAX_CAPTION_CHARS, clean_caption
 from reimagine.errors import ProviderError
+from reimagine.model_call import Deadline, ModelInput
 from reimagine.models import Status
-from reimagine.providers.base import Deadline, ModelInput
 from reimagine.request_body import CreateRequestBody
 from reimagine.steps import api as api_steps
 from reimagine.steps.caption import caption_upload

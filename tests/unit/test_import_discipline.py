@@ -3,10 +3,14 @@
 Tracing is live in these children (LAMBDA_TASK_ROOT set, as on Lambda with `Tracing: Active`), because
 that is when the X-Ray SDK would patch, and so import, every library it supports.
 Timing is the benchmark's business (bench/cold_start.py); these tests only look at sys.modules.
+
+The layering is read from the source: the domain modules (those directly in `reimagine/`) sit below
+the providers and the handlers and never import them, not even for type checking.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -16,6 +20,9 @@ from pathlib import Path
 import pytest
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+DOMAIN_MODULES = sorted(p for p in (FUNCTIONS / "reimagine").glob("*.py") if p.name != "__init__.py")
+# The layers above the domain modules: they import the domain, never the other way round.
+UPPER_LAYERS = ("reimagine.providers", "reimagine.handlers")
 
 PROVIDERS = ("reimagine.providers.offline", "reimagine.providers.huggingface", "reimagine.providers.bedrock")
 # Libraries no handler needs at import: HTTP for a provider only once one is built; what
@@ -130,3 +137,29 @@ def test_the_request_body_is_built_by_the_first_post() -> None:
         "print(json.dumps([before, 'email_validator' in sys.modules]))"
     )
     assert _run(code) == [False, True]
+
+
+def upper_layer_imports(source: str) -> list[str]:
+    """The modules of UPPER_LAYERS that `source` imports anywhere (top level, in functions, TYPE_CHECKING)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.extend(n for n in names if any(n == up or n.startswith(f"{up}.") for up in UPPER_LAYERS))
+    return found
+
+
+@pytest.mark.parametrize("module", DOMAIN_MODULES, ids=[p.stem for p in DOMAIN_MODULES])
+def test_domain_modules_never_import_providers_or_handlers(module: Path) -> None:
+    assert upper_layer_imports(module.read_text(encoding="utf-8")) == []
+
+
+def test_the_layering_check_sees_an_import_from_above() -> None:
+    # Given a module importing from the providers, if only for type checking
+    source = "if TYPE_CHECKING:\n    from reimagine.providers.base import ModelInput\n"
+    # When its imports are read, Then the import from above is found
+    assert upper_layer_imports(source) == ["reimagine.providers.base", "reimagine.providers.base.ModelInput"]

@@ -17,8 +17,8 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from reimagine import clients, observability
+from reimagine.model_call import Deadline
 from reimagine.observability import metrics, tracer
-from reimagine.providers.base import Deadline
 from reimagine.providers.offline import OfflineCaptioner, OfflineGenerator
 from reimagine.request_body import CreateRequestBody
 from reimagine.steps import api as api_steps

@@ -10,9 +10,9 @@ import reimagine.providers.offline as offline
 from reimagine.config import Settings
 from reimagine.errors import ProviderError
 from reimagine.imaging import prepare_for_model
+from reimagine.model_call import Deadline, ModelInput
 from reimagine.prompts import MAX_PROMPT_CHARS, build_prompt
 from reimagine.providers import build_captioner, build_generator
-from reimagine.providers.base import Deadline, ModelInput
 from tests.fixtures import images
 
 DEADLINE = Deadline.after(30)

@@ -16,8 +16,8 @@ from reimagine import clients
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.handlers import caption as caption_handler
 from reimagine.handlers import generate as generate_handler
+from reimagine.model_call import Deadline, ModelInput
 from reimagine.models import Status, utcnow
-from reimagine.providers.base import Deadline, ModelInput
 from reimagine.providers.chain import CaptionChain
 from reimagine.records import RequestStore
 from reimagine.request_body import CreateRequestBody

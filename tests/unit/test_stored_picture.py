@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reimagine import clients
-from reimagine.providers.base import Deadline, ModelInput
+from reimagine.model_call import Deadline, ModelInput
 from reimagine.request_body import CreateRequestBody
 from reimagine.steps import api as api_steps
 from reimagine.steps.caption import caption_upload

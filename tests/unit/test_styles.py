@@ -8,8 +8,8 @@ import pytest
 
 from reimagine import clients
 from reimagine.handlers import api
+from reimagine.model_call import Deadline
 from reimagine.prompts import MAX_PROMPT_CHARS, build_prompt
-from reimagine.providers.base import Deadline
 from reimagine.request_body import CreateRequestBody
 from reimagine.steps import api as api_steps
 from reimagine.steps.caption import caption_upload

@@ -14,10 +14,10 @@ from PIL import Image
 
 from reimagine import clients
 from reimagine.errors import PROVIDER_MESSAGES, ProviderError
+from reimagine.model_call import Deadline
 from reimagine.models import Status
 from reimagine.providers import http
 from reimagine.providers import openai as oa
-from reimagine.providers.base import Deadline
 from reimagine.providers.chain import CaptionChain
 from reimagine.providers.untrusted import for_log
 from reimagine.request_body import CreateRequestBody

@@ -15,11 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reimagine import clients
 from reimagine.config import Settings, require_settings, settings
 from reimagine.confirmation import Confirmations, Mailer, MailLinks
+from reimagine.model_call import Deadline
 from reimagine.models import request_id_from_upload_key
 from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_captioner
-from reimagine.providers.base import Captioner, Deadline
+from reimagine.providers.base import Captioner
 from reimagine.providers.chain import CaptionChain
 from reimagine.steps.caption import caption_upload
 from reimagine.steps.claims import LeaseHeld

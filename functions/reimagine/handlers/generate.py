@@ -11,10 +11,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reimagine import clients
 from reimagine.config import require_settings, settings
 from reimagine.handlers.streams import process_queue
+from reimagine.model_call import Deadline
 from reimagine.moderation import Moderator, build_moderator
 from reimagine.observability import CAPTURE_COLD_START, logger, metrics, tracer
 from reimagine.providers import build_generator
-from reimagine.providers.base import Deadline, ImageGenerator
+from reimagine.providers.base import ImageGenerator
 from reimagine.providers.chain import PictureChain
 from reimagine.steps.generate import generate_result
 from reimagine.styles import catalogue

@@ -23,7 +23,8 @@ from reimagine.models import is_request_id
 from reimagine.observability import logger, metrics
 from reimagine.steps.claims import LeaseHeld, StepOutcome
 
-Step = Callable[[str], StepOutcome]
+# A step run for one request, given its id (reimagine.lifecycle.Step is what states a step's statuses).
+RequestStep = Callable[[str], StepOutcome]
 # A queue's step also learns which message it serves: SQS delivers a message again with the same
 # messageId, so a redelivery after a worker died may take that worker's claim over (see records.claim).
 QueueStep = Callable[[str, str], StepOutcome]
@@ -34,7 +35,7 @@ def _request_id(record: DynamoDBRecord) -> str | None:
     return request_id if is_request_id(request_id) else None
 
 
-def _run(request_id: str | None, *, source: str, step_name: str, step: Step) -> None:
+def _run(request_id: str | None, *, source: str, step_name: str, step: RequestStep) -> None:
     """The step for one record; an exception fails this record only (the batch reports it)."""
     if request_id is None:
         logger.warning(f"ignoring a {source} without a request id")
@@ -50,7 +51,9 @@ def _run(request_id: str | None, *, source: str, step_name: str, step: Step) -> 
     metrics.add_metric(name=f"{step_name.title()}_{outcome.outcome}", unit=MetricUnit.Count, value=1)
 
 
-def process_stream(event: dict, context: LambdaContext, *, step_name: str, step: Step) -> PartialItemFailureResponse:
+def process_stream(
+    event: dict, context: LambdaContext, *, step_name: str, step: RequestStep
+) -> PartialItemFailureResponse:
     """Run `step` for each stream record's request id; failed records are reported, not the whole batch."""
 
     def handle(record: DynamoDBRecord) -> None:

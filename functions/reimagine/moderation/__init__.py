@@ -21,8 +21,8 @@ from reimagine.observability import logger
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
+    from reimagine.model_call import Deadline
     from reimagine.models import RequestRecord
-    from reimagine.providers.base import Deadline
 
 Stage = Literal["upload", "caption", "picture"]
 STAGES: tuple[Stage, ...] = ("upload", "caption", "picture")

@@ -17,7 +17,7 @@ from reimagine.moderation import ModerationUnavailable, Verdict
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline
+    from reimagine.model_call import Deadline
 
 NAME = "offline"
 DETECTS = "nudity and sexual content in images (Yahoo open_nsfw); not violence or hate, and no text"

@@ -20,7 +20,7 @@ from reimagine.moderation import ModerationUnavailable, Verdict
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline
+    from reimagine.model_call import Deadline
     from reimagine.providers.http import HttpClient
 
 NAME = "openai"

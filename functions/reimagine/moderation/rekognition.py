@@ -19,7 +19,7 @@ from reimagine.moderation import ModerationUnavailable, Verdict
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline
+    from reimagine.model_call import Deadline
 
 NAME = "rekognition"
 # Answers that no retry can change: the image or the text is not one these APIs take.

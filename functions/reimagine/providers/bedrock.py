@@ -53,7 +53,7 @@ from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
 
 NAME = "bedrock"
 T = TypeVar("T")

@@ -20,7 +20,8 @@ from reimagine.observability import logger, metrics
 from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
-    from reimagine.providers.base import Captioner, Deadline, ImageGenerator, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
+    from reimagine.providers.base import Captioner, ImageGenerator
 
 T = TypeVar("T")
 L = TypeVar("L", "Captioner", "ImageGenerator")

@@ -51,7 +51,7 @@ from reimagine.providers.retry import RetryPolicy, TransientFailure, run_with_re
 from reimagine.providers.untrusted import for_log
 
 if TYPE_CHECKING:
-    from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
 
 logger = logging.getLogger(__name__)
 

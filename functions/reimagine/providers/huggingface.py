@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import requests
 
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
     from reimagine.providers.hf_routing import ProviderMapping
 
 NAME = "huggingface"

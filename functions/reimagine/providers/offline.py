@@ -23,7 +23,7 @@ from reimagine.errors import ProviderError
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
 
 NAME = "offline"
 RGB = tuple[int, int, int]

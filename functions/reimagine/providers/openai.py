@@ -33,7 +33,7 @@ from reimagine.providers.http import (
 
 if TYPE_CHECKING:
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
 
 NAME = "openai"
 # OpenAI's image sizes for dall-e-3 / gpt-image; other servers take any "WxH".

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from reimagine.errors import ProviderError
-from reimagine.providers.base import Deadline
+from reimagine.model_call import Deadline
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

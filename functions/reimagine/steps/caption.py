@@ -9,21 +9,22 @@ from reimagine import imaging, storage
 from reimagine.caption_text import clean_caption
 from reimagine.confirmation import hold_unless_confirmed, resume
 from reimagine.errors import PipelineError
-from reimagine.models import RequestRecord, Status, upload_key
+from reimagine.lifecycle import CAPTION
+from reimagine.models import RequestRecord, upload_key
 from reimagine.moderation import Moderator, NoModeration, counted, screen_image, screen_text
 from reimagine.observability import logger, tracer
 from reimagine.providers.chain import CaptionChain, Captioned, caption_chain
-from reimagine.steps.claims import Step, StepOutcome, run_step
+from reimagine.steps.claims import StepOutcome, run_step
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
     from reimagine.confirmation import Confirmations, Mailer
-    from reimagine.providers.base import Captioner, Deadline, ModelInput
+    from reimagine.model_call import Deadline, ModelInput
+    from reimagine.providers.base import Captioner
     from reimagine.records import RequestStore
 
-CAPTION = Step(Status.PENDING_UPLOAD, Status.CAPTIONING, Status.CAPTIONED, "not waiting for an upload")
 _FORMAT_TO_TYPE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reimagine.errors import PipelineError
+from reimagine.lifecycle import Step
 from reimagine.models import RequestRecord, Status
 from reimagine.records import LeaseHeld
 
 if TYPE_CHECKING:
-    from reimagine.providers.base import Deadline
+    from reimagine.model_call import Deadline
     from reimagine.records import RequestStore
 
 __all__ = ["LeaseHeld", "Step", "StepOutcome", "run_step"]
@@ -52,16 +53,6 @@ class StepOutcome:
     request_id: str
     outcome: str  # "done", "skipped", "failed", "retry", "superseded"
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class Step:
-    """A step's transitions: it claims records in `waiting`, holds them in `working`, ends them in `done`."""
-
-    waiting: Status
-    working: Status
-    done: Status
-    not_waiting: str  # why a record in any other state is skipped
 
 
 def run_step(

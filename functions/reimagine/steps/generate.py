@@ -6,23 +6,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reimagine import storage
-from reimagine.models import RequestRecord, Status, result_key
+from reimagine.lifecycle import GENERATE
+from reimagine.models import RequestRecord, result_key
 from reimagine.moderation import Moderator, NoModeration, counted, screen_image
 from reimagine.observability import tracer
 from reimagine.prompts import build_prompt
 from reimagine.providers.chain import Painted, PictureChain, picture_chain
-from reimagine.steps.claims import Step, StepOutcome, run_step
+from reimagine.steps.claims import StepOutcome, run_step
 from reimagine.styles import catalogue
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from reimagine.config import Settings
-    from reimagine.providers.base import Deadline, ImageGenerator
+    from reimagine.model_call import Deadline
+    from reimagine.providers.base import ImageGenerator
     from reimagine.records import RequestStore
-
-
-GENERATE = Step(Status.CAPTIONED, Status.GENERATING, Status.COMPLETED, "not waiting for generation")
 
 
 # No response captured: the picture is the user's content, and would overflow an X-Ray segment.

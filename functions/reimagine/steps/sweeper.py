@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from reimagine.lifecycle import FINISHED, SWEPT
 from reimagine.models import Status
 from reimagine.observability import logger
 from reimagine.storage import UploadGone
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 STUCK_CODE = "STUCK"
 UPLOAD_GONE_CODE = "UPLOAD_MISSING"
 UPLOAD_GONE_MESSAGE = "Describing your photo stalled, and the photo is no longer stored. Please send it again."
-SWEPT_STATUSES = (Status.CAPTIONING, Status.CAPTIONED, Status.GENERATING)
-FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED)
 NOTIFY_ABANDONED_CODE = "NOTIFY_ABANDONED"
 UNCONFIRMED_CODE = "CONFIRMATION_EXPIRED"
 UNCONFIRMED_MESSAGE = "The address was not confirmed in time and the photo is no longer kept. Please send it again."
@@ -122,7 +121,7 @@ def sweep(
     cutoff = now - timedelta(seconds=stuck_after_seconds)
     now_epoch = int(now.timestamp())
     report = SweepReport()
-    for status in SWEPT_STATUSES:
+    for status in SWEPT:
         budget = max_items - report.examined
         if budget <= 0:
             break
@@ -145,7 +144,7 @@ def sweep(
             report.outcomes[decision.action.value if done else "raced"] += 1
     if unconfirmed_after_seconds is not None:
         _end_unconfirmed(store, report, before=now - timedelta(seconds=unconfirmed_after_seconds), max_items=max_items)
-    for status in FINISHED_STATUSES:
+    for status in FINISHED:
         budget = max_items - report.examined
         if budget <= 0:
             break
