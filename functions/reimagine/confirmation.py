@@ -36,9 +36,9 @@ from botocore.exceptions import ClientError
 from reimagine import mail, storage
 from reimagine.addresses import canonical_mailbox
 from reimagine.errors import PipelineError
+from reimagine.lifecycle import Divert
 from reimagine.models import Status, upload_key, utcnow
 from reimagine.observability import logger
-from reimagine.steps.claims import Divert
 from reimagine.suppression import mailbox_digest
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -128,3 +129,12 @@ TRIGGERS = (
         how="a schedule; reads the status index for what sat too long",
     ),
 )
+
+
+class Divert(Exception):
+    """Raised by a step's work to end the claim in `to` instead of the step's `done` (e.g. a request that
+    must wait for its address to be confirmed); `fields` are set with it."""
+
+    def __init__(self, to: Status, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.to, self.detail, self.fields = to, detail, fields

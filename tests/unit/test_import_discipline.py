@@ -5,7 +5,7 @@ that is when the X-Ray SDK would patch, and so import, every library it supports
 Timing is the benchmark's business (bench/cold_start.py); these tests only look at sys.modules.
 
 The layering is read from the source: the domain modules (those directly in `reimagine/`) sit below
-the providers and the handlers and never import them, not even for type checking.
+the steps, the providers and the handlers and never import them, not even for type checking.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 DOMAIN_MODULES = sorted(p for p in (FUNCTIONS / "reimagine").glob("*.py") if p.name != "__init__.py")
 # The layers above the domain modules: they import the domain, never the other way round.
-UPPER_LAYERS = ("reimagine.providers", "reimagine.handlers")
+UPPER_LAYERS = ("reimagine.providers", "reimagine.handlers", "reimagine.steps")
 
 PROVIDERS = ("reimagine.providers.offline", "reimagine.providers.huggingface", "reimagine.providers.bedrock")
 # Libraries no handler needs at import: HTTP for a provider only once one is built; what
@@ -154,7 +154,7 @@ def upper_layer_imports(source: str) -> list[str]:
 
 
 @pytest.mark.parametrize("module", DOMAIN_MODULES, ids=[p.stem for p in DOMAIN_MODULES])
-def test_domain_modules_never_import_providers_or_handlers(module: Path) -> None:
+def test_domain_modules_never_import_steps_providers_or_handlers(module: Path) -> None:
     assert upper_layer_imports(module.read_text(encoding="utf-8")) == []
 
 

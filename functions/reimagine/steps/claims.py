@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reimagine.errors import PipelineError
-from reimagine.lifecycle import Step
-from reimagine.models import RequestRecord, Status
+from reimagine.lifecycle import Divert, Step
+from reimagine.models import RequestRecord
 from reimagine.records import LeaseHeld
 
 if TYPE_CHECKING:
@@ -35,15 +35,6 @@ INTERNAL_MESSAGE = "an internal error stopped this request; please send the phot
 
 # How long past the function's own deadline a claim stays exclusive.
 LEASE_MARGIN_SECONDS = 30
-
-
-class Divert(Exception):
-    """Raised by a step's work to end the claim in `to` instead of the step's `done` (e.g. a request that
-    must wait for its address to be confirmed); `fields` are set with it."""
-
-    def __init__(self, to: Status, detail: str, **fields: Any) -> None:
-        super().__init__(detail)
-        self.to, self.detail, self.fields = to, detail, fields
 
 
 @dataclass
