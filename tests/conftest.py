@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -38,25 +42,31 @@ for _key, _value in _TEST_ENV.items():
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
+@functools.cache
+def _requests_table() -> Any:
+    """RequestsTable as template.yaml declares it (keys, indexes, stream, TTL), read as SAM translates it."""
+    from reimagine_tools.template import read_application
+
+    (table,) = read_application(ROOT / "template.yaml").tables.values()
+    return table
+
+
 @pytest.fixture
 def aws():
-    """An in-process moto mock with the table and buckets the functions use, created empty."""
+    """An in-process moto mock with the table (from the template) and buckets the functions use, created empty."""
     import boto3
     from moto import mock_aws
 
     from reimagine import clients
     from reimagine.config import settings
+    from reimagine_emulator.resources import Created, create_tables
 
     cfg = settings()
     with mock_aws():
         for cached in (clients.dynamodb, clients.s3, clients.ses, clients.store):
             cached.cache_clear()
-        boto3.client("dynamodb").create_table(
-            TableName=cfg.table_name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        table = dataclasses.replace(_requests_table(), name=cfg.table_name)
+        create_tables(SimpleNamespace(tables={table.logical_id: table}), boto3.client("dynamodb"), Created())  # type: ignore[arg-type]
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=cfg.uploads_bucket)
         s3.create_bucket(Bucket=cfg.results_bucket)

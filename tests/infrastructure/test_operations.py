@@ -147,6 +147,24 @@ def published_metrics() -> set[str]:
             names.update(prefix + suffix for suffix in prefixes.get(prefix, ()))
         elif isinstance(name, ast.JoinedStr) and ast.unparse(name.values[0]).endswith("step_name.title()}"):
             names.update(f"{step}_{outcome}" for step in steps for outcome in OUTCOMES)
+    # An API refusal is counted under the names in its `counted_as` (handlers/api_app.refuse); the quota
+    # errors' f"Refused{code}" takes each error class's `code` of that module in CamelCase.
+    for tree in trees:
+        codes = {
+            str(node.value.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and [ast.unparse(t) for t in node.targets] == ["code"]
+            and isinstance(node.value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).endswith("counted_as")):
+                continue
+            for element in getattr(node.value, "elts", []):
+                if isinstance(element, ast.Constant):
+                    names.add(str(element.value))
+                elif isinstance(element, ast.JoinedStr) and ast.unparse(element).startswith("f'Refused{"):
+                    names.update("Refused" + code.title().replace("_", "") for code in codes)
     return names
 
 

@@ -15,7 +15,7 @@ from reimagine import clients
 from reimagine.config import settings
 from reimagine.handlers import sweeper
 from reimagine.models import ErrorInfo, RequestRecord, Status, new_request_id
-from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
+from reimagine.records import RequestStore, StuckCandidate
 from reimagine.steps.sweeper import (
     NOTIFY_ABANDONED_CODE,
     NOTIFY_LOOKBACK,
@@ -30,7 +30,6 @@ from reimagine.steps.sweeper import (
 )
 from reimagine.storage import UploadGone, reannounce_upload
 from tests.fixtures.lambda_context import lambda_context
-from tests.fixtures.template import load_template, props
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -50,15 +49,7 @@ class Clock:
 
 @pytest.fixture
 def table(aws):
-    """The fixture's table plus the status index exactly as the template declares it."""
-    table_props = props(load_template(), "RequestsTable")
-    (index,) = (i for i in table_props["GlobalSecondaryIndexes"] if i["IndexName"] == STATUS_INDEX)
-    ddb = boto3.client("dynamodb")
-    ddb.update_table(
-        TableName=aws.table_name,
-        AttributeDefinitions=[a for a in table_props["AttributeDefinitions"] if a["AttributeName"] != "id"],
-        GlobalSecondaryIndexUpdates=[{"Create": index}],
-    )
+    """The fixture's table: the template's, status index included."""
     return aws
 
 
