@@ -11,6 +11,7 @@ from reimagine_emulator.delivery import FailureDestinations, Schedule
 from reimagine_emulator.invoke import Invoker
 from reimagine_tools.template import Function, InvokeConfig, ScheduleTrigger, read_application
 from tests.fixtures import fake_handlers
+from tests.fixtures.events import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:stack-Sweeper"
@@ -93,7 +94,7 @@ def test_the_event_is_eventbridges_scheduled_event():
     clock.now += 300
     source.poll()
     [event] = calls()
-    documented = json.loads((ROOT / "events" / "schedule_sweeper.json").read_text())
+    documented = load_event("schedule_sweeper.json")
     assert set(event) == set(documented)
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
     assert (event["account"], event["region"]) == ("123456789012", "eu-west-1")

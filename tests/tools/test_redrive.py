@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,15 +14,15 @@ import pytest
 from reimagine import clients
 from reimagine.models import RequestRecord, Status, new_request_id, upload_key, utcnow
 from reimagine_tools.redrive import Redriver, Targets, targets_from_outputs
+from tests.fixtures.events import load_event
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFY_ARN = "arn:aws:lambda:us-east-1:123456789012:function:reimagine-NotifyFunction-Ab12Cd34Ef56"
 CAPTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:reimagine-CaptionFunction-Gh78Ij90Kl12"
 
 
 def _async_failure(request_id: str) -> dict[str, Any]:
     """An asynchronous invocation's on-failure record (Lambda developer guide): the event as requestPayload."""
-    payload = json.loads((EVENTS / "s3_object_created.json").read_text())
+    payload = load_event("s3_object_created.json")
     payload["Records"][0]["s3"]["object"]["key"] = upload_key(request_id)
     return {
         "version": "1.0",
@@ -217,7 +216,7 @@ def test_a_generate_queue_message_parked_by_its_redrive_policy_is_touched_back_t
     # Given the stream record GeneratePipe sent, moved to the failure queue after maxReceiveCount receives
     sqs, targets, _ = world
     request_id = _request(Status.CAPTIONED, caption="a red square")
-    stream = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    stream = load_event("dynamodb_stream_captioned.json")["Records"][0]
     stream["dynamodb"]["Keys"]["id"]["S"] = request_id
     _park(sqs, targets, stream)
     # When it is re-driven

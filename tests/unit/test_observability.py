@@ -26,10 +26,9 @@ from reimagine.steps.caption import caption_upload
 from reimagine.steps.generate import generate_result
 from reimagine.steps.notify import notify_user
 from tests.fixtures import images
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
-
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 # Each function's first event, from the recorded samples: one that succeeds without prior state.
 FIRST_EVENTS = {
@@ -58,7 +57,7 @@ def _first_two_events(function: str, *, metrics_enabled: bool) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(observability, "CAPTURE_COLD_START", metrics_enabled)
         module = importlib.reload(import_module(f"reimagine.handlers.{module_name}"))
-        event = json.loads((EVENTS / sample).read_text())
+        event = load_event(sample)
         for _ in range(2):
             module.handler(event, lambda_context(function, 60, 256))
     importlib.reload(module)  # back to the test environment's handler (metrics disabled)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -26,6 +24,7 @@ from reimagine.steps.caption import CAPTION, caption_upload
 from reimagine.steps.claims import LeaseHeld, run_step
 from reimagine.steps.generate import generate_result
 from reimagine.steps.notify import notify_user
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.queue_events import queue_event
 
@@ -314,12 +313,10 @@ def test_notify_waits_for_a_final_state(aws):
 
 # ---- a worker that dies mid-step (item: a crash must not become a lost request) -----------------------
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-
 
 def _upload_event(settings, request_id: str, *, event_time: str = "2026-11-23T09:00:04.512Z") -> dict:
     """The S3 event of this request's upload (the sample's, re-addressed)."""
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
+    event = load_event("s3_object_created.json")
     record = event["Records"][0]
     record["eventTime"] = event_time
     record["s3"]["bucket"]["name"] = settings.uploads_bucket
@@ -366,7 +363,7 @@ def _captioned_with_message(aws) -> tuple[str, dict]:
     request_id = _create(aws)
     _upload(aws, request_id, _png())
     assert _caption(aws, request_id, FakeCaptioner()).outcome == "done"
-    stream_record = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    stream_record = load_event("dynamodb_stream_captioned.json")["Records"][0]
     stream_record["dynamodb"]["Keys"]["id"]["S"] = request_id
     stream_record["dynamodb"]["NewImage"]["id"]["S"] = request_id
     return request_id, stream_record

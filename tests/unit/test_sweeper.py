@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -29,10 +27,10 @@ from reimagine.steps.sweeper import (
     sweep,
 )
 from reimagine.storage import UploadGone, reannounce_upload
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.template import load_template, props
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STUCK_AFTER = 900
 
@@ -443,7 +441,7 @@ def test_work_per_run_is_bounded_and_runs_make_progress(store, clock):
 def test_the_handler_sweeps_on_the_scheduled_event(table):
     stuck = RequestStore(clients.dynamodb(), table.table_name)
     request_id = _put(stuck, Status.CAPTIONED, at=datetime.now(UTC) - timedelta(hours=1))
-    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+    event = load_event("schedule_sweeper.json")
 
     result = sweeper.handler(event, lambda_context("SweeperFunction", 60, 256))
 
@@ -481,7 +479,7 @@ def test_the_handler_re_drives_a_dead_caption_through_its_upload(table):
     store = RequestStore(clients.dynamodb(), table.table_name)
     request_id = _put(store, Status.CAPTIONING, at=datetime.now(UTC) - timedelta(hours=1), lease_until=1)
     clients.s3().put_object(Bucket=table.uploads_bucket, Key=f"uploads/{request_id}", Body=b"photo")
-    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+    event = load_event("schedule_sweeper.json")
     # When the scheduled sweep runs, Then the request is re-driven (its upload announced again)
     assert sweeper.handler(event, lambda_context("SweeperFunction", 60, 256)) == {"examined": 1, "redriven": 1}
 
