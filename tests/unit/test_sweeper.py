@@ -27,23 +27,13 @@ from reimagine.steps.sweeper import (
     sweep,
 )
 from reimagine.storage import UploadGone, reannounce_upload
+from tests.fixtures.clocks import DateClock
 from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.template import load_template, props
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STUCK_AFTER = 900
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -61,8 +51,8 @@ def table(aws):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
+def clock() -> DateClock:
+    return DateClock(T0)
 
 
 @pytest.fixture
@@ -100,7 +90,7 @@ class Announcer:
 
 def _sweep(
     store: RequestStore,
-    clock: Clock,
+    clock: DateClock,
     *,
     max_redrives: int = 2,
     max_items: int = 100,
@@ -213,7 +203,7 @@ def test_a_generation_whose_worker_died_is_given_back(store, clock):
     assert after.lease_until is None and after.attempts == 1
 
 
-def _dead_caption(store: RequestStore, clock: Clock, delivery: str = "s3:first-event") -> str:
+def _dead_caption(store: RequestStore, clock: DateClock, delivery: str = "s3:first-event") -> str:
     """A request whose caption worker died an hour ago: CAPTIONING, its lease long expired, and the
     upload event's retries spent."""
     request_id = _put(store, Status.PENDING_UPLOAD, at=T0 - timedelta(hours=1))
