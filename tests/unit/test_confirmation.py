@@ -31,7 +31,7 @@ from reimagine.steps import api as api_steps
 from reimagine.suppression import SuppressionList, mailbox_digest
 from tests.fixtures import images
 from tests.fixtures.clocks import DateClock
-from tests.unit.test_steps import _caption as steps_caption
+from tests.fixtures.steps_on_moto import run_caption
 
 KEY = b"a-test-key"
 ADDRESS = "Jane.Doe+photos@gmail.com"
@@ -227,7 +227,7 @@ def _uploaded(settings, address: str) -> str:
 
 def _caption(settings, request_id: str, confirmations: Confirmations, captioner: CountingCaptioner):
     mailer = Mailer(clients.ses(), settings.sender_email, "", MailLinks("https://api.example.com", KEY))
-    return steps_caption(settings, request_id, captioner, confirmations=confirmations, mailer=mailer)
+    return run_caption(settings, request_id, captioner, confirmations=confirmations, mailer=mailer)
 
 
 def _sent() -> int:
