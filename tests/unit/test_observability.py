@@ -28,7 +28,6 @@ from reimagine.steps.notify import notify_user
 from tests.fixtures import images
 from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
-from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
 
 # Each function's first event, from the recorded samples: one that succeeds without prior state.
 FIRST_EVENTS = {
@@ -64,13 +63,13 @@ def _first_two_events(function: str, *, metrics_enabled: bool) -> None:
 
 
 @pytest.mark.parametrize("function", sorted(FIRST_EVENTS))
-def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:
     # Given a fresh container with metrics on, When its handler answers two events, Then ColdStart is emitted once
     _first_two_events(function, metrics_enabled=True)
     assert cold_start_metrics == [function]
 
 
-def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:
     # Powertools would print it even so, into the local stack's output.
     _first_two_events("CaptionFunction", metrics_enabled=False)
     assert cold_start_metrics == []

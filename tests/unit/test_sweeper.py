@@ -13,7 +13,7 @@ from reimagine import clients
 from reimagine.config import settings
 from reimagine.handlers import sweeper
 from reimagine.models import ErrorInfo, RequestRecord, Status, new_request_id
-from reimagine.records import STATUS_INDEX, RequestStore, StuckCandidate
+from reimagine.records import RequestStore, StuckCandidate
 from reimagine.steps.sweeper import (
     NOTIFY_ABANDONED_CODE,
     NOTIFY_LOOKBACK,
@@ -30,24 +30,9 @@ from reimagine.storage import UploadGone, reannounce_upload
 from tests.fixtures.clocks import DateClock
 from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
-from tests.fixtures.template import load_template, props
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STUCK_AFTER = 900
-
-
-@pytest.fixture
-def table(aws):
-    """The fixture's table plus the status index exactly as the template declares it."""
-    table_props = props(load_template(), "RequestsTable")
-    (index,) = (i for i in table_props["GlobalSecondaryIndexes"] if i["IndexName"] == STATUS_INDEX)
-    ddb = boto3.client("dynamodb")
-    ddb.update_table(
-        TableName=aws.table_name,
-        AttributeDefinitions=[a for a in table_props["AttributeDefinitions"] if a["AttributeName"] != "id"],
-        GlobalSecondaryIndexUpdates=[{"Create": index}],
-    )
-    return aws
 
 
 @pytest.fixture
