@@ -7,15 +7,9 @@ Timing is the benchmark's business (bench/cold_start.py); these tests only look 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+from tests.fixtures.child_python import run_python
 
 PROVIDERS = ("reimagine.providers.offline", "reimagine.providers.huggingface", "reimagine.providers.bedrock")
 # Libraries no handler needs at import: HTTP for a provider only once one is built; what
@@ -48,36 +42,12 @@ FORBIDDEN = {
 }
 
 
-def _run(code: str) -> dict:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(FUNCTIONS),
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_LAMBDA_FUNCTION_NAME": "reimagine-test",
-        "LAMBDA_TASK_ROOT": str(FUNCTIONS),
-        "POWERTOOLS_SERVICE_NAME": "reimagine",
-        "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
-        "PROVIDER": "offline",
-        "TABLE_NAME": "reimagine-requests",
-        "UPLOADS_BUCKET": "reimagine-uploads",
-        "RESULTS_BUCKET": "reimagine-results",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _loaded_after_import(handler: str, watched: tuple[str, ...]) -> list[str]:
     code = (
         f"import json, sys\nimport reimagine.handlers.{handler}\n"
         f"print(json.dumps({{'loaded': [m for m in {list(watched)!r} if m in sys.modules]}}))"
     )
-    return _run(code)["loaded"]
+    return run_python(code)["loaded"]
 
 
 @pytest.mark.parametrize("handler", sorted(FORBIDDEN))
@@ -96,7 +66,7 @@ def test_provider_module_is_loaded_on_first_use_only() -> None:
         "before = 'reimagine.providers.offline' in sys.modules\nh._generator()\n"
         "print(json.dumps({'before': before, 'after': 'reimagine.providers.offline' in sys.modules}))"
     )
-    assert _run(code) == {"before": False, "after": True}
+    assert run_python(code) == {"before": False, "after": True}
 
 
 def test_requests_is_still_traced_once_imported() -> None:
@@ -105,7 +75,7 @@ def test_requests_is_still_traced_once_imported() -> None:
         "import json\nimport reimagine.handlers.notify\nimport requests\n"
         "print(json.dumps({'wrapped': hasattr(requests.Session.request, '__wrapped__')}))"
     )
-    assert _run(code) == {"wrapped": True}
+    assert run_python(code) == {"wrapped": True}
 
 
 API_MODELS = ("UploadForm", "Links", "CreateRequestResponse", "RequestView", "ErrorDetail", "ErrorBody")
@@ -118,7 +88,7 @@ def test_api_models_are_never_built_by_other_functions(handler: str) -> None:
         f"import json\nimport reimagine.handlers.{handler}\nfrom reimagine import models\n"
         f"print(json.dumps([n for n in {list(API_MODELS)!r} if getattr(models, n).__pydantic_complete__]))"
     )
-    assert _run(code) == []
+    assert run_python(code) == []
 
 
 def test_the_request_body_is_built_by_the_first_post() -> None:
@@ -129,4 +99,4 @@ def test_the_request_body_is_built_by_the_first_post() -> None:
         "CreateRequestBody.model_validate({'email': 'a@example.com', 'content_type': 'image/png'})\n"
         "print(json.dumps([before, 'email_validator' in sys.modules]))"
     )
-    assert _run(code) == [False, True]
+    assert run_python(code) == [False, True]
