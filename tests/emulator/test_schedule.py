@@ -70,9 +70,11 @@ def test_first_run_is_one_period_after_start_then_every_period():
 
 
 def test_the_event_is_eventbridges_scheduled_event():
+    # Given a 5-minute schedule, When 5 minutes pass
     source, clock, _ = schedule()
     clock.now += 300
     source.poll()
+    # Then the function gets EventBridge's Scheduled Event, shaped as the documented sample
     [event] = calls()
     documented = load_event("schedule_sweeper.json")
     assert set(event) == set(documented)

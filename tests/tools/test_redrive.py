@@ -158,13 +158,16 @@ def test_a_request_already_done_needs_nothing_and_its_message_is_deleted(world):
 
 
 def test_a_finished_request_never_notified_is_touched_for_notify(world):
+    # Given a FAILED request whose notification never went, its event parked in the failure queue
     sqs, targets, _ = world
     request_id = _request(Status.FAILED, notify_claimed_until=0)
     before = clients.store().get(request_id)
     _park(sqs, targets, _async_failure(request_id))
 
+    # When redrive runs
     (line,) = _redriver(targets).run()
 
+    # Then the record is touched so the stream delivers it to Notify again
     after = clients.store().get(request_id)
     assert f"{request_id} FAILED unnotified -> touched for Notify" in line
     assert before is not None and after is not None
@@ -172,13 +175,16 @@ def test_a_finished_request_never_notified_is_touched_for_notify(world):
 
 
 def test_a_dry_run_changes_nothing_and_keeps_the_message(world):
+    # Given a CAPTIONED request's event parked in the failure queue
     sqs, targets, _ = world
     request_id = _request(Status.CAPTIONED, caption="a red square")
     before = clients.dynamodb().get_item(TableName=targets.table, Key={"id": {"S": request_id}})["Item"]
     _park(sqs, targets, _async_failure(request_id))
 
+    # When redrive runs dry
     (line,) = _redriver(targets, dry_run=True).run()
 
+    # Then it says what it would do, and changes neither the record nor the queue
     assert f"{request_id} CAPTIONED -> would touch back to CAPTIONED" in line and line.endswith("[left (dry run)]")
     assert clients.dynamodb().get_item(TableName=targets.table, Key={"id": {"S": request_id}})["Item"] == before
     assert _left(sqs, targets) == 1

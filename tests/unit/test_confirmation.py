@@ -178,6 +178,7 @@ def test_unsubscribing_suppresses_every_spelling_of_the_mailbox(aws) -> None:
 
 
 def test_every_mail_carries_rfc_8058_one_click_unsubscribe_and_a_visible_footer() -> None:
+    # Given a confirmation mail as sent, with its unsubscribe link
     links = MailLinks("https://api.example.com", KEY)
     url = links.unsubscribe(ADDRESS)
     raw = mail.mime(
@@ -187,6 +188,7 @@ def test_every_mail_carries_rfc_8058_one_click_unsubscribe_and_a_visible_footer(
         unsubscribe_url=url,
     )
     message = email.message_from_bytes(raw, policy=email.policy.default)
+    # Then its headers offer one-click unsubscribe, and both bodies show the way out
     assert (message["List-Unsubscribe"], message["List-Unsubscribe-Post"]) == (
         f"<{url}>",
         "List-Unsubscribe=One-Click",

@@ -38,6 +38,7 @@ def _png() -> bytes:
 
 
 def test_caption_accepts_the_s3_sample(aws):
+    # Given the sample's request waiting for its upload, and the upload in the bucket
     event = load_event("s3_object_created.json")
     record = event["Records"][0]["s3"]
     generated = _seed("dynamodb_stream_captioned.json")
@@ -59,17 +60,20 @@ def test_caption_accepts_the_s3_sample(aws):
     local["Records"][0]["s3"]["bucket"]["name"] = aws.uploads_bucket
     boto3.client("s3").put_object(Bucket=aws.uploads_bucket, Key=record["object"]["key"], Body=_png())
 
+    # When the S3 sample reaches CaptionFunction, Then it captions that request
     assert caption.handler(local, lambda_context("sample", 60, 1024)) == {"processed": 1}
     assert clients.store().get(RID).status == "CAPTIONED"
 
 
 def test_caption_ignores_the_s3_test_event(aws):
+    # Given the test event S3 sends when a notification is configured
     test_event = {
         "Service": "Amazon S3",
         "Event": "s3:TestEvent",
         "Time": "2026-11-23T09:00:00.000Z",
         "Bucket": aws.uploads_bucket,
     }
+    # When it reaches CaptionFunction, Then nothing is processed
     assert caption.handler(test_event, lambda_context("sample", 60, 1024)) == {"processed": 0}
 
 

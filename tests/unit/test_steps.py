@@ -35,10 +35,12 @@ def _sent(settings) -> int:
 
 
 def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
+    # Given an uploaded picture and providers that answer at once
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     captioner, generator = FakeCaptioner(), FakeGenerator()
 
+    # When the caption step is delivered twice, Then it captions once and records who wrote the caption
     assert run_caption(aws, request_id, captioner).outcome == "done"
     assert run_caption(aws, request_id, captioner).outcome == "skipped"
     assert len(captioner.calls) == 1
@@ -51,6 +53,7 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
         "fake-vision-1",
     )
 
+    # When the generate step is delivered twice, Then one picture is made and stored
     assert run_generate(aws, request_id, generator).outcome == "done"
     assert run_generate(aws, request_id, generator).outcome == "skipped"
     assert len(generator.prompts) == 1 and "A red rectangle" in generator.prompts[0]
@@ -60,6 +63,7 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
     listed = clients.s3().list_objects_v2(Bucket=aws.results_bucket)["Contents"]
     assert [o["Key"] for o in listed] == [record.result_key]
 
+    # When the notify step is delivered twice, Then one mail is sent
     assert _notify(aws, request_id).outcome == "done"
     assert _notify(aws, request_id).outcome == "skipped"
     assert _sent(aws) == 1
@@ -67,10 +71,13 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
 
 
 def test_a_non_image_ends_failed_with_a_clear_code_and_is_notified(aws):
+    # Given an upload that is text, not a picture
     request_id = create_request(aws)
     upload(aws, request_id, b"hello, I am text pretending to be a PNG")
     captioner = FakeCaptioner()
+    # When the caption step runs
     outcome = run_caption(aws, request_id, captioner)
+    # Then the request fails NOT_AN_IMAGE without a provider call, and its owner is told once
     assert (outcome.outcome, outcome.detail) == ("failed", "NOT_AN_IMAGE")
     assert captioner.calls == []
     record = clients.store().get(request_id)
@@ -100,34 +107,42 @@ def test_an_upload_over_the_limit_is_refused_before_download(aws):
 
 
 def test_a_transient_provider_error_gives_the_step_back_for_a_retry(aws):
+    # Given an upload and a captioner busy on its first call
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     captioner = FakeCaptioner(errors=[ProviderError("busy", code="PROVIDER_UNAVAILABLE")])
+    # When the caption step runs, Then it raises for the source to retry, the request untouched
     with pytest.raises(ProviderError):
         run_caption(aws, request_id, captioner)
     assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
+    # And the retry captions it
     assert run_caption(aws, request_id, captioner).outcome == "done"
     assert len(captioner.calls) == 2
 
 
 def test_retries_are_bounded_then_the_request_fails(aws):
+    # Given a captioned request and a painter that is always down
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     run_caption(aws, request_id, FakeCaptioner())
     failing = FakeGenerator(errors=[ProviderError("down", code="PROVIDER_UNAVAILABLE")] * 10)
+    # When the generate step is delivered max_attempts times
     for _ in range(aws.max_attempts - 1):
         with pytest.raises(ProviderError):
             run_generate(aws, request_id, failing)
     outcome = run_generate(aws, request_id, failing)
+    # Then the last attempt ends the request FAILED, after exactly max_attempts calls
     assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_UNAVAILABLE")
     assert len(failing.prompts) == aws.max_attempts
     assert clients.store().get(request_id).status is Status.FAILED
 
 
 def test_a_permanent_provider_error_fails_at_once(aws):
+    # Given an upload and a captioner that rejects it for good
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     rejected = ProviderError("bad request", code="PROVIDER_REJECTED", retryable=False)
+    # When the caption step runs once, Then the request fails then
     outcome = run_caption(aws, request_id, FakeCaptioner(errors=[rejected]))
     assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_REJECTED")
 
@@ -139,19 +154,24 @@ def _unavailable_captioner(model: str) -> FakeCaptioner:
 
 
 def test_the_record_names_the_model_of_the_chain_that_wrote_the_caption(aws):
+    # Given a chain whose first model is no longer served
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     chain = CaptionChain([_unavailable_captioner("gone-vlm"), FakeCaptioner()])
+    # When the caption step runs, Then the second model's caption is stored under its name
     assert run_caption(aws, request_id, chain).outcome == "done"
     record = clients.store().get(request_id)
     assert (record.status, record.caption_model) == (Status.CAPTIONED, "fake-vision-1")
 
 
 def test_a_chain_with_no_model_left_fails_at_once_naming_the_models(aws):
+    # Given a chain none of whose models is served
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     chain = CaptionChain([_unavailable_captioner("vlm-a"), _unavailable_captioner("vlm-b")])
+    # When the caption step runs
     outcome = run_caption(aws, request_id, chain)
+    # Then the request fails NO_MODEL_AVAILABLE, naming both
     error = clients.store().get(request_id).error
     assert (outcome.outcome, error.code, "vlm-a" in error.message and "vlm-b" in error.message) == (
         "failed",
@@ -161,6 +181,7 @@ def test_a_chain_with_no_model_left_fails_at_once_naming_the_models(aws):
 
 
 def test_an_unexpected_error_releases_the_claim_and_propagates(aws):
+    # Given an upload, When captioning meets a bug, Then the bug propagates and the claim is released
     request_id = create_request(aws)
     upload(aws, request_id, picture())
     with pytest.raises(ZeroDivisionError):
