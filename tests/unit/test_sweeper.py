@@ -334,11 +334,14 @@ def test_unsent_emails_are_looked_for_among_recent_requests_only(store, clock):
 
 
 def test_an_email_re_driven_too_often_is_given_up_and_recorded(store, clock):
+    # Given a request COMPLETED an hour ago whose email never goes
     request_id = _put(store, Status.COMPLETED, at=T0 - timedelta(hours=1))
+    # When four sweeps run, each a stuck-period apart
     outcomes = []
     for _ in range(4):
         outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
         clock.advance(STUCK_AFTER + 1)
+    # Then it is re-driven twice, then given up on and the give-up recorded, then left alone
     assert outcomes == [{"notify_redriven": 1}, {"notify_redriven": 1}, {"notify_abandoned": 1}, {}]
     record = store.get(request_id)
     assert record is not None and record.notified_at is None
@@ -368,6 +371,7 @@ def test_decide_notification(claimed_until, notify_redrives, action):
 
 
 def test_recent_and_leased_requests_are_left_alone(store, clock):
+    # Given a request not yet stuck, and one whose claim is an hour old with its lease still live
     recent = _put(store, Status.CAPTIONED, at=T0 - timedelta(seconds=STUCK_AFTER - 1))
     # A claim an hour old whose lease is still live (a worker granted a long lease).
     leased = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=2))
@@ -376,8 +380,10 @@ def test_recent_and_leased_requests_are_left_alone(store, clock):
     clock.advance(3600)
     before = {rid: _raw(store, rid) for rid in (recent, leased)}
 
+    # When the sweeper runs
     report = _sweep(store, clock)
 
+    # Then it examines only the old one, skips it, and changes neither
     assert report.summary() == {"examined": 1, "skipped": 1}
     assert {rid: _raw(store, rid) for rid in (recent, leased)} == before
 
