@@ -32,12 +32,13 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _fresh_process import run_worker, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
@@ -241,14 +242,9 @@ def run_floods() -> str:
 
 
 def measure(method: str, path: Path, worker: str = "--worker") -> dict:
-    result = subprocess.run(
-        [sys.executable, __file__, worker, method, str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[:2])},
+    return run_worker(
+        __file__, worker, method, str(path), env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[:2])}
     )
-    return json.loads(result.stdout)
 
 
 def make_inputs(folder: Path, size: int, repeats: int) -> dict[str, Path]:
@@ -323,18 +319,6 @@ def run(size: int, repeats: int, skip_unguarded: bool) -> str:
             "",
         ]
     )
-
-
-def write_section(section: str, path: Path) -> None:
-    """Replace this section (by its heading) in the shared document, leaving the others alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    heading = section.splitlines()[0]
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:

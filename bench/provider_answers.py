@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _fresh_process import run_worker, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("baseline", "gzip bomb", "trickled body", "trickled head", "redirect")
@@ -70,13 +70,7 @@ def worker(case: str, seconds_left: float) -> None:
 def run(seconds_left: float) -> str:
     rows = []
     for case in CASES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", case, str(seconds_left)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+        result = run_worker(__file__, "--worker", case, str(seconds_left))
         rows.append(
             f"| {case} | {result['bytes']:,} | {result['outcome']} | {result['wall']:.1f} | {result['peak_mib']:.0f} |"
             f" {result['elsewhere']} |"
@@ -100,17 +94,6 @@ def run(seconds_left: float) -> str:
             "",
         ]
     )
-
-
-def write_section(section: str, path: Path) -> None:
-    """Replace this benchmark's section in the shared document, leaving the others alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Hostile provider answers\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:

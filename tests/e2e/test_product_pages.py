@@ -21,14 +21,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from reimagine_emulator.demo import CONFIRM_SUBJECT
 from reimagine_emulator.outbox import list_outbox
-from tests.e2e.test_web_page import (  # the same browser, the same form filling
-    CHROMIUM,
-    PIPELINE_TIMEOUT_MS,
-    api_view,
-    browser,  # noqa: F401 - a fixture
-    loaded_width,
-    write_photo,
-)
+from tests.fixtures.browser import CHROMIUM, PIPELINE_TIMEOUT_MS, api_view, loaded_width, write_photo
 
 DESKTOP = {"width": 1200, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -39,7 +32,7 @@ pytestmark = [
 ]
 
 
-def _open(browser: Browser, url: str, viewport: dict[str, int], errors: list[str]) -> Page:  # noqa: F811
+def _open(browser: Browser, url: str, viewport: dict[str, int], errors: list[str]) -> Page:
     context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE, has_touch=viewport is PHONE)
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -84,7 +77,7 @@ def _send_and_confirm(page: Page, outbox: Path, photo: Path, address: str, style
 
 
 def test_the_style_picker_offers_every_style_and_sends_the_one_picked(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     site: str,
     outbox: Path,
     tmp_path: Path,
@@ -113,7 +106,7 @@ def test_the_style_picker_offers_every_style_and_sends_the_one_picked(
 
 
 def test_a_text_file_named_png_is_refused_by_the_page_before_anything_is_sent(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     site: str,
     tmp_path: Path,
 ) -> None:
@@ -135,7 +128,7 @@ def test_a_text_file_named_png_is_refused_by_the_page_before_anything_is_sent(
 
 
 def test_on_a_phone_the_new_picture_is_brought_into_view(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     site: str,
     outbox: Path,
     tmp_path: Path,
@@ -154,7 +147,7 @@ def test_on_a_phone_the_new_picture_is_brought_into_view(
 
 
 def test_the_emails_result_page_shows_both_pictures_and_deletes_them(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     site: str,
     outbox: Path,
     tmp_path: Path,
@@ -199,7 +192,7 @@ def test_the_emails_result_page_shows_both_pictures_and_deletes_them(
 
 
 def test_without_the_key_the_result_page_cannot_delete(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     site: str,
     outbox: Path,
     tmp_path: Path,

@@ -13,33 +13,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PIPELINE_TIMEOUT_MS = 60_000
+from tests.fixtures.browser import CHROMIUM, PIPELINE_TIMEOUT_MS, api_view, loaded_width, write_photo
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"Chromium is not installed at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -59,31 +40,10 @@ def page(browser: Browser, site: str, script_errors: list[str]) -> Iterator[Page
     context.close()
 
 
-def write_photo(folder: Path, size: tuple[int, int] = (320, 240)) -> Path:
-    path = folder / "photo.jpg"
-    Image.linear_gradient("L").resize(size).convert("RGB").save(path, "JPEG", quality=90)
-    return path
-
-
 def submit(page: Page, photo: Path, email: str) -> None:
     page.get_by_label("Photo", exact=True).set_input_files(photo)
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Reimagine my photo").click()
-
-
-def api_view(site: str, page: Page) -> dict:
-    """What the API says about the request the page shows."""
-    request_id = page.locator("#request-id").text_content() or ""
-    response = requests.get(f"{site}/requests/{request_id}", timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def loaded_width(page: Page, name: str | re.Pattern[str]) -> int:
-    """The image's natural width once decoded; decode() rejects (and the test fails) if it cannot load."""
-    image = page.get_by_role("img", name=name)
-    expect(image).to_be_visible()
-    return int(image.evaluate("img => img.decode().then(() => img.naturalWidth)"))
 
 
 def test_a_photo_goes_all_the_way_to_a_new_picture(

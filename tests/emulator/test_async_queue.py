@@ -7,7 +7,6 @@ The clock is injected: `sleep` moves it, so a throttle's waiting ages the event 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,57 +15,19 @@ import pytest
 from reimagine_emulator.delivery import FailureDestinations, S3Notifications, Schedule
 from reimagine_emulator.invoke import Throttled
 from reimagine_tools.template import Function, InvokeConfig, S3Trigger, ScheduleTrigger, read_application
+from tests.fixtures.clocks import EpochClock
+from tests.fixtures.fake_sqs import FakeSqs
 from tests.fixtures.template import TEMPLATE
 
 FAILURES = "arn:aws:sqs:us-east-1:123456789012:failures"
 NOW = 1_800_000_000.0  # epoch seconds
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-class FakeSqs:
-    """The notification queue (one message, sent `age` seconds ago) and the on-failure queue."""
-
-    def __init__(self, event: dict[str, Any] | None = None, sent_at: float | None = None) -> None:
-        self.messages: list[dict[str, Any]] = []
-        if event is not None:
-            message: dict[str, Any] = {"Body": json.dumps(event), "ReceiptHandle": "r-1"}
-            if sent_at is not None:
-                message["Attributes"] = {"SentTimestamp": str(int(sent_at * 1000))}
-            self.messages.append(message)
-        self.deleted: list[str] = []
-        self.sent: list[dict[str, Any]] = []
-
-    def receive_message(self, **_: Any) -> dict[str, Any]:
-        messages, self.messages = self.messages, []
-        return {"Messages": messages}
-
-    def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:
-        self.deleted.append(ReceiptHandle)
-
-    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict[str, str]:
-        return {"QueueUrl": f"https://sqs.example/{QueueOwnerAWSAccountId}/{QueueName}"}
-
-    def send_message(self, QueueUrl: str, MessageBody: str) -> None:
-        self.sent.append(json.loads(MessageBody))
-
-
 class ScriptedInvoker:
     """Answers each try with the next of `script`: "throttle" (no free environment), "error" or "ok";
     `clock_per_call` seconds pass during each invocation that runs."""
 
-    def __init__(self, script: list[str], clock: Clock, clock_per_call: float = 0.0) -> None:
+    def __init__(self, script: list[str], clock: EpochClock, clock_per_call: float = 0.0) -> None:
         self.script = list(script)
         self.clock = clock
         self.clock_per_call = clock_per_call
@@ -106,11 +67,11 @@ def s3_event(event_time: float) -> dict[str, Any]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> EpochClock:
+    return EpochClock(NOW)
 
 
-def notifications(fn: Function, sqs: FakeSqs, invoker: ScriptedInvoker, clock: Clock) -> S3Notifications:
+def notifications(fn: Function, sqs: FakeSqs, invoker: ScriptedInvoker, clock: EpochClock) -> S3Notifications:
     return S3Notifications(
         fn,
         S3Trigger("Upload", "UploadsBucket", ("s3:ObjectCreated:*",)),
@@ -129,7 +90,7 @@ def test_the_template_gives_each_async_function_its_maximum_event_age():
     assert (ages["CaptionFunction"], ages["SweeperFunction"]) == (21600, 300)
 
 
-def test_an_event_queued_longer_than_its_maximum_age_goes_to_the_on_failure_queue_uninvoked(clock: Clock):
+def test_an_event_queued_longer_than_its_maximum_age_goes_to_the_on_failure_queue_uninvoked(clock: EpochClock):
     # Given an S3 event that S3 queued 400 s ago, for a function that keeps events 300 s
     sqs = FakeSqs(s3_event(NOW - 400), sent_at=NOW - 400)
     invoker = ScriptedInvoker([], clock)
@@ -146,13 +107,13 @@ def test_an_event_queued_longer_than_its_maximum_age_goes_to_the_on_failure_queu
     assert sqs.deleted == ["r-1"]
 
 
-def test_without_a_sent_timestamp_the_s3_records_event_time_gives_the_age(clock: Clock):
+def test_without_a_sent_timestamp_the_s3_records_event_time_gives_the_age(clock: EpochClock):
     sqs = FakeSqs(s3_event(NOW - 400))
     notifications(function(max_age=300), sqs, ScriptedInvoker([], clock), clock).poll()
     assert [r["requestContext"]["condition"] for r in sqs.sent] == ["EventAgeExceeded"]
 
 
-def test_a_throttled_event_waits_and_the_wait_is_not_an_attempt(clock: Clock):
+def test_a_throttled_event_waits_and_the_wait_is_not_an_attempt(clock: EpochClock):
     # Given a function with no retries whose environments are all busy for three tries
     sqs = FakeSqs(s3_event(NOW), sent_at=NOW)
     invoker = ScriptedInvoker(["throttle", "throttle", "throttle", "ok"], clock)
@@ -163,7 +124,7 @@ def test_a_throttled_event_waits_and_the_wait_is_not_an_attempt(clock: Clock):
     assert clock.slept == [0.05, 0.1, 0.2]
 
 
-def test_an_event_throttled_past_its_maximum_age_is_event_age_exceeded(clock: Clock):
+def test_an_event_throttled_past_its_maximum_age_is_event_age_exceeded(clock: EpochClock):
     # Given a function that keeps events 2 s and is throttled for good
     sqs = FakeSqs(s3_event(NOW), sent_at=NOW)
     invoker = ScriptedInvoker(["throttle"] * 100, clock)
@@ -177,7 +138,7 @@ def test_an_event_throttled_past_its_maximum_age_is_event_age_exceeded(clock: Cl
     assert 2 < clock.now - NOW <= 3
 
 
-def test_retries_stop_when_the_event_is_too_old_for_another(clock: Clock):
+def test_retries_stop_when_the_event_is_too_old_for_another(clock: EpochClock):
     # Given a failing function with 2 retries, 100 s an attempt, and events kept 150 s
     sqs = FakeSqs(s3_event(NOW), sent_at=NOW)
     invoker = ScriptedInvoker(["error"] * 3, clock, clock_per_call=100)
@@ -193,7 +154,7 @@ def test_retries_stop_when_the_event_is_too_old_for_another(clock: Clock):
     assert record["responsePayload"] == {"errorMessage": "boom", "errorType": "RuntimeError"}
 
 
-def test_a_failing_event_young_enough_exhausts_its_retries(clock: Clock):
+def test_a_failing_event_young_enough_exhausts_its_retries(clock: EpochClock):
     sqs = FakeSqs(s3_event(NOW), sent_at=NOW)
     invoker = ScriptedInvoker(["error"] * 3, clock, clock_per_call=1)
     notifications(function(retries=2), sqs, invoker, clock).poll()
@@ -203,7 +164,7 @@ def test_a_failing_event_young_enough_exhausts_its_retries(clock: Clock):
     ]
 
 
-def test_a_scheduled_run_throttled_past_its_maximum_age_is_dropped_to_on_failure(clock: Clock):
+def test_a_scheduled_run_throttled_past_its_maximum_age_is_dropped_to_on_failure(clock: EpochClock):
     # Given the sweeper's schedule (events kept 300 s) while its one environment stays busy
     sqs = FakeSqs()
     invoker = ScriptedInvoker(["throttle"] * 1000, clock)

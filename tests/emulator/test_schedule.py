@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,31 +10,13 @@ from reimagine_emulator.delivery import FailureDestinations, Schedule
 from reimagine_emulator.invoke import Invoker
 from reimagine_tools.template import Function, InvokeConfig, ScheduleTrigger, read_application
 from tests.fixtures import fake_handlers
+from tests.fixtures.clocks import EpochClock
+from tests.fixtures.events import load_event
+from tests.fixtures.fake_sqs import FakeSqs
 
 ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:stack-Sweeper"
 FAILURES = "arn:aws:sqs:eu-west-1:123456789012:stack-failures"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeSqs:
-    """The two SQS calls FailureDestinations makes."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict:
-        return {"QueueUrl": f"https://sqs.example/{QueueOwnerAWSAccountId}/{QueueName}"}
-
-    def send_message(self, QueueUrl: str, MessageBody: str) -> None:
-        self.sent.append(json.loads(MessageBody))
 
 
 def schedule(expression: str = "rate(5 minutes)", enabled: bool = True, retries: int = 0):
@@ -52,7 +33,7 @@ def schedule(expression: str = "rate(5 minutes)", enabled: bool = True, retries:
         invoke_config=InvokeConfig(retries, FAILURES),
         arn=ARN,
     )
-    clock, sqs = Clock(), FakeSqs()
+    clock, sqs = EpochClock(1000.0), FakeSqs()
     trigger = ScheduleTrigger("Sweep", expression, enabled, "stack-Sweeper-Sweep")
     source = Schedule(fn, trigger, Invoker(ROOT), FailureDestinations(sqs), clock=clock)  # type: ignore[arg-type]
     return source, clock, sqs
@@ -89,11 +70,13 @@ def test_first_run_is_one_period_after_start_then_every_period():
 
 
 def test_the_event_is_eventbridges_scheduled_event():
+    # Given a 5-minute schedule, When 5 minutes pass
     source, clock, _ = schedule()
     clock.now += 300
     source.poll()
+    # Then the function gets EventBridge's Scheduled Event, shaped as the documented sample
     [event] = calls()
-    documented = json.loads((ROOT / "events" / "schedule_sweeper.json").read_text())
+    documented = load_event("schedule_sweeper.json")
     assert set(event) == set(documented)
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
     assert (event["account"], event["region"]) == ("123456789012", "eu-west-1")

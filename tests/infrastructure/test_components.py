@@ -1,4 +1,5 @@
-"""The three components and the direction of their imports: product <- operator tools <- emulator.
+"""The three components and the direction of their imports: product <- operator tools <- emulator;
+and inside the product, the domain modules below the steps, the providers and the handlers.
 
 The product (`functions/reimagine`, what Lambda runs) imports neither the tools nor the emulator;
 the tools (`infra/reimagine_tools`: CLI, doctor, redrive, the template reader) never import the
@@ -54,6 +55,10 @@ PROVIDED = {
     "reimagine_emulator": set(),
 }
 TYPE_STUBS = "mypy_boto3_"
+# Inside the product: the domain modules (directly in `reimagine/`) sit below these layers, which import
+# the domain, never the other way round, not even for type checking.
+DOMAIN_MODULES = sorted(p for p in COMPONENTS["reimagine"].glob("*.py") if p.name != "__init__.py")
+UPPER_LAYERS = ("reimagine.providers", "reimagine.handlers", "reimagine.steps")
 
 
 def imported_packages(root: Path) -> dict[str, set[str]]:
@@ -147,3 +152,29 @@ def test_an_import_of_the_local_extra_in_the_tools_is_caught(tmp_path):
 
     # Then moto is the one package its install does not carry
     assert undeclared("reimagine_tools", imports) == {"moto": {"redrive.py"}}
+
+
+def upper_layer_imports(source: str) -> list[str]:
+    """The modules of UPPER_LAYERS that `source` imports anywhere (top level, in functions, TYPE_CHECKING)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.extend(n for n in names if any(n == up or n.startswith(f"{up}.") for up in UPPER_LAYERS))
+    return found
+
+
+@pytest.mark.parametrize("module", DOMAIN_MODULES, ids=[p.stem for p in DOMAIN_MODULES])
+def test_domain_modules_never_import_steps_providers_or_handlers(module: Path) -> None:
+    assert upper_layer_imports(module.read_text(encoding="utf-8")) == []
+
+
+def test_the_layering_check_sees_an_import_from_above() -> None:
+    # Given a module importing from the providers, if only for type checking
+    source = "if TYPE_CHECKING:\n    from reimagine.providers.base import ModelInput\n"
+    # When its imports are read, Then the import from above is found
+    assert upper_layer_imports(source) == ["reimagine.providers.base", "reimagine.providers.base.ModelInput"]

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from reimagine.config import Settings
 from reimagine.records import STATUS_INDEX, UNNOTIFIED_FILTER_ATTRIBUTES, StuckCandidate
 from reimagine_tools.template import Resolver, StackContext
+from tests.fixtures.events import EVENTS, load_event
 from tests.fixtures.template import (
     PSEUDO,
     ROOT,
@@ -43,7 +44,6 @@ from tests.fixtures.template import (
     sub,
 )
 
-EVENTS = ROOT / "events"
 BIN = Path(sys.executable).parent
 
 FUNCTIONS = (
@@ -199,10 +199,6 @@ def matches(pattern: Any, value: Any) -> bool:
         elif value is not None and option == value:
             return True
     return False
-
-
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
 
 
 def stream_filter(template: dict[str, Any], consumer: str) -> dict[str, Any]:

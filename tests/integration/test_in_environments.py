@@ -8,7 +8,6 @@ template section lacks a variable its code requires failing its init as it would
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from reimagine_emulator.environments import FunctionError, ProcessInvoker
 from reimagine_tools.template import read_application
+from tests.fixtures.events import load_event
 from tests.integration.conftest import ROOT, SAMPLE_PHOTO, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_a_function_lacking_a_required_variable_in_its_section_fails_at_init_as_
     assert "UPLOADS_BUCKET" not in caption.environment
     assert "UPLOADS_BUCKET" in app.functions["ApiFunction"].environment
     # When an upload's event reaches it
-    event = json.loads((ROOT / "events" / "s3_object_created.json").read_text())
+    event = load_event("s3_object_created.json")
     with pytest.raises(FunctionError) as failed:
         invoker.invoke(caption, event)
     # Then its init fails with the error its require_settings raises on AWS

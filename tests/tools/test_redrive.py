@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,15 +14,15 @@ import pytest
 from reimagine import clients
 from reimagine.models import RequestRecord, Status, new_request_id, upload_key, utcnow
 from reimagine_tools.redrive import Redriver, Targets, targets_from_outputs
+from tests.fixtures.events import load_event
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFY_ARN = "arn:aws:lambda:us-east-1:123456789012:function:reimagine-NotifyFunction-Ab12Cd34Ef56"
 CAPTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:reimagine-CaptionFunction-Gh78Ij90Kl12"
 
 
 def _async_failure(request_id: str) -> dict[str, Any]:
     """An asynchronous invocation's on-failure record (Lambda developer guide): the event as requestPayload."""
-    payload = json.loads((EVENTS / "s3_object_created.json").read_text())
+    payload = load_event("s3_object_created.json")
     payload["Records"][0]["s3"]["object"]["key"] = upload_key(request_id)
     return {
         "version": "1.0",
@@ -172,13 +171,16 @@ def test_a_request_already_done_needs_nothing_and_its_message_is_deleted(world):
 
 
 def test_a_finished_request_never_notified_is_touched_for_notify(world):
+    # Given a FAILED request whose notification never went, its event parked in the failure queue
     sqs, targets, _ = world
     request_id = _request(Status.FAILED, notify_claimed_until=0)
     before = clients.store().get(request_id)
     _park(sqs, targets, _async_failure(request_id))
 
+    # When redrive runs
     (line,) = _redriver(targets).run()
 
+    # Then the record is touched so the stream delivers it to Notify again
     after = clients.store().get(request_id)
     assert f"{request_id} FAILED unnotified -> touched for Notify" in line
     assert before is not None and after is not None
@@ -186,13 +188,16 @@ def test_a_finished_request_never_notified_is_touched_for_notify(world):
 
 
 def test_a_dry_run_changes_nothing_and_keeps_the_message(world):
+    # Given a CAPTIONED request's event parked in the failure queue
     sqs, targets, _ = world
     request_id = _request(Status.CAPTIONED, caption="a red square")
     before = clients.dynamodb().get_item(TableName=targets.table, Key={"id": {"S": request_id}})["Item"]
     _park(sqs, targets, _async_failure(request_id))
 
+    # When redrive runs dry
     (line,) = _redriver(targets, dry_run=True).run()
 
+    # Then it says what it would do, and changes neither the record nor the queue
     assert f"{request_id} CAPTIONED -> would touch back to CAPTIONED" in line and line.endswith("[left (dry run)]")
     assert clients.dynamodb().get_item(TableName=targets.table, Key={"id": {"S": request_id}})["Item"] == before
     assert _left(sqs, targets) == 1
@@ -230,7 +235,7 @@ def test_a_generate_queue_message_parked_by_its_redrive_policy_is_touched_back_t
     # Given the stream record GeneratePipe sent, moved to the failure queue after maxReceiveCount receives
     sqs, targets, _ = world
     request_id = _request(Status.CAPTIONED, caption="a red square")
-    stream = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    stream = load_event("dynamodb_stream_captioned.json")["Records"][0]
     stream["dynamodb"]["Keys"]["id"]["S"] = request_id
     _park(sqs, targets, stream)
     # When it is re-driven

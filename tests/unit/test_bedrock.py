@@ -7,7 +7,6 @@ import json
 import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from PIL import Image
 from pydantic import ValidationError
@@ -16,6 +15,7 @@ from reimagine.config import Settings
 from reimagine.errors import ContentBlocked, ModelUnavailable, ProviderError
 from reimagine.providers import bedrock
 from tests.fixtures import images
+from tests.fixtures.provider_answers import titan_answer
 from tests.fixtures.provider_fakes import IMAGE, FakeClock
 
 CAPTION_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -38,11 +38,6 @@ def converse_answer(*texts: str) -> dict:
         "usage": {"inputTokens": 120, "outputTokens": 20, "totalTokens": 140},
         "metrics": {"latencyMs": 800},
     }
-
-
-def titan_answer(payload: dict | bytes) -> dict:
-    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return {"body": StreamingBody(io.BytesIO(raw), len(raw)), "contentType": "application/json"}
 
 
 def captioner(client, clock: FakeClock) -> bedrock.BedrockCaptioner:

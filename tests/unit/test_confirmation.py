@@ -30,7 +30,8 @@ from reimagine.request_body import CreateRequestBody
 from reimagine.steps import api as api_steps
 from reimagine.suppression import SuppressionList, mailbox_digest
 from tests.fixtures import images
-from tests.unit.test_steps import _caption as steps_caption
+from tests.fixtures.clocks import DateClock
+from tests.fixtures.steps_on_moto import run_caption
 
 KEY = b"a-test-key"
 ADDRESS = "Jane.Doe+photos@gmail.com"
@@ -38,21 +39,13 @@ SAME_MAILBOX = "janedoe@googlemail.com"
 RID = "3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> DateClock:
+    return DateClock(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def confirmations(aws, clock: Clock) -> Confirmations:
+def confirmations(aws, clock: DateClock) -> Confirmations:
     return Confirmations(clients.dynamodb(), aws.table_name, key=KEY, confirmed_for_days=180, link_days=1, clock=clock)
 
 
@@ -102,7 +95,7 @@ def test_a_used_token_is_refused_as_used(confirmations: Confirmations) -> None:
 
 
 def test_a_token_past_the_confirmation_window_is_refused_as_expired_and_confirms_nothing(
-    confirmations: Confirmations, clock: Clock
+    confirmations: Confirmations, clock: DateClock
 ) -> None:
     token = confirmations.new_token(ADDRESS)
     clock.now += timedelta(days=1, seconds=1)
@@ -120,7 +113,7 @@ def test_checking_a_token_confirms_nothing(confirmations: Confirmations) -> None
     assert not confirmations.is_confirmed(ADDRESS)
 
 
-def test_confirmation_lapses_after_confirmed_for_days(confirmations: Confirmations, clock: Clock) -> None:
+def test_confirmation_lapses_after_confirmed_for_days(confirmations: Confirmations, clock: DateClock) -> None:
     confirmations.confirm(confirmations.new_token(ADDRESS))
     clock.now += timedelta(days=180, seconds=1)
     assert confirmations.wait_for(ADDRESS, RID)
@@ -134,7 +127,7 @@ def test_a_request_of_a_confirmed_mailbox_does_not_wait(confirmations: Confirmat
 # ---------------------------------------------------------------- how much confirmation mail
 
 
-def test_one_mail_per_cooldown_and_three_a_day_per_mailbox(confirmations: Confirmations, clock: Clock) -> None:
+def test_one_mail_per_cooldown_and_three_a_day_per_mailbox(confirmations: Confirmations, clock: DateClock) -> None:
     # Given requests for one mailbox (two spellings of it) every five minutes through one UTC day
     clock.now = datetime(2026, 12, 7, tzinfo=UTC)
     sent: list[bool] = []
@@ -185,6 +178,7 @@ def test_unsubscribing_suppresses_every_spelling_of_the_mailbox(aws) -> None:
 
 
 def test_every_mail_carries_rfc_8058_one_click_unsubscribe_and_a_visible_footer() -> None:
+    # Given a confirmation mail as sent, with its unsubscribe link
     links = MailLinks("https://api.example.com", KEY)
     url = links.unsubscribe(ADDRESS)
     raw = mail.mime(
@@ -194,6 +188,7 @@ def test_every_mail_carries_rfc_8058_one_click_unsubscribe_and_a_visible_footer(
         unsubscribe_url=url,
     )
     message = email.message_from_bytes(raw, policy=email.policy.default)
+    # Then its headers offer one-click unsubscribe, and both bodies show the way out
     assert (message["List-Unsubscribe"], message["List-Unsubscribe-Post"]) == (
         f"<{url}>",
         "List-Unsubscribe=One-Click",
@@ -234,7 +229,7 @@ def _uploaded(settings, address: str) -> str:
 
 def _caption(settings, request_id: str, confirmations: Confirmations, captioner: CountingCaptioner):
     mailer = Mailer(clients.ses(), settings.sender_email, "", MailLinks("https://api.example.com", KEY))
-    return steps_caption(settings, request_id, captioner, confirmations=confirmations, mailer=mailer)
+    return run_caption(settings, request_id, captioner, confirmations=confirmations, mailer=mailer)
 
 
 def _sent() -> int:

@@ -6,7 +6,6 @@ number; and the records captured from LocalStack (events/localstack_*.json, see 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,17 @@ from reimagine.config import settings
 from reimagine.handlers import caption, generate, notify
 from reimagine.models import Status
 from reimagine.records import from_item, to_item
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.queue_events import piped
 
 ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "events"
 PHOTO = ROOT / "infra" / "reimagine_emulator" / "assets" / "sample.jpg"
 
 
-def _sample(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
-
-
-S3_SAMPLE = _sample("localstack_s3_object_created.json")
-STREAM_SAMPLE = _sample("localstack_dynamodb_stream_captioned.json")
-TEST_EVENT_SAMPLE = _sample("localstack_s3_test_event.json")
+S3_SAMPLE = load_event("localstack_s3_object_created.json")
+STREAM_SAMPLE = load_event("localstack_dynamodb_stream_captioned.json")
+TEST_EVENT_SAMPLE = load_event("localstack_s3_test_event.json")
 CAPTURED_ID = STREAM_SAMPLE["Records"][0]["dynamodb"]["Keys"]["id"]["S"]
 
 

@@ -4,11 +4,9 @@ messageId so that SQS retries only those."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +15,10 @@ from botocore.exceptions import ClientError
 from reimagine import clients
 from reimagine.handlers import generate, streams
 from reimagine.models import RequestRecord, Status, new_request_id, utcnow
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.queue_events import piped, queue_event
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 CONTEXT = ("GenerateFunction", 120, 1024)
 
 
@@ -44,7 +42,7 @@ def _captioned() -> str:
 
 def _stream_record(request_id: str) -> dict[str, Any]:
     """The CAPTIONED stream record of that request (the sample's, re-keyed)."""
-    (record,) = copy.deepcopy(json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"])
+    (record,) = load_event("dynamodb_stream_captioned.json")["Records"]
     record["dynamodb"]["Keys"]["id"]["S"] = request_id
     record["dynamodb"]["NewImage"]["id"]["S"] = request_id
     return record

@@ -19,22 +19,21 @@ from reimagine.models import ErrorInfo, Status
 from reimagine.moderation import ModerationUnavailable
 from reimagine.steps.notify import notify_user
 from tests.fixtures.moderators import FakeModerator
-from tests.unit.test_steps import FakeCaptioner, FakeGenerator, _create, _png, _upload
-from tests.unit.test_steps import _caption as steps_caption
-from tests.unit.test_steps import _generate as steps_generate
+from tests.fixtures.provider_fakes import FakeCaptioner, FakeGenerator
+from tests.fixtures.steps_on_moto import create_request, picture, run_caption, run_generate, upload
 
 
 def _caption(settings, request_id, captioner, moderator):
-    return steps_caption(settings, request_id, captioner, moderator=lambda: moderator)
+    return run_caption(settings, request_id, captioner, moderator=lambda: moderator)
 
 
 def _generate(settings, request_id, generator, moderator):
-    return steps_generate(settings, request_id, generator, moderator=lambda: moderator)
+    return run_generate(settings, request_id, generator, moderator=lambda: moderator)
 
 
 def _captioned(settings, moderator: FakeModerator) -> str:
-    request_id = _create(settings)
-    _upload(settings, request_id, _png())
+    request_id = create_request(settings)
+    upload(settings, request_id, picture())
     assert _caption(settings, request_id, FakeCaptioner(), moderator).outcome == "done"
     return request_id
 
@@ -45,8 +44,8 @@ def _results(settings) -> list:
 
 def test_a_flagged_upload_is_blocked_before_any_caption_call(aws):
     # Given an upload the moderator flags
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     captioner = FakeCaptioner()
     # When the caption step runs
     _caption(aws, request_id, captioner, FakeModerator(flag_images=("image/jpeg",)))
@@ -63,8 +62,8 @@ def test_a_flagged_upload_is_blocked_before_any_caption_call(aws):
 
 def test_a_flagged_caption_is_blocked_and_never_stored(aws):
     # Given a clean upload whose caption the moderator flags
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     # When the caption step runs
     _caption(aws, request_id, FakeCaptioner(), FakeModerator(flag_text=True))
     # Then the request ends blocked at the caption, which is not on the record
@@ -108,8 +107,8 @@ def test_an_unflagged_photo_is_checked_at_each_stage_and_completes(aws):
 
 def test_a_moderator_outage_gives_the_step_back_for_a_retry(aws):
     # Given a moderator that cannot answer once
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     moderator = FakeModerator(errors=[ModerationUnavailable("HTTP 503")])
     # When the caption step runs
     with pytest.raises(ModerationUnavailable):
@@ -120,8 +119,8 @@ def test_a_moderator_outage_gives_the_step_back_for_a_retry(aws):
 
 def test_a_moderator_outage_on_every_attempt_fails_with_a_clear_code_and_never_passes(aws):
     # Given a moderator that never answers
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     captioner = FakeCaptioner()
     outages = [ModerationUnavailable("HTTP 503") for _ in range(aws.max_attempts)]
     moderator = FakeModerator(errors=outages)
@@ -156,8 +155,8 @@ def test_a_blocked_request_gets_one_email_with_no_content(aws):
 
 def test_the_api_shows_the_stage_that_blocked(aws):
     # Given a request blocked at the upload
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     _caption(aws, request_id, FakeCaptioner(), FakeModerator(flag_images=("image/jpeg",)))
     # When its record is shown as GET /requests/{id} shows it
     from reimagine.steps.api import view_request

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,9 +16,9 @@ from reimagine.models import RequestRecord, Status, new_request_id, utcnow
 from reimagine.records import RequestStore
 from reimagine.steps import notify as notify_steps
 from reimagine.steps.notify import notify_user
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 SENDER = "reimagine@example.com"
 
 
@@ -225,7 +223,7 @@ def test_ses_errors_are_permanent_only_when_the_message_itself_is_refused(code, 
 
 
 def _stream_event(request_id: str) -> dict:
-    event = json.loads((EVENTS / "dynamodb_stream_completed.json").read_text())
+    event = load_event("dynamodb_stream_completed.json")
     for record in event["Records"]:
         record["dynamodb"]["Keys"]["id"]["S"] = request_id
         record["dynamodb"]["NewImage"]["id"]["S"] = request_id

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +21,8 @@ from reimagine.steps.caption import caption_upload
 from reimagine.steps.generate import generate_result
 from reimagine.steps.notify import notify_user
 from tests.fixtures import images
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
-from tests.unit.test_sweeper import table  # noqa: F401 - the sweeper's table, with its status index
-
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 # Each function's first event, from the recorded samples: one that succeeds without prior state.
 FIRST_EVENTS = {
@@ -58,32 +51,23 @@ def _first_two_events(function: str, *, metrics_enabled: bool) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(observability, "CAPTURE_COLD_START", metrics_enabled)
         module = importlib.reload(import_module(f"reimagine.handlers.{module_name}"))
-        event = json.loads((EVENTS / sample).read_text())
+        event = load_event(sample)
         for _ in range(2):
             module.handler(event, lambda_context(function, 60, 256))
     importlib.reload(module)  # back to the test environment's handler (metrics disabled)
 
 
 @pytest.mark.parametrize("function", sorted(FIRST_EVENTS))
-def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+def test_each_function_emits_one_cold_start_metric(function: str, table, cold_start_metrics: list[str]) -> None:
     # Given a fresh container with metrics on, When its handler answers two events, Then ColdStart is emitted once
     _first_two_events(function, metrics_enabled=True)
     assert cold_start_metrics == [function]
 
 
-def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:  # noqa: F811
+def test_no_cold_start_metric_when_metrics_are_disabled(table, cold_start_metrics: list[str]) -> None:
     # Powertools would print it even so, into the local stack's output.
     _first_two_events("CaptionFunction", metrics_enabled=False)
     assert cold_start_metrics == []
-
-
-def test_metrics_are_on_unless_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given Lambda's environment (no POWERTOOLS_METRICS_DISABLED), When observability loads, Then it captures
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
-    code = "import json, reimagine.observability as o; print(json.dumps(o.CAPTURE_COLD_START))"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "functions")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) is True
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from reimagine.providers import bedrock, http
 from reimagine.providers import openai as oa
 from reimagine.providers.chain import CaptionChain, PictureChain
 from tests.fixtures import refusal_answers as refusals
-from tests.fixtures.provider_fakes import IMAGE, FakeClock
-from tests.unit.test_bedrock import titan_answer
-from tests.unit.test_steps import FakeCaptioner, FakeGenerator, _create, _generate, _png, _upload
+from tests.fixtures.provider_answers import titan_answer
+from tests.fixtures.provider_fakes import IMAGE, FakeCaptioner, FakeClock, FakeGenerator
+from tests.fixtures.steps_on_moto import create_request, picture, run_caption, run_generate, upload
 
 OPENAI = "https://api.openai.example"
 
@@ -118,13 +118,11 @@ def test_a_caption_refusal_does_not_fall_back_to_the_next_model() -> None:
 
 def test_a_refusal_ends_the_request_content_blocked_on_its_first_attempt(aws) -> None:
     # Given a captioned request and a painter that refuses
-    from tests.unit.test_steps import _caption
-
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
-    _caption(aws, request_id, FakeCaptioner())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
+    run_caption(aws, request_id, FakeCaptioner())
     # When the generate step runs once
-    _generate(aws, request_id, FakeGenerator(errors=[ContentBlocked("picture", by="fake")]))
+    run_generate(aws, request_id, FakeGenerator(errors=[ContentBlocked("picture", by="fake")]))
     # Then the request is over: FAILED, CONTENT_BLOCKED at the picture, no retry left pending
     record = clients.store().get(request_id)
     assert (record.status, record.error.code, record.error.details) == (

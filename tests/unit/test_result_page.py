@@ -10,7 +10,7 @@ from reimagine import clients
 from reimagine.models import Status, result_key
 from tests.fixtures import images
 from tests.fixtures.api_calls import call, finished_request, header, key_for
-from tests.unit.test_page_policy import directives, sha256_source
+from tests.fixtures.page_policy import directives, sha256_source
 
 
 def _page(request_id: str) -> tuple[int, str, str]:

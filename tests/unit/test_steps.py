@@ -2,102 +2,28 @@
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from PIL import Image
 
 from reimagine import clients
 from reimagine.errors import ModelUnavailable, ProviderError
 from reimagine.handlers import caption as caption_handler
 from reimagine.handlers import generate as generate_handler
-from reimagine.model_call import Deadline, ModelInput
+from reimagine.model_call import Deadline
 from reimagine.models import Status, utcnow
 from reimagine.providers.chain import CaptionChain
 from reimagine.records import RequestStore
-from reimagine.request_body import CreateRequestBody
-from reimagine.steps import api as api_steps
 from reimagine.steps.caption import CAPTION, caption_upload
 from reimagine.steps.claims import LeaseHeld, run_step
-from reimagine.steps.generate import generate_result
 from reimagine.steps.notify import notify_user
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
+from tests.fixtures.provider_fakes import FakeCaptioner, FakeGenerator
 from tests.fixtures.queue_events import queue_event
-
-
-def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, "PNG")
-    return out.getvalue()
-
-
-class FakeCaptioner:
-    name = "fake"
-    model = "fake-vision-1"
-
-    def __init__(self, errors: list[Exception] | None = None) -> None:
-        self.calls: list[ModelInput] = []
-        self.errors = list(errors or [])
-
-    def caption(self, image: ModelInput, deadline: Deadline) -> str:
-        self.calls.append(image)
-        if self.errors:
-            raise self.errors.pop(0)
-        return "A red rectangle."
-
-
-class FakeGenerator:
-    name = "fake"
-    model = "fake-painter-2"
-
-    def __init__(self, errors: list[Exception] | None = None) -> None:
-        self.prompts: list[str] = []
-        self.errors = list(errors or [])
-
-    def generate(self, prompt: str, deadline: Deadline) -> bytes:
-        self.prompts.append(prompt)
-        if self.errors:
-            raise self.errors.pop(0)
-        return _png((10, 10, 200))
-
-
-def _create(settings, content_type="image/png", size=None) -> str:
-    body = CreateRequestBody(email="jane@example.com", content_type=content_type, size=size)
-    return api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=settings).id
-
-
-def _upload(settings, request_id: str, data: bytes) -> None:
-    clients.s3().put_object(Bucket=settings.uploads_bucket, Key=f"uploads/{request_id}", Body=data)
-
-
-def _caption(settings, request_id, captioner, **step):
-    """The caption step on the moto fakes; `step`: its other collaborators (moderator, confirmations, ...)."""
-    return caption_upload(
-        request_id,
-        store=clients.store(),
-        s3=clients.s3(),
-        settings=settings,
-        captioner=lambda: captioner,
-        deadline=Deadline.after(30),
-        **step,
-    )
-
-
-def _generate(settings, request_id, generator, **step):
-    return generate_result(
-        request_id,
-        store=clients.store(),
-        s3=clients.s3(),
-        settings=settings,
-        generator=lambda: generator,
-        deadline=Deadline.after(30),
-        **step,
-    )
+from tests.fixtures.steps_on_moto import create_request, picture, run_caption, run_generate, upload
 
 
 def _notify(settings, request_id):
@@ -109,12 +35,14 @@ def _sent(settings) -> int:
 
 
 def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given an uploaded picture and providers that answer at once
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     captioner, generator = FakeCaptioner(), FakeGenerator()
 
-    assert _caption(aws, request_id, captioner).outcome == "done"
-    assert _caption(aws, request_id, captioner).outcome == "skipped"
+    # When the caption step is delivered twice, Then it captions once and records who wrote the caption
+    assert run_caption(aws, request_id, captioner).outcome == "done"
+    assert run_caption(aws, request_id, captioner).outcome == "skipped"
     assert len(captioner.calls) == 1
     assert captioner.calls[0].source_format == "PNG"
     record = clients.store().get(request_id)
@@ -125,8 +53,9 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
         "fake-vision-1",
     )
 
-    assert _generate(aws, request_id, generator).outcome == "done"
-    assert _generate(aws, request_id, generator).outcome == "skipped"
+    # When the generate step is delivered twice, Then one picture is made and stored
+    assert run_generate(aws, request_id, generator).outcome == "done"
+    assert run_generate(aws, request_id, generator).outcome == "skipped"
     assert len(generator.prompts) == 1 and "A red rectangle" in generator.prompts[0]
     record = clients.store().get(request_id)
     assert record.status is Status.COMPLETED and record.result_key == f"results/{request_id}.png"
@@ -134,6 +63,7 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
     listed = clients.s3().list_objects_v2(Bucket=aws.results_bucket)["Contents"]
     assert [o["Key"] for o in listed] == [record.result_key]
 
+    # When the notify step is delivered twice, Then one mail is sent
     assert _notify(aws, request_id).outcome == "done"
     assert _notify(aws, request_id).outcome == "skipped"
     assert _sent(aws) == 1
@@ -141,10 +71,13 @@ def test_happy_path_runs_each_step_once_even_when_delivered_twice(aws):
 
 
 def test_a_non_image_ends_failed_with_a_clear_code_and_is_notified(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, b"hello, I am text pretending to be a PNG")
+    # Given an upload that is text, not a picture
+    request_id = create_request(aws)
+    upload(aws, request_id, b"hello, I am text pretending to be a PNG")
     captioner = FakeCaptioner()
-    outcome = _caption(aws, request_id, captioner)
+    # When the caption step runs
+    outcome = run_caption(aws, request_id, captioner)
+    # Then the request fails NOT_AN_IMAGE without a provider call, and its owner is told once
     assert (outcome.outcome, outcome.detail) == ("failed", "NOT_AN_IMAGE")
     assert captioner.calls == []
     record = clients.store().get(request_id)
@@ -154,55 +87,63 @@ def test_a_non_image_ends_failed_with_a_clear_code_and_is_notified(aws):
 
 
 def test_declared_type_must_match_the_bytes(aws):
-    request_id = _create(aws, content_type="image/jpeg")
-    _upload(aws, request_id, _png())
-    assert _caption(aws, request_id, FakeCaptioner()).detail == "CONTENT_TYPE_MISMATCH"
+    request_id = create_request(aws, content_type="image/jpeg")
+    upload(aws, request_id, picture())
+    assert run_caption(aws, request_id, FakeCaptioner()).detail == "CONTENT_TYPE_MISMATCH"
 
 
 def test_declared_size_must_match_the_object(aws):
-    data = _png()
-    request_id = _create(aws, size=len(data) + 1)
-    _upload(aws, request_id, data)
-    assert _caption(aws, request_id, FakeCaptioner()).detail == "UPLOAD_SIZE_MISMATCH"
+    data = picture()
+    request_id = create_request(aws, size=len(data) + 1)
+    upload(aws, request_id, data)
+    assert run_caption(aws, request_id, FakeCaptioner()).detail == "UPLOAD_SIZE_MISMATCH"
 
 
 def test_an_upload_over_the_limit_is_refused_before_download(aws):
     small = aws.model_copy(update={"max_upload_bytes": 100})
-    request_id = _create(small)
-    _upload(small, request_id, _png(size=(300, 300)))
-    assert _caption(small, request_id, FakeCaptioner()).detail == "UPLOAD_TOO_LARGE"
+    request_id = create_request(small)
+    upload(small, request_id, picture((300, 300)))
+    assert run_caption(small, request_id, FakeCaptioner()).detail == "UPLOAD_TOO_LARGE"
 
 
 def test_a_transient_provider_error_gives_the_step_back_for_a_retry(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given an upload and a captioner busy on its first call
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     captioner = FakeCaptioner(errors=[ProviderError("busy", code="PROVIDER_UNAVAILABLE")])
+    # When the caption step runs, Then it raises for the source to retry, the request untouched
     with pytest.raises(ProviderError):
-        _caption(aws, request_id, captioner)
+        run_caption(aws, request_id, captioner)
     assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
-    assert _caption(aws, request_id, captioner).outcome == "done"
+    # And the retry captions it
+    assert run_caption(aws, request_id, captioner).outcome == "done"
     assert len(captioner.calls) == 2
 
 
 def test_retries_are_bounded_then_the_request_fails(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
-    _caption(aws, request_id, FakeCaptioner())
+    # Given a captioned request and a painter that is always down
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
+    run_caption(aws, request_id, FakeCaptioner())
     failing = FakeGenerator(errors=[ProviderError("down", code="PROVIDER_UNAVAILABLE")] * 10)
+    # When the generate step is delivered max_attempts times
     for _ in range(aws.max_attempts - 1):
         with pytest.raises(ProviderError):
-            _generate(aws, request_id, failing)
-    outcome = _generate(aws, request_id, failing)
+            run_generate(aws, request_id, failing)
+    outcome = run_generate(aws, request_id, failing)
+    # Then the last attempt ends the request FAILED, after exactly max_attempts calls
     assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_UNAVAILABLE")
     assert len(failing.prompts) == aws.max_attempts
     assert clients.store().get(request_id).status is Status.FAILED
 
 
 def test_a_permanent_provider_error_fails_at_once(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given an upload and a captioner that rejects it for good
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     rejected = ProviderError("bad request", code="PROVIDER_REJECTED", retryable=False)
-    outcome = _caption(aws, request_id, FakeCaptioner(errors=[rejected]))
+    # When the caption step runs once, Then the request fails then
+    outcome = run_caption(aws, request_id, FakeCaptioner(errors=[rejected]))
     assert (outcome.outcome, outcome.detail) == ("failed", "PROVIDER_REJECTED")
 
 
@@ -213,19 +154,24 @@ def _unavailable_captioner(model: str) -> FakeCaptioner:
 
 
 def test_the_record_names_the_model_of_the_chain_that_wrote_the_caption(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given a chain whose first model is no longer served
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     chain = CaptionChain([_unavailable_captioner("gone-vlm"), FakeCaptioner()])
-    assert _caption(aws, request_id, chain).outcome == "done"
+    # When the caption step runs, Then the second model's caption is stored under its name
+    assert run_caption(aws, request_id, chain).outcome == "done"
     record = clients.store().get(request_id)
     assert (record.status, record.caption_model) == (Status.CAPTIONED, "fake-vision-1")
 
 
 def test_a_chain_with_no_model_left_fails_at_once_naming_the_models(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given a chain none of whose models is served
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     chain = CaptionChain([_unavailable_captioner("vlm-a"), _unavailable_captioner("vlm-b")])
-    outcome = _caption(aws, request_id, chain)
+    # When the caption step runs
+    outcome = run_caption(aws, request_id, chain)
+    # Then the request fails NO_MODEL_AVAILABLE, naming both
     error = clients.store().get(request_id).error
     assert (outcome.outcome, error.code, "vlm-a" in error.message and "vlm-b" in error.message) == (
         "failed",
@@ -235,22 +181,23 @@ def test_a_chain_with_no_model_left_fails_at_once_naming_the_models(aws):
 
 
 def test_an_unexpected_error_releases_the_claim_and_propagates(aws):
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    # Given an upload, When captioning meets a bug, Then the bug propagates and the claim is released
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     with pytest.raises(ZeroDivisionError):
-        _caption(aws, request_id, FakeCaptioner(errors=[ZeroDivisionError()]))
+        run_caption(aws, request_id, FakeCaptioner(errors=[ZeroDivisionError()]))
     assert clients.store().get(request_id).status is Status.PENDING_UPLOAD
 
 
 def test_an_unexpected_error_on_the_last_attempt_ends_the_request_and_still_propagates(aws):
     # Given an upload whose captioning breaks the same way on every delivery the source makes
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     broken = FakeCaptioner(errors=[ZeroDivisionError("a bug")] * 10)
     # When the event source delivers it max_attempts times
     for attempt in range(1, aws.max_attempts + 1):
         with pytest.raises(ZeroDivisionError):
-            _caption(aws, request_id, broken)
+            run_caption(aws, request_id, broken)
         status = clients.store().get(request_id).status
         # Then it is given back for a retry each time but the last, which ends it where the user is told
         assert status is (Status.FAILED if attempt == aws.max_attempts else Status.PENDING_UPLOAD)
@@ -258,7 +205,7 @@ def test_an_unexpected_error_on_the_last_attempt_ends_the_request_and_still_prop
     assert record.error.code == "INTERNAL_ERROR" and "a bug" not in record.error.message
     assert len(broken.calls) == aws.max_attempts
     # And a late duplicate finds nothing to do, and notify sends the one failure email
-    assert _caption(aws, request_id, broken).outcome == "skipped"
+    assert run_caption(aws, request_id, broken).outcome == "skipped"
     assert _notify(aws, request_id).outcome == "done"
     assert _sent(aws) == 1
 
@@ -270,8 +217,8 @@ def _throttled(operation: str) -> ClientError:
 
 def test_a_failure_to_save_the_result_gives_the_claim_back_for_a_retry(aws, monkeypatch):
     # Given a caption whose work succeeds but whose save (store.advance) is throttled once
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     store = clients.store()
     advance = store.advance
     failures = [_throttled("UpdateItem")]
@@ -284,15 +231,15 @@ def test_a_failure_to_save_the_result_gives_the_claim_back_for_a_retry(aws, monk
     monkeypatch.setattr(store, "advance", throttled_once)
     # When the first delivery fails to save, it propagates (so the event source retries)
     with pytest.raises(ClientError):
-        _caption(aws, request_id, FakeCaptioner())
+        run_caption(aws, request_id, FakeCaptioner())
     # Then the retry finds the step waiting, not leased, and completes it (it said "skipped" before)
-    assert _caption(aws, request_id, FakeCaptioner()).outcome == "done"
+    assert run_caption(aws, request_id, FakeCaptioner()).outcome == "done"
 
 
 def test_a_failure_to_save_on_the_last_attempt_ends_the_request(aws, monkeypatch):
     # Given a save that is throttled on every attempt
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
 
     def always_throttled(*args, **kwargs):
         raise _throttled("UpdateItem")
@@ -300,26 +247,24 @@ def test_a_failure_to_save_on_the_last_attempt_ends_the_request(aws, monkeypatch
     monkeypatch.setattr(clients.store(), "advance", always_throttled)
     for _ in range(aws.max_attempts):
         with pytest.raises(ClientError):
-            _caption(aws, request_id, FakeCaptioner())
+            run_caption(aws, request_id, FakeCaptioner())
     # Then the last attempt ends it FAILED with INTERNAL_ERROR, where the user is told
     record = clients.store().get(request_id)
     assert (record.status, record.error.code, record.lease_until) == (Status.FAILED, "INTERNAL_ERROR", None)
 
 
 def test_notify_waits_for_a_final_state(aws):
-    request_id = _create(aws)
+    request_id = create_request(aws)
     assert _notify(aws, request_id).outcome == "skipped"
     assert _sent(aws) == 0
 
 
 # ---- a worker that dies mid-step (item: a crash must not become a lost request) -----------------------
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
-
 
 def _upload_event(settings, request_id: str, *, event_time: str = "2026-11-23T09:00:04.512Z") -> dict:
     """The S3 event of this request's upload (the sample's, re-addressed)."""
-    event = json.loads((EVENTS / "s3_object_created.json").read_text())
+    event = load_event("s3_object_created.json")
     record = event["Records"][0]
     record["eventTime"] = event_time
     record["s3"]["bucket"]["name"] = settings.uploads_bucket
@@ -335,8 +280,8 @@ def _dies_first(kind):
 
 def test_the_retried_upload_event_finishes_captioning_that_a_dead_worker_began(aws, monkeypatch):
     # Given an upload whose caption worker died mid-call, leaving its claim leased
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     monkeypatch.setattr(caption_handler, "_captioner", lambda: _dies_first(FakeCaptioner))
     event = _upload_event(aws, request_id)
     with pytest.raises(SystemExit):
@@ -350,8 +295,8 @@ def test_the_retried_upload_event_finishes_captioning_that_a_dead_worker_began(a
 
 def test_another_upload_event_meeting_a_live_claim_fails_its_invocation_instead_of_reporting_done(aws, monkeypatch):
     # Given an upload whose caption worker died mid-call, its lease still live
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     monkeypatch.setattr(caption_handler, "_captioner", lambda: _dies_first(FakeCaptioner))
     with pytest.raises(SystemExit):
         caption_handler.handler(_upload_event(aws, request_id), lambda_context("CaptionFunction", 60, 1024))
@@ -363,10 +308,10 @@ def test_another_upload_event_meeting_a_live_claim_fails_its_invocation_instead_
 
 
 def _captioned_with_message(aws) -> tuple[str, dict]:
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
-    assert _caption(aws, request_id, FakeCaptioner()).outcome == "done"
-    stream_record = json.loads((EVENTS / "dynamodb_stream_captioned.json").read_text())["Records"][0]
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
+    assert run_caption(aws, request_id, FakeCaptioner()).outcome == "done"
+    stream_record = load_event("dynamodb_stream_captioned.json")["Records"][0]
     stream_record["dynamodb"]["Keys"]["id"]["S"] = request_id
     stream_record["dynamodb"]["NewImage"]["id"]["S"] = request_id
     return request_id, stream_record
@@ -403,8 +348,8 @@ def test_another_message_meeting_a_live_claim_is_reported_failed_instead_of_done
 
 def test_a_step_whose_every_attempt_died_ends_failed_in_plain_words_at_the_next_delivery(aws):
     # Given an upload whose caption worker died on each of its max_attempts attempts
-    request_id = _create(aws)
-    _upload(aws, request_id, _png())
+    request_id = create_request(aws)
+    upload(aws, request_id, picture())
     dying = FakeCaptioner(errors=[SystemExit("killed")] * aws.max_attempts)
     for _ in range(aws.max_attempts):
         with pytest.raises(SystemExit):
@@ -463,7 +408,7 @@ def _run_caption(request_id, work, delivery):
 
 def test_a_worker_overtaken_by_a_later_attempt_of_its_own_delivery_leaves_the_answer_to_it(aws):
     # Given a worker whose step a later attempt of the same delivery takes over while it works
-    request_id = _create(aws)
+    request_id = create_request(aws)
     work = _overtaking(request_id, delivery="s3:the-event")
     # When it tries to save, Then it stands down without an error, and the step stays the later attempt's
     outcome = _run_caption(request_id, work, "s3:the-event")
@@ -472,7 +417,7 @@ def test_a_worker_overtaken_by_a_later_attempt_of_its_own_delivery_leaves_the_an
 
 def test_a_worker_overtaken_by_another_delivery_is_not_reported_done(aws):
     # Given a worker whose lease another delivery takes over (its clock past the lease) while it works
-    request_id = _create(aws)
+    request_id = create_request(aws)
     later = RequestStore(boto3.client("dynamodb"), aws.table_name, clock=lambda: utcnow() + timedelta(hours=1))
     work = _overtaking(request_id, delivery="s3:another-event", store=later)
     # When it tries to save, Then its delivery fails, to be delivered again later

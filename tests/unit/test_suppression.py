@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import boto3
 import pytest
@@ -25,15 +24,11 @@ from reimagine.steps.notify import notify_user
 from reimagine.suppression import SUPPRESSED_PREFIX, SuppressionList, address_digest, suppression_id
 from reimagine_emulator.api_events import build_event
 from reimagine_tools.template import HttpRoute
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 BOUNCED = "no.such.user@example.com"  # the recipient in events/eventbridge_ses_bounce.json
 COMPLAINED = "not.me@example.com"  # the recipient in events/eventbridge_ses_complaint.json
-
-
-def _sample(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
 
 
 def _deliver(event: dict) -> dict:
@@ -67,7 +62,7 @@ def _post(email: str) -> tuple[int, dict]:
 
 
 def test_the_bounce_sample_is_ses_documented_record() -> None:
-    event = MailEvent.model_validate(_sample("eventbridge_ses_bounce.json")["detail"])
+    event = MailEvent.model_validate(load_event("eventbridge_ses_bounce.json")["detail"])
     assert event.event_type == "Bounce"
     assert event.bounce is not None and event.bounce.bounce_type == "Permanent"
     assert [r.email_address for r in event.bounce.bounced_recipients] == [BOUNCED]
@@ -75,7 +70,7 @@ def test_the_bounce_sample_is_ses_documented_record() -> None:
 
 def test_a_detail_that_is_not_an_ses_record_fails_the_invocation(aws) -> None:
     # Lambda retries it and then parks it in the failure queue, where the alarm sees it.
-    event = _sample("eventbridge_ses_bounce.json")
+    event = load_event("eventbridge_ses_bounce.json")
     del event["detail"]["bounce"]["bouncedRecipients"]
     with pytest.raises(ValidationError):
         _deliver(event)
@@ -86,7 +81,7 @@ def test_a_detail_that_is_not_an_ses_record_fails_the_invocation(aws) -> None:
 
 def test_a_permanent_bounce_suppresses_the_address_without_storing_it(aws) -> None:
     # When SES reports the sample's permanent bounce
-    result = _deliver(_sample("eventbridge_ses_bounce.json"))
+    result = _deliver(load_event("eventbridge_ses_bounce.json"))
     # Then the address is suppressed, under a keyed hash only
     assert result == {"kind": "bounce_permanent", "recipients": 1, "suppressed": 1}
     assert _suppressions().is_suppressed(BOUNCED)
@@ -98,7 +93,7 @@ def test_a_permanent_bounce_suppresses_the_address_without_storing_it(aws) -> No
 
 
 def test_a_complaint_suppresses_the_address(aws) -> None:
-    result = _deliver(_sample("eventbridge_ses_complaint.json"))
+    result = _deliver(load_event("eventbridge_ses_complaint.json"))
     assert result == {"kind": "complaint", "recipients": 1, "suppressed": 1}
     assert _suppressions().is_suppressed(COMPLAINED)
     (item,) = _items()
@@ -108,7 +103,7 @@ def test_a_complaint_suppresses_the_address(aws) -> None:
 @pytest.mark.parametrize("bounce_type", ["Transient", "Undetermined"])
 def test_a_bounce_that_is_not_permanent_suppresses_nothing(aws, bounce_type: str) -> None:
     # A full mailbox or greylisting says nothing lasting about the address.
-    event = _sample("eventbridge_ses_bounce.json")
+    event = load_event("eventbridge_ses_bounce.json")
     event["detail"]["bounce"]["bounceType"] = bounce_type
     event["detail"]["bounce"]["bounceSubType"] = "MailboxFull" if bounce_type == "Transient" else "Undetermined"
     result = _deliver(event)
@@ -117,7 +112,7 @@ def test_a_bounce_that_is_not_permanent_suppresses_nothing(aws, bounce_type: str
 
 
 def test_a_redelivered_event_changes_nothing(aws) -> None:
-    event = _sample("eventbridge_ses_bounce.json")
+    event = load_event("eventbridge_ses_bounce.json")
     _deliver(event)
     before = _items()
     assert _deliver(copy.deepcopy(event))["suppressed"] == 0
@@ -126,7 +121,7 @@ def test_a_redelivered_event_changes_nothing(aws) -> None:
 
 def test_a_sub_address_bounce_does_not_silence_the_mailbox(aws) -> None:
     # A domain without sub-addresses bounces `jane+x@`: that must not let anyone silence `jane@`.
-    event = _sample("eventbridge_ses_bounce.json")
+    event = load_event("eventbridge_ses_bounce.json")
     event["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = "jane.doe+x@example.com"
     _deliver(event)
     assert _suppressions().is_suppressed("Jane.Doe+x@example.com")
@@ -134,13 +129,13 @@ def test_a_sub_address_bounce_does_not_silence_the_mailbox(aws) -> None:
 
 
 def _complaint_from(address: str) -> dict:
-    event = _sample("eventbridge_ses_complaint.json")
+    event = load_event("eventbridge_ses_complaint.json")
     event["detail"]["complaint"]["complainedRecipients"][0]["emailAddress"] = address
     return event
 
 
 def _bounce_of(address: str) -> dict:
-    event = _sample("eventbridge_ses_bounce.json")
+    event = load_event("eventbridge_ses_bounce.json")
     event["detail"]["bounce"]["bouncedRecipients"][0]["emailAddress"] = address
     return event
 
@@ -206,7 +201,7 @@ def test_a_new_request_for_a_variant_of_a_complained_mailbox_is_refused_422(aws)
 
 def test_a_suppressed_address_is_refused_422_and_nothing_is_counted(aws) -> None:
     # Given an address that bounced
-    _deliver(_sample("eventbridge_ses_bounce.json"))
+    _deliver(load_event("eventbridge_ses_bounce.json"))
     # When a new request is made for it
     status, body = _post(BOUNCED.upper())
     # Then 422 with its own code, and no record, quota counter or budget was spent
@@ -246,7 +241,7 @@ def _sent_to() -> list[str]:
 def test_notify_sends_no_mail_to_an_address_suppressed_since_the_request(aws) -> None:
     # Given a finished request whose address complained after it was made
     record = _finished("3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e70", COMPLAINED)
-    _deliver(_sample("eventbridge_ses_complaint.json"))
+    _deliver(load_event("eventbridge_ses_complaint.json"))
     # When Notify runs for it
     outcome = notify_user(
         record.id,
@@ -266,7 +261,7 @@ def test_notify_sends_no_mail_to_an_address_suppressed_since_the_request(aws) ->
 
 def test_notify_still_mails_an_address_that_is_not_suppressed(aws) -> None:
     record = _finished("3f1c2a9e-8b7d-4c6e-9f10-2a3b4c5d6e71", "jane.doe@example.com")
-    _deliver(_sample("eventbridge_ses_complaint.json"))
+    _deliver(load_event("eventbridge_ses_complaint.json"))
     outcome = notify_user(
         record.id,
         store=clients.store(),

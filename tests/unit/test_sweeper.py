@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -29,33 +27,17 @@ from reimagine.steps.sweeper import (
     sweep,
 )
 from reimagine.storage import UploadGone, reannounce_upload
+from tests.fixtures.clocks import DateClock
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 STUCK_AFTER = 900
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def table(aws):
-    """The fixture's table: the template's, status index included."""
-    return aws
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
+def clock() -> DateClock:
+    return DateClock(T0)
 
 
 @pytest.fixture
@@ -93,7 +75,7 @@ class Announcer:
 
 def _sweep(
     store: RequestStore,
-    clock: Clock,
+    clock: DateClock,
     *,
     max_redrives: int = 2,
     max_items: int = 100,
@@ -206,7 +188,7 @@ def test_a_generation_whose_worker_died_is_given_back(store, clock):
     assert after.lease_until is None and after.attempts == 1
 
 
-def _dead_caption(store: RequestStore, clock: Clock, delivery: str = "s3:first-event") -> str:
+def _dead_caption(store: RequestStore, clock: DateClock, delivery: str = "s3:first-event") -> str:
     """A request whose caption worker died an hour ago: CAPTIONING, its lease long expired, and the
     upload event's retries spent."""
     request_id = _put(store, Status.PENDING_UPLOAD, at=T0 - timedelta(hours=1))
@@ -352,11 +334,14 @@ def test_unsent_emails_are_looked_for_among_recent_requests_only(store, clock):
 
 
 def test_an_email_re_driven_too_often_is_given_up_and_recorded(store, clock):
+    # Given a request COMPLETED an hour ago whose email never goes
     request_id = _put(store, Status.COMPLETED, at=T0 - timedelta(hours=1))
+    # When four sweeps run, each a stuck-period apart
     outcomes = []
     for _ in range(4):
         outcomes.append(dict(_sweep(store, clock, max_redrives=2).outcomes))
         clock.advance(STUCK_AFTER + 1)
+    # Then it is re-driven twice, then given up on and the give-up recorded, then left alone
     assert outcomes == [{"notify_redriven": 1}, {"notify_redriven": 1}, {"notify_abandoned": 1}, {}]
     record = store.get(request_id)
     assert record is not None and record.notified_at is None
@@ -386,6 +371,7 @@ def test_decide_notification(claimed_until, notify_redrives, action):
 
 
 def test_recent_and_leased_requests_are_left_alone(store, clock):
+    # Given a request not yet stuck, and one whose claim is an hour old with its lease still live
     recent = _put(store, Status.CAPTIONED, at=T0 - timedelta(seconds=STUCK_AFTER - 1))
     # A claim an hour old whose lease is still live (a worker granted a long lease).
     leased = _put(store, Status.CAPTIONED, at=T0 - timedelta(hours=2))
@@ -394,8 +380,10 @@ def test_recent_and_leased_requests_are_left_alone(store, clock):
     clock.advance(3600)
     before = {rid: _raw(store, rid) for rid in (recent, leased)}
 
+    # When the sweeper runs
     report = _sweep(store, clock)
 
+    # Then it examines only the old one, skips it, and changes neither
     assert report.summary() == {"examined": 1, "skipped": 1}
     assert {rid: _raw(store, rid) for rid in (recent, leased)} == before
 
@@ -434,7 +422,7 @@ def test_work_per_run_is_bounded_and_runs_make_progress(store, clock):
 def test_the_handler_sweeps_on_the_scheduled_event(table):
     stuck = RequestStore(clients.dynamodb(), table.table_name)
     request_id = _put(stuck, Status.CAPTIONED, at=datetime.now(UTC) - timedelta(hours=1))
-    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+    event = load_event("schedule_sweeper.json")
 
     result = sweeper.handler(event, lambda_context("SweeperFunction", 60, 256))
 
@@ -472,7 +460,7 @@ def test_the_handler_re_drives_a_dead_caption_through_its_upload(table):
     store = RequestStore(clients.dynamodb(), table.table_name)
     request_id = _put(store, Status.CAPTIONING, at=datetime.now(UTC) - timedelta(hours=1), lease_until=1)
     clients.s3().put_object(Bucket=table.uploads_bucket, Key=f"uploads/{request_id}", Body=b"photo")
-    event = json.loads((EVENTS / "schedule_sweeper.json").read_text())
+    event = load_event("schedule_sweeper.json")
     # When the scheduled sweep runs, Then the request is re-driven (its upload announced again)
     assert sweeper.handler(event, lambda_context("SweeperFunction", 60, 256)) == {"examined": 1, "redriven": 1}
 

