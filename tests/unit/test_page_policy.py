@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 
 from reimagine.handlers import api
 from reimagine_emulator.api_events import build_event, to_http_response
 from reimagine_tools.template import HttpRoute
 from tests.fixtures.lambda_context import lambda_context
+from tests.fixtures.page_policy import directives, sha256_source
 
 
 def get_page() -> tuple[dict[str, str], str]:
     event = build_event(route=HttpRoute("GET", "/"), path_parameters={}, method="GET", raw_path="/")
     response = to_http_response(api.handler(event, lambda_context("ApiFunction", 15, 256)))
     return {k.lower(): v for k, v in response.headers.items()}, response.body.decode("utf-8")
-
-
-def directives(policy: str) -> dict[str, list[str]]:
-    return {name: values for name, *values in (part.split() for part in policy.split(";") if part.strip())}
-
-
-def sha256_source(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
 def test_only_the_pages_own_script_may_run(aws) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -29,9 +28,9 @@ from reimagine.quota import (
 from reimagine.steps.claims import StepOutcome
 from reimagine_emulator.api_events import build_event
 from reimagine_tools.template import HttpRoute
+from tests.fixtures.events import load_event
 from tests.fixtures.lambda_context import lambda_context
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 KEY = b"per-deployment-key"
 T0 = datetime(2026, 11, 23, 23, 59, 30, tzinfo=UTC)
 
@@ -176,7 +175,7 @@ def test_stream_consumers_skip_counter_records(aws) -> None:
         seen.append(request_id)
         return StepOutcome(request_id, "done")
 
-    record = json.loads((EVENTS / "dynamodb_stream_completed.json").read_text())["Records"][0]
+    record = load_event("dynamodb_stream_completed.json")["Records"][0]
     record["dynamodb"]["Keys"] = {"id": {"S": counter_id("ab" * 32, T0.date())}}
     record["dynamodb"]["NewImage"] = {"id": record["dynamodb"]["Keys"]["id"], "request_count": {"N": "1"}}
     result = process_stream(
