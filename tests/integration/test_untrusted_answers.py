@@ -20,13 +20,11 @@ from reimagine.providers import http
 from reimagine.providers import openai as oa
 from reimagine.providers.chain import CaptionChain
 from reimagine.providers.untrusted import for_log
-from reimagine.request_body import CreateRequestBody
-from reimagine.steps import api as api_steps
-from reimagine.steps.caption import caption_upload
 from tests.fixtures import images
 from tests.fixtures import provider_answers as answers
 from tests.fixtures.hostile_provider import Answer, HostileProvider, chat_json, gzip_bomb
 from tests.fixtures.provider_fakes import IMAGE
+from tests.fixtures.steps_on_moto import create_request, run_caption, upload
 
 KEY = "sk-TopSecretKeyValue"
 # What a hostile provider writes for the victim to read: a bidi override, a zero-width space, a link.
@@ -133,21 +131,13 @@ def test_a_redirect_to_the_same_origin_is_not_followed_either() -> None:
 
 def test_a_providers_error_text_never_reaches_the_user(aws) -> None:
     # Given an upload, and a provider that refuses it with a lure as its error text
-    body = CreateRequestBody(email="jane@example.com", content_type="image/png")
-    request_id = api_steps.create_request(body, store=clients.store(), s3=clients.s3(), settings=aws).id
-    clients.s3().put_object(Bucket=aws.uploads_bucket, Key=f"uploads/{request_id}", Body=images.png())
+    request_id = create_request(aws)
+    upload(aws, request_id, images.png())
     refusal = Answer(status=400, body=json.dumps({"error": {"message": LURE, "code": "flagged"}}).encode())
     # When the caption step runs
     with HostileProvider(refusal) as provider, contextlib.suppress(ProviderError):
         chain = CaptionChain([captioner(provider.url())])
-        caption_upload(
-            request_id,
-            store=clients.store(),
-            s3=clients.s3(),
-            settings=aws,
-            captioner=lambda: chain,
-            deadline=Deadline.after(30),
-        )
+        run_caption(aws, request_id, chain)
     # Then the request ends FAILED with our words for the code (what the API and the email show)
     record = clients.store().get(request_id)
     assert (record.status, record.error.code, record.error.message) == (

@@ -353,15 +353,7 @@ def test_a_step_whose_every_attempt_died_ends_failed_in_plain_words_at_the_next_
     dying = FakeCaptioner(errors=[SystemExit("killed")] * aws.max_attempts)
     for _ in range(aws.max_attempts):
         with pytest.raises(SystemExit):
-            caption_upload(
-                request_id,
-                store=clients.store(),
-                s3=clients.s3(),
-                settings=aws,
-                captioner=lambda: dying,
-                deadline=Deadline.after(30),
-                delivery="s3:the-upload-event",
-            )
+            run_caption(aws, request_id, dying, delivery="s3:the-upload-event")
     # When the event comes once more, Then the request ends FAILED, telling the user in plain words
     outcome = caption_upload(
         request_id,
