@@ -24,6 +24,12 @@ def _page_link(mail_file) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
+# What a presigned GET of each deleted picture (the upload, the result) answers, per backend: both
+# objects are gone, and moto answers the missing results object with 403 SignatureDoesNotMatch
+# rather than 404 NoSuchKey (S3 itself answers 403 AccessDenied where the signer may not list the bucket).
+GONE = {"moto": [404, 403], "localstack": [404, 404]}
+
+
 def _images(html: str) -> list[str]:
     return [u.replace("&amp;", "&") for u in re.findall(r'<img src="([^"]+)"', html)]
 
@@ -56,9 +62,9 @@ def test_the_emails_page_shows_both_pictures_and_its_key_deletes_them(pipeline: 
         deleted.status,
         pipeline.status(request_id)["status"],
         "<h1>Deleted</h1>" in pipeline.stack.api_invoke("GET", path).body.decode(),
-        [s in (403, 404) for s in after],
+        after,
         f"results/{request_id}.png" in pipeline.result_keys(),
-    ) == (200, "DELETED", True, [True, True], False)
+    ) == (200, "DELETED", True, GONE[pipeline.backend], False)
 
 
 def test_the_page_link_works_only_for_the_page_not_as_a_delete_key_from_the_id(pipeline: Pipeline) -> None:
