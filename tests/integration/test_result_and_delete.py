@@ -25,8 +25,9 @@ def _page_link(mail_file) -> tuple[str, str]:
 
 
 # What a presigned GET of each deleted picture (the upload, the result) answers, per backend: both
-# objects are gone, and moto answers the missing results object with 403 SignatureDoesNotMatch
-# rather than 404 NoSuchKey (S3 itself answers 403 AccessDenied where the signer may not list the bucket).
+# objects are gone. moto answers a missing key whose URL carries `response-content-type` (the result
+# link sets it) with 403 SignatureDoesNotMatch, not 404 NoSuchKey; S3 itself answers 403 AccessDenied
+# where the signer may not list the bucket.
 GONE = {"moto": [404, 403], "localstack": [404, 404]}
 
 
